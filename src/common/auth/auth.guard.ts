@@ -1,0 +1,35 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { requestContext } from '../context/request-context';
+import { UnauthenticatedError } from '../errors/domain-error';
+import { AccessTokenService } from './access-token.service';
+import { AuthedRequest, IS_PUBLIC } from './decorators';
+import { SessionRevocations } from './session-revocations';
+import { ErrorCode } from '../errors/error-codes';
+
+/** Global guard: every route needs a valid access token unless marked `@Public()`. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly tokens: AccessTokenService,
+    private readonly revocations: SessionRevocations,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true;
+    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()]);
+    if (isPublic) return true;
+    const request = context.switchToHttp().getRequest<AuthedRequest>();
+    const token = AccessTokenService.fromHeader(request.headers.authorization);
+    if (!token) throw new UnauthenticatedError();
+    const principal = this.tokens.verify(token);
+    if (await this.revocations.isRevoked(principal.sessionId)) {
+      throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
+    }
+    request.principal = principal;
+    const ctx = requestContext.current();
+    if (ctx) ctx.userId = principal.userId;
+    return true;
+  }
+}

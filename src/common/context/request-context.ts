@@ -1,0 +1,22 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** What the code handling one request knows about it, wherever it runs. */
+export interface RequestContext {
+  requestId: string;
+  userId?: string;
+  /** Set when the request wrote to the primary: its author's next reads go there too. */
+  wrote: boolean;
+  /** Set when the author wrote recently enough that the replica may lag behind. */
+  pinnedToPrimary: boolean;
+}
+
+const storage = new AsyncLocalStorage<RequestContext>();
+
+export const requestContext = {
+  run<T>(ctx: RequestContext, fn: () => T): T {
+    return storage.run(ctx, fn);
+  },
+  current(): RequestContext | undefined {
+    return storage.getStore();
+  },
+};

@@ -1,0 +1,78 @@
+/** Every error code a client can see in `error.code`. */
+export enum ErrorCode {
+  VALIDATION_FAILED = 'VALIDATION_FAILED',
+  MALFORMED_JSON = 'MALFORMED_JSON',
+  BAD_REQUEST = 'BAD_REQUEST',
+  UNAUTHENTICATED = 'UNAUTHENTICATED',
+  INVALID_CREDENTIALS = 'INVALID_CREDENTIALS',
+  INVALID_TOKEN = 'INVALID_TOKEN',
+  TOKEN_EXPIRED = 'TOKEN_EXPIRED',
+  REFRESH_TOKEN_REUSED = 'REFRESH_TOKEN_REUSED',
+  FORBIDDEN = 'FORBIDDEN',
+  NOT_FOUND = 'NOT_FOUND',
+  ROUTE_NOT_FOUND = 'ROUTE_NOT_FOUND',
+  METHOD_NOT_ALLOWED = 'METHOD_NOT_ALLOWED',
+  CONFLICT = 'CONFLICT',
+  ALREADY_EXISTS = 'ALREADY_EXISTS',
+  PHONE_TAKEN = 'PHONE_TAKEN',
+  ALREADY_MEMBER = 'ALREADY_MEMBER',
+  IDEMPOTENCY_KEY_REUSED = 'IDEMPOTENCY_KEY_REUSED',
+  IDEMPOTENCY_IN_PROGRESS = 'IDEMPOTENCY_IN_PROGRESS',
+  PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
+  USER_NOT_FOUND = 'USER_NOT_FOUND',
+  UNPROCESSABLE = 'UNPROCESSABLE',
+  RATE_LIMITED = 'RATE_LIMITED',
+  INTERNAL = 'INTERNAL',
+  SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
+}
+
+/**
+ * The HTTP status of each code. The switch is exhaustive: a code added to the
+ * enum without a status here does not compile.
+ */
+export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.VALIDATION_FAILED:
+    case ErrorCode.MALFORMED_JSON:
+    case ErrorCode.BAD_REQUEST:
+      return 400;
+    case ErrorCode.UNAUTHENTICATED:
+    case ErrorCode.INVALID_CREDENTIALS:
+    case ErrorCode.INVALID_TOKEN:
+    case ErrorCode.TOKEN_EXPIRED:
+    case ErrorCode.REFRESH_TOKEN_REUSED:
+      return 401;
+    case ErrorCode.FORBIDDEN:
+      return 403;
+    case ErrorCode.NOT_FOUND:
+    case ErrorCode.ROUTE_NOT_FOUND:
+      return 404;
+    case ErrorCode.METHOD_NOT_ALLOWED:
+      return 405;
+    case ErrorCode.CONFLICT:
+    case ErrorCode.ALREADY_EXISTS:
+    case ErrorCode.PHONE_TAKEN:
+    case ErrorCode.ALREADY_MEMBER:
+    case ErrorCode.IDEMPOTENCY_KEY_REUSED:
+    case ErrorCode.IDEMPOTENCY_IN_PROGRESS:
+      return 409;
+    case ErrorCode.PAYLOAD_TOO_LARGE:
+      return 413;
+    case ErrorCode.UNSUPPORTED_MEDIA_TYPE:
+      return 415;
+    case ErrorCode.USER_NOT_FOUND:
+    case ErrorCode.UNPROCESSABLE:
+      return 422;
+    case ErrorCode.RATE_LIMITED:
+      return 429;
+    case ErrorCode.INTERNAL:
+      return 500;
+    case ErrorCode.SERVICE_UNAVAILABLE:
+      return 503;
+    default: {
+      const unmapped: never = code;
+      throw new Error(`unmapped error code ${String(unmapped)}`);
+    }
+  }
+}

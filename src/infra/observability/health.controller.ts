@@ -1,0 +1,65 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { Public } from '../../common/auth/decorators';
+import { DomainError } from '../../common/errors/domain-error';
+import { ErrorCode } from '../../common/errors/error-codes';
+import { Db } from '../db/db.service';
+import { REDIS, RedisClient } from '../redis/redis.module';
+
+const CHECK_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+@ApiTags('operations')
+@Public()
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly db: Db,
+    @Inject(REDIS) private readonly redis: RedisClient,
+  ) {}
+
+  /** The process is up. */
+  @Get('live')
+  live() {
+    return { status: 'ok' };
+  }
+
+  /** The dependencies are reachable: 503 naming those that are not. */
+  @Get('ready')
+  async ready() {
+    const checks: Record<string, () => Promise<unknown>> = {
+      primary: () => this.db.ping('primary'),
+      replica: () => this.db.ping('replica'),
+      redis: () => this.redis.ping(),
+    };
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => {
+        try {
+          await withTimeout(check(), CHECK_TIMEOUT_MS);
+          return [name, 'up'] as const;
+        } catch {
+          return [name, 'down'] as const;
+        }
+      }),
+    );
+    const status = Object.fromEntries(results);
+    const down = results.filter(([, s]) => s === 'down').map(([n]) => n);
+    if (down.length > 0) {
+      throw new DomainError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        `Not ready: ${down.join(', ')} down`,
+        results.map(([path, state]) => ({ path, message: state })),
+      );
+    }
+    return { status: 'ok', checks: status };
+  }
+}

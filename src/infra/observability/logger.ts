@@ -1,0 +1,49 @@
+import { LoggerService } from '@nestjs/common';
+import pino, { Logger as Pino } from 'pino';
+import { requestContext } from '../../common/context/request-context';
+
+export function createPino(level: string): Pino {
+  return pino({
+    level,
+    base: { service: 'waybill' },
+    redact: { paths: ['req.headers.authorization', '*.password', '*.refreshToken'], censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+}
+
+/**
+ * Nest's logger on the same pino instance Fastify uses: one JSON line per
+ * message, with the class as `context` and the request id when inside a request.
+ */
+export class PinoLoggerService implements LoggerService {
+  constructor(private readonly pino: Pino) {}
+
+  private write(level: 'info' | 'error' | 'warn' | 'debug' | 'trace', message: unknown, context?: string) {
+    const reqId = requestContext.current()?.requestId;
+    const fields: Record<string, unknown> = {};
+    if (context) fields.context = context;
+    if (reqId) fields.reqId = reqId;
+    this.pino[level](fields, typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  private ctx(params: unknown[]): string | undefined {
+    const last = params[params.length - 1];
+    return typeof last === 'string' ? last : undefined;
+  }
+
+  log(message: unknown, ...params: unknown[]) {
+    this.write('info', message, this.ctx(params));
+  }
+  error(message: unknown, ...params: unknown[]) {
+    this.write('error', message, this.ctx(params));
+  }
+  warn(message: unknown, ...params: unknown[]) {
+    this.write('warn', message, this.ctx(params));
+  }
+  debug(message: unknown, ...params: unknown[]) {
+    this.write('debug', message, this.ctx(params));
+  }
+  verbose(message: unknown, ...params: unknown[]) {
+    this.write('trace', message, this.ctx(params));
+  }
+}

@@ -1,0 +1,37 @@
+import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import Redis from 'ioredis';
+import { APP_CONFIG, AppConfig } from '../config/config';
+
+export const REDIS = Symbol('REDIS');
+export type RedisClient = Redis;
+
+@Injectable()
+class RedisLifecycle implements OnApplicationShutdown {
+  private readonly logger = new Logger('Redis');
+  constructor(@Inject(REDIS) private readonly redis: RedisClient) {
+    redis.on('error', (err) => this.logger.warn(`redis: ${err.message}`));
+  }
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: REDIS,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig): RedisClient =>
+        new Redis(config.redisUrl, {
+          keyPrefix: config.redisKeyPrefix,
+          maxRetriesPerRequest: 2,
+          enableOfflineQueue: true,
+          lazyConnect: false,
+        }),
+    },
+    RedisLifecycle,
+  ],
+  exports: [REDIS],
+})
+export class RedisModule {}

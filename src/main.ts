@@ -1,0 +1,24 @@
+import 'reflect-metadata';
+import { ConfigError, loadConfig } from './infra/config/config';
+import { createApp } from './app';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+  const app = await createApp(config);
+  await app.listen({ port: config.port, host: config.host });
+  app.getHttpAdapter().getInstance().log.info(`Waybill listening on ${await app.getUrl()}`);
+}
+
+void main().catch((err: Error) => {
+  process.stderr.write(`Waybill failed to start: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,105 @@
+import { Injectable } from '@nestjs/common';
+import { Db } from '../../infra/db/db.service';
+import { Role } from '../../generated/prisma/client';
+
+export interface UserRecord {
+  id: string;
+  phone: string;
+  name: string;
+  passwordHash: string;
+  createdAt: Date;
+}
+
+export interface RefreshTokenRecord {
+  id: string;
+  familyId: string;
+  userId: string;
+  expiresAt: Date;
+  usedAt: Date | null;
+  familyRevokedAt: Date | null;
+}
+
+export type RotateResult = 'rotated' | 'reused';
+
+@Injectable()
+export class AuthRepository {
+  constructor(private readonly db: Db) {}
+
+  createUser(data: { phone: string; name: string; passwordHash: string }): Promise<UserRecord> {
+    return this.db.write.user.create({ data });
+  }
+
+  findUserByPhone(phone: string): Promise<UserRecord | null> {
+    return this.db.write.user.findUnique({ where: { phone } });
+  }
+
+  findUserById(id: string): Promise<UserRecord | null> {
+    return this.db.read.user.findUnique({ where: { id } });
+  }
+
+  findMemberships(userId: string): Promise<{ orgId: string; role: Role; orgName: string }[]> {
+    return this.db.read.membership
+      .findMany({
+        where: { userId },
+        orderBy: { createdAt: 'asc' },
+        select: { orgId: true, role: true, org: { select: { name: true } } },
+      })
+      .then((rows) => rows.map((r) => ({ orgId: r.orgId, role: r.role, orgName: r.org.name })));
+  }
+
+  /** A new login: a token family and its first refresh token. */
+  async startFamily(userId: string, tokenHash: string, expiresAt: Date): Promise<string> {
+    const family = await this.db.write.refreshTokenFamily.create({
+      data: { userId, tokens: { create: { tokenHash, expiresAt } } },
+      select: { id: true },
+    });
+    return family.id;
+  }
+
+  async findRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null> {
+    const row = await this.db.write.refreshToken.findUnique({
+      where: { tokenHash },
+      select: {
+        id: true,
+        familyId: true,
+        expiresAt: true,
+        usedAt: true,
+        family: { select: { userId: true, revokedAt: true } },
+      },
+    });
+    if (!row) return null;
+    return {
+      id: row.id,
+      familyId: row.familyId,
+      expiresAt: row.expiresAt,
+      usedAt: row.usedAt,
+      userId: row.family.userId,
+      familyRevokedAt: row.family.revokedAt,
+    };
+  }
+
+  /**
+   * Marks the token used and issues its successor in one transaction. When
+   * the token was used already (a replay), nothing is issued.
+   */
+  rotate(tokenId: string, familyId: string, nextHash: string, expiresAt: Date): Promise<RotateResult> {
+    return this.db.write.$transaction(async (tx) => {
+      const used = await tx.refreshToken.updateMany({
+        where: { id: tokenId, usedAt: null },
+        data: { usedAt: new Date() },
+      });
+      if (used.count === 0) return 'reused';
+      const live = await tx.refreshTokenFamily.count({ where: { id: familyId, revokedAt: null } });
+      if (live === 0) return 'reused';
+      await tx.refreshToken.create({ data: { familyId, tokenHash: nextHash, expiresAt } });
+      return 'rotated';
+    });
+  }
+
+  async revokeFamily(familyId: string): Promise<void> {
+    await this.db.write.refreshTokenFamily.updateMany({
+      where: { id: familyId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+  }
+}

@@ -1,0 +1,115 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import { AccessTokenService } from '../../common/auth/access-token.service';
+import { Principal } from '../../common/auth/principal';
+import { SessionRevocations } from '../../common/auth/session-revocations';
+import { DomainError, NotFoundError, UnauthenticatedError } from '../../common/errors/domain-error';
+import { ErrorCode } from '../../common/errors/error-codes';
+import { isUniqueViolation } from '../../common/errors/prisma-errors';
+import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { AuthRepository, UserRecord } from './auth.repository';
+import { TokenPair, UserView } from './auth.schemas';
+import { DECOY_HASH, passwordHasher } from './password-hasher';
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function toUserView(u: UserRecord): UserView {
+  return { id: u.id, phone: u.phone, name: u.name, createdAt: u.createdAt };
+}
+
+@Injectable()
+export class AuthService {
+  constructor(
+    private readonly repo: AuthRepository,
+    private readonly accessTokens: AccessTokenService,
+    private readonly revocations: SessionRevocations,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async register(input: { phone: string; name: string; password: string }) {
+    const passwordHash = await passwordHasher.hash(input.password);
+    let user: UserRecord;
+    try {
+      user = await this.repo.createUser({ phone: input.phone, name: input.name, passwordHash });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DomainError(ErrorCode.PHONE_TAKEN, 'This phone number is already registered');
+      throw err;
+    }
+    return { user: toUserView(user), ...(await this.startSession(user.id)) };
+  }
+
+  async login(input: { phone: string; password: string }) {
+    const user = await this.repo.findUserByPhone(input.phone);
+    // The same work whether or not the phone exists, so timing reveals nothing.
+    const ok = await passwordHasher.verify(input.password, user?.passwordHash ?? DECOY_HASH);
+    if (!user || !ok) throw new UnauthenticatedError(ErrorCode.INVALID_CREDENTIALS, 'Wrong phone or password');
+    return { user: toUserView(user), ...(await this.startSession(user.id)) };
+  }
+
+  /**
+   * Rotates a refresh token. A token presented a second time means it leaked
+   * (or a client replayed it): the whole family is revoked.
+   */
+  async refresh(refreshToken: string): Promise<TokenPair> {
+    const record = await this.repo.findRefreshToken(hashToken(refreshToken));
+    if (!record || record.familyRevokedAt) {
+      throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'The refresh token is not valid');
+    }
+    if (record.usedAt) return this.revokeReused(record.familyId);
+    if (record.expiresAt.getTime() <= Date.now()) {
+      throw new UnauthenticatedError(ErrorCode.TOKEN_EXPIRED, 'The refresh token has expired');
+    }
+    const next = randomBytes(32).toString('base64url');
+    const outcome = await this.repo.rotate(record.id, record.familyId, hashToken(next), this.refreshExpiry());
+    if (outcome === 'reused') return this.revokeReused(record.familyId);
+    return this.tokenPair({ userId: record.userId, sessionId: record.familyId }, next);
+  }
+
+  /** Ends the login the token belongs to. Unknown or already-ended tokens are fine: logout is idempotent. */
+  async logout(refreshToken: string): Promise<void> {
+    const record = await this.repo.findRefreshToken(hashToken(refreshToken));
+    if (!record) return;
+    await this.repo.revokeFamily(record.familyId);
+    await this.revocations.revoke(record.familyId);
+  }
+
+  async me(principal: Principal) {
+    const user = await this.repo.findUserById(principal.userId);
+    if (!user) throw new NotFoundError('User');
+    const memberships = await this.repo.findMemberships(principal.userId);
+    return { user: toUserView(user), memberships };
+  }
+
+  findUserByPhone(phone: string): Promise<UserView | null> {
+    return this.repo.findUserByPhone(phone).then((u) => (u ? toUserView(u) : null));
+  }
+
+  private async revokeReused(familyId: string): Promise<never> {
+    await this.repo.revokeFamily(familyId);
+    await this.revocations.revoke(familyId);
+    throw new UnauthenticatedError(
+      ErrorCode.REFRESH_TOKEN_REUSED,
+      'This refresh token was already used; the session has been ended',
+    );
+  }
+
+  private async startSession(userId: string): Promise<TokenPair> {
+    const refreshToken = randomBytes(32).toString('base64url');
+    const familyId = await this.repo.startFamily(userId, hashToken(refreshToken), this.refreshExpiry());
+    return this.tokenPair({ userId, sessionId: familyId }, refreshToken);
+  }
+
+  private tokenPair(principal: Principal, refreshToken: string): TokenPair {
+    return {
+      accessToken: this.accessTokens.sign(principal),
+      refreshToken,
+      expiresIn: this.config.accessTokenTtlSeconds,
+    };
+  }
+
+  private refreshExpiry(): Date {
+    return new Date(Date.now() + this.config.refreshTokenTtlDays * 86_400_000);
+  }
+}

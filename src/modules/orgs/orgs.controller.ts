@@ -1,0 +1,82 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { CurrentUser } from '../../common/auth/decorators';
+import { Principal } from '../../common/auth/principal';
+import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
+import {
+  AddMemberDto,
+  CreateDriverDto,
+  CreateOrgDto,
+  CreateTruckDto,
+  MemberParam,
+  OrgIdParam,
+  PageQueryDto,
+  UpdateMemberDto,
+  UpdateOrgDto,
+} from './orgs.schemas';
+import { OrgsService } from './orgs.service';
+
+@ApiTags('orgs')
+@ApiBearerAuth()
+@Controller('orgs')
+export class OrgsController {
+  constructor(private readonly orgs: OrgsService) {}
+
+  @Post()
+  @Idempotent()
+  create(@CurrentUser() me: Principal, @Body() body: CreateOrgDto) {
+    return this.orgs.createOrg(me, body);
+  }
+
+  @Get(':orgId')
+  get(@CurrentUser() me: Principal, @Param() p: OrgIdParam) {
+    return this.orgs.getOrg(me, p.orgId);
+  }
+
+  @Patch(':orgId')
+  update(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Body() body: UpdateOrgDto) {
+    return this.orgs.updateOrg(me, p.orgId, body);
+  }
+
+  @Get(':orgId/members')
+  members(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Query() q: PageQueryDto) {
+    return this.orgs.listMembers(me, p.orgId, q.cursor, q.limit);
+  }
+
+  @Post(':orgId/members')
+  addMember(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Body() body: AddMemberDto) {
+    return this.orgs.addMember(me, p.orgId, body.phone, body.role);
+  }
+
+  @Patch(':orgId/members/:userId')
+  changeRole(@CurrentUser() me: Principal, @Param() p: MemberParam, @Body() body: UpdateMemberDto) {
+    return this.orgs.changeRole(me, p.orgId, p.userId, body.role);
+  }
+
+  @Delete(':orgId/members/:userId')
+  @HttpCode(204)
+  async removeMember(@CurrentUser() me: Principal, @Param() p: MemberParam): Promise<void> {
+    await this.orgs.removeMember(me, p.orgId, p.userId);
+  }
+
+  @Get(':orgId/trucks')
+  trucks(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Query() q: PageQueryDto) {
+    return this.orgs.listTrucks(me, p.orgId, q.cursor, q.limit);
+  }
+
+  @Post(':orgId/trucks')
+  @Idempotent()
+  addTruck(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Body() body: CreateTruckDto) {
+    return this.orgs.createTruck(me, p.orgId, body);
+  }
+
+  @Get(':orgId/drivers')
+  drivers(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Query() q: PageQueryDto) {
+    return this.orgs.listDrivers(me, p.orgId, q.cursor, q.limit);
+  }
+
+  @Post(':orgId/drivers')
+  addDriver(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Body() body: CreateDriverDto) {
+    return this.orgs.createDriver(me, p.orgId, body);
+  }
+}

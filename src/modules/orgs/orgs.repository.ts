@@ -1,0 +1,149 @@
+import { Injectable } from '@nestjs/common';
+import { keysetArgs, toPage } from '../../common/pagination/cursor';
+import { Page } from '../../common/pagination/page';
+import { Db } from '../../infra/db/db.service';
+import { DriverView, MemberView, OrgRole, OrgView, TruckView } from './orgs.schemas';
+
+const memberSelect = {
+  id: true,
+  orgId: true,
+  userId: true,
+  role: true,
+  createdAt: true,
+  user: { select: { id: true, name: true, phone: true } },
+} as const;
+
+const driverSelect = {
+  id: true,
+  orgId: true,
+  userId: true,
+  licenseNo: true,
+  deviceId: true,
+  createdAt: true,
+  user: { select: { name: true, phone: true } },
+} as const;
+
+type DriverRow = {
+  id: string;
+  orgId: string;
+  userId: string;
+  licenseNo: string | null;
+  deviceId: string | null;
+  createdAt: Date;
+  user: { name: string; phone: string };
+};
+
+function toDriverView(row: DriverRow): DriverView {
+  const { user, ...rest } = row;
+  return { ...rest, name: user.name, phone: user.phone };
+}
+
+@Injectable()
+export class OrgsRepository {
+  constructor(private readonly db: Db) {}
+
+  /** The role of a user in an org, read from the primary: access checks never lag. */
+  async findRole(orgId: string, userId: string): Promise<OrgRole | null> {
+    const m = await this.db.primary.membership.findUnique({
+      where: { orgId_userId: { orgId, userId } },
+      select: { role: true },
+    });
+    return m?.role ?? null;
+  }
+
+  createOrgWithOwner(data: { name: string; city?: string }, ownerId: string): Promise<OrgView> {
+    return this.db.write.org.create({
+      data: { ...data, memberships: { create: { userId: ownerId, role: 'OWNER' } } },
+    });
+  }
+
+  findOrg(orgId: string): Promise<OrgView | null> {
+    return this.db.read.org.findUnique({ where: { id: orgId } });
+  }
+
+  updateOrg(orgId: string, data: { name?: string; city?: string | null }): Promise<OrgView> {
+    return this.db.write.org.update({ where: { id: orgId }, data });
+  }
+
+  async listMembers(orgId: string, cursor: string | undefined, limit: number): Promise<Page<MemberView>> {
+    const k = keysetArgs(cursor);
+    const rows = await this.db.read.membership.findMany({
+      where: { orgId, ...k.where },
+      orderBy: k.orderBy,
+      take: limit + 1,
+      select: memberSelect,
+    });
+    return toPage(rows, limit);
+  }
+
+  addMember(orgId: string, userId: string, role: OrgRole): Promise<MemberView> {
+    return this.db.write.membership.create({ data: { orgId, userId, role }, select: memberSelect });
+  }
+
+  findMember(orgId: string, userId: string): Promise<MemberView | null> {
+    return this.db.primary.membership.findUnique({ where: { orgId_userId: { orgId, userId } }, select: memberSelect });
+  }
+
+  /** Changes a role, refusing (null) when it would leave the org without an owner. */
+  changeRole(orgId: string, userId: string, role: OrgRole): Promise<MemberView | 'last-owner' | null> {
+    return this.db.write.$transaction(async (tx) => {
+      // Lock the org's owners so two demotions cannot both pass the check.
+      const owners = await tx.$queryRaw<{ user_id: string }[]>`
+        SELECT user_id FROM memberships WHERE org_id = ${orgId}::uuid AND role = 'OWNER' FOR UPDATE`;
+      const member = await tx.membership.findUnique({ where: { orgId_userId: { orgId, userId } } });
+      if (!member) return null;
+      if (member.role === 'OWNER' && role !== 'OWNER' && owners.length <= 1) return 'last-owner';
+      return tx.membership.update({ where: { id: member.id }, data: { role }, select: memberSelect });
+    });
+  }
+
+  removeMember(orgId: string, userId: string): Promise<'removed' | 'last-owner' | null> {
+    return this.db.write.$transaction(async (tx) => {
+      const owners = await tx.$queryRaw<{ user_id: string }[]>`
+        SELECT user_id FROM memberships WHERE org_id = ${orgId}::uuid AND role = 'OWNER' FOR UPDATE`;
+      const member = await tx.membership.findUnique({ where: { orgId_userId: { orgId, userId } } });
+      if (!member) return null;
+      if (member.role === 'OWNER' && owners.length <= 1) return 'last-owner';
+      await tx.membership.delete({ where: { id: member.id } });
+      return 'removed';
+    });
+  }
+
+  async listTrucks(orgId: string, cursor: string | undefined, limit: number): Promise<Page<TruckView>> {
+    const k = keysetArgs(cursor);
+    const rows = await this.db.read.truck.findMany({ where: { orgId, ...k.where }, orderBy: k.orderBy, take: limit + 1 });
+    return toPage(rows, limit);
+  }
+
+  createTruck(orgId: string, data: { number: string; type?: string; capacityKg?: number }): Promise<TruckView> {
+    return this.db.write.truck.create({ data: { orgId, ...data } });
+  }
+
+  async listDrivers(orgId: string, cursor: string | undefined, limit: number): Promise<Page<DriverView>> {
+    const k = keysetArgs(cursor);
+    const rows = await this.db.read.driverProfile.findMany({
+      where: { orgId, ...k.where },
+      orderBy: k.orderBy,
+      take: limit + 1,
+      select: driverSelect,
+    });
+    return toPage(rows, limit).map(toDriverView);
+  }
+
+  /** A driver profile, and a DRIVER membership when the user is not yet a member. */
+  createDriver(
+    orgId: string,
+    userId: string,
+    data: { licenseNo?: string; deviceId?: string },
+  ): Promise<DriverView> {
+    return this.db.write.$transaction(async (tx) => {
+      await tx.membership.upsert({
+        where: { orgId_userId: { orgId, userId } },
+        create: { orgId, userId, role: 'DRIVER' },
+        update: {},
+      });
+      const row = await tx.driverProfile.create({ data: { orgId, userId, ...data }, select: driverSelect });
+      return toDriverView(row);
+    });
+  }
+}

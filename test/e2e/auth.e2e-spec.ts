@@ -1,0 +1,191 @@
+import { createHmac } from 'node:crypto';
+import { newOrg, newPhone, newUser } from '../support/factories';
+import { startTestApp, TestApp } from '../support/test-app';
+
+describe('auth', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t.close());
+
+  describe('register', () => {
+    it('creates a user and returns tokens, never the password', async () => {
+      const phone = newPhone();
+      const res = await t.api.post('/auth/register', { phone, name: 'Ravi', password: 'longenough' });
+      expect(res.status).toBe(201);
+      expect(res.body.success).toBe(true);
+      expect(res.body.data.user).toEqual({ id: expect.any(String), phone, name: 'Ravi', createdAt: expect.any(String) });
+      expect(res.body.data.accessToken).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+      expect(typeof res.body.data.refreshToken).toBe('string');
+      expect(JSON.stringify(res.body)).not.toContain('longenough');
+      const row = await t.sql.query('SELECT password_hash FROM users WHERE phone = $1', [phone]);
+      expect(row.rows[0].password_hash).toMatch(/^scrypt\$/);
+      expect(row.rows[0].password_hash).not.toContain('longenough');
+    });
+
+    it('rejects bad input with 400 naming the fields, and stores nothing', async () => {
+      const res = await t.api.post('/auth/register', { phone: '98123', name: '', password: 'short' });
+      expect(res.status).toBe(400);
+      expect(res.body.success).toBe(false);
+      expect(res.body.error.code).toBe('VALIDATION_FAILED');
+      const paths = res.body.error.details.map((d: { path: string }) => d.path).sort();
+      expect(paths).toEqual(['name', 'password', 'phone']);
+      const count = await t.sql.query(`SELECT count(*)::int AS n FROM users WHERE phone = '98123'`);
+      expect(count.rows[0].n).toBe(0);
+    });
+
+    it('rejects unknown keys', async () => {
+      const res = await t.api.post('/auth/register', { phone: newPhone(), name: 'X', password: 'longenough', role: 'OWNER' });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_FAILED');
+    });
+
+    it('refuses a phone that is already registered with 409', async () => {
+      const u = await newUser(t.api);
+      const res = await t.api.post('/auth/register', { phone: u.phone, name: 'Other', password: 'longenough' });
+      expect(res.status).toBe(409);
+      expect(res.body.error.code).toBe('PHONE_TAKEN');
+    });
+  });
+
+  describe('login', () => {
+    it('logs in with the right password', async () => {
+      const u = await newUser(t.api);
+      const res = await t.api.post('/auth/login', { phone: u.phone, password: u.password });
+      expect(res.status).toBe(200);
+      expect(res.body.data.user.id).toBe(u.id);
+      expect(res.body.data.accessToken).toBeTruthy();
+    });
+
+    it('gives the same answer for a wrong password and an unknown phone', async () => {
+      const u = await newUser(t.api);
+      const wrong = await t.api.post('/auth/login', { phone: u.phone, password: 'not-the-password' });
+      const unknown = await t.api.post('/auth/login', { phone: newPhone(), password: 'not-the-password' });
+      expect(wrong.status).toBe(401);
+      expect(unknown.status).toBe(401);
+      expect(wrong.body.error.code).toBe('INVALID_CREDENTIALS');
+      expect(unknown.body.error.code).toBe(wrong.body.error.code);
+      expect(unknown.body.error.message).toBe(wrong.body.error.message);
+    });
+  });
+
+  describe('access tokens', () => {
+    it('GET /me needs a token', async () => {
+      const res = await t.api.get('/me');
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('UNAUTHENTICATED');
+    });
+
+    it('refuses a garbage or forged token', async () => {
+      const bad = await t.api.get('/me', { token: 'not.a.jwt' });
+      expect(bad.status).toBe(401);
+      expect(bad.body.error.code).toBe('INVALID_TOKEN');
+      const u = await newUser(t.api);
+      const [h, p] = u.accessToken.split('.');
+      const forgedSig = createHmac('sha256', 'some-other-secret-entirely').update(`${h}.${p}`).digest('base64url');
+      const forged = await t.api.get('/me', { token: `${h}.${p}.${forgedSig}` });
+      expect(forged.status).toBe(401);
+      expect(forged.body.error.code).toBe('INVALID_TOKEN');
+    });
+
+    it('refuses an expired token with TOKEN_EXPIRED', async () => {
+      const u = await newUser(t.api);
+      const [, p] = u.accessToken.split('.');
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+      const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+      const past = Math.floor(Date.now() / 1000) - 3600;
+      const payload = Buffer.from(JSON.stringify({ ...claims, iat: past - 900, exp: past })).toString('base64url');
+      const sig = createHmac('sha256', t.config.jwtSecret).update(`${header}.${payload}`).digest('base64url');
+      const res = await t.api.get('/me', { token: `${header}.${payload}.${sig}` });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('TOKEN_EXPIRED');
+    });
+
+    it('GET /me returns the user and memberships', async () => {
+      const u = await newUser(t.api, 'Meena');
+      const org = await newOrg(t.api, u, 'Meena Transport');
+      const res = await t.api.get('/me', { token: u.accessToken });
+      expect(res.status).toBe(200);
+      expect(res.body.data.user).toMatchObject({ id: u.id, phone: u.phone, name: 'Meena' });
+      expect(res.body.data.user.passwordHash).toBeUndefined();
+      expect(res.body.data.memberships).toEqual([{ orgId: org.id, role: 'OWNER', orgName: 'Meena Transport' }]);
+    });
+  });
+
+  describe('refresh tokens', () => {
+    it('rotate on use: the new pair works, the old refresh token does not', async () => {
+      const u = await newUser(t.api);
+      const first = await t.api.post('/auth/refresh', { refreshToken: u.refreshToken });
+      expect(first.status).toBe(200);
+      const { accessToken, refreshToken } = first.body.data;
+      expect(refreshToken).not.toBe(u.refreshToken);
+      expect((await t.api.get('/me', { token: accessToken })).status).toBe(200);
+      const second = await t.api.post('/auth/refresh', { refreshToken });
+      expect(second.status).toBe(200);
+    });
+
+    it('a reused refresh token revokes the whole family', async () => {
+      const u = await newUser(t.api);
+      const rotated = await t.api.post('/auth/refresh', { refreshToken: u.refreshToken });
+      const latest = rotated.body.data.refreshToken;
+      const latestAccess = rotated.body.data.accessToken;
+
+      const replay = await t.api.post('/auth/refresh', { refreshToken: u.refreshToken });
+      expect(replay.status).toBe(401);
+      expect(replay.body.error.code).toBe('REFRESH_TOKEN_REUSED');
+
+      // The legitimate latest token is dead too, and so are the family's access tokens.
+      const afterRevoke = await t.api.post('/auth/refresh', { refreshToken: latest });
+      expect(afterRevoke.status).toBe(401);
+      expect((await t.api.get('/me', { token: latestAccess })).status).toBe(401);
+      const fam = await t.sql.query(
+        `SELECT count(*)::int AS n FROM refresh_token_families WHERE user_id = $1 AND revoked_at IS NOT NULL`,
+        [u.id],
+      );
+      expect(fam.rows[0].n).toBe(1);
+
+      // Another login of the same user is unaffected.
+      const again = await t.api.post('/auth/login', { phone: u.phone, password: u.password });
+      expect((await t.api.get('/me', { token: again.body.data.accessToken })).status).toBe(200);
+    });
+
+    it('two concurrent refreshes with one token: at most one succeeds', async () => {
+      const u = await newUser(t.api);
+      const results = await Promise.all([1, 2, 3].map(() => t.api.post('/auth/refresh', { refreshToken: u.refreshToken })));
+      expect(results.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
+      expect(results.filter((r) => r.status === 401).length).toBeGreaterThanOrEqual(2);
+    });
+
+    it('an unknown refresh token is 401', async () => {
+      const res = await t.api.post('/auth/refresh', { refreshToken: 'nope' });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('INVALID_TOKEN');
+    });
+
+    it('an expired refresh token is 401 TOKEN_EXPIRED', async () => {
+      const u = await newUser(t.api);
+      await t.sql.query(
+        `UPDATE refresh_tokens SET expires_at = now() - interval '1 minute'
+         WHERE family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $1)`,
+        [u.id],
+      );
+      const res = await t.api.post('/auth/refresh', { refreshToken: u.refreshToken });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('TOKEN_EXPIRED');
+    });
+  });
+
+  describe('logout', () => {
+    it('ends the session: 204, then the refresh and access tokens stop working', async () => {
+      const u = await newUser(t.api);
+      const res = await t.api.post('/auth/logout', { refreshToken: u.refreshToken });
+      expect(res.status).toBe(204);
+      expect(res.body).toBeUndefined();
+      expect((await t.api.post('/auth/refresh', { refreshToken: u.refreshToken })).status).toBe(401);
+      expect((await t.api.get('/me', { token: u.accessToken })).status).toBe(401);
+      // Idempotent.
+      expect((await t.api.post('/auth/logout', { refreshToken: u.refreshToken })).status).toBe(204);
+    });
+  });
+});
