@@ -10,6 +10,7 @@ import { AppConfig } from './infra/config/config';
 import { ConfigModule } from './infra/config/config.module';
 import { DbModule } from './infra/db/db.module';
 import { HealthController } from './infra/observability/health.controller';
+import { RealtimeModule } from './infra/realtime/realtime-publisher';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { OrgsModule } from './modules/orgs/orgs.module';
@@ -19,7 +20,15 @@ export class AppModule {
   static forRoot(config?: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), RedisModule, DbModule, CommonModule, AuthModule, OrgsModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        RedisModule,
+        DbModule,
+        RealtimeModule,
+        CommonModule,
+        AuthModule,
+        OrgsModule,
+      ],
       controllers: [HealthController],
       providers: [
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
