@@ -3,7 +3,8 @@ export function isUniqueViolation(err: unknown, field?: string): boolean {
   const e = err as { code?: string; meta?: Record<string, unknown> };
   if (e?.code !== 'P2002') return false;
   if (!field) return true;
-  return uniqueViolationFields(err).some((f) => f === field);
+  // The pg adapter names the index (`driver_profiles_device_id_key`) rather than its columns.
+  return uniqueViolationFields(err).some((f) => f === field || f.includes(`_${field}_`));
 }
 
 /** The fields of the violated constraint, as the classic engine or the pg adapter reports them. */
