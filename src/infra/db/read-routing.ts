@@ -25,13 +25,14 @@ export class ReadRouter {
   /** Before the handler: decide where this request's reads go. */
   async beforeRequest(req: RoutedRequest): Promise<void> {
     if (!this.hasReplica || !req.userId || this.windowMs === 0) return;
-    req.pinnedToPrimary = await this.store.isPinned(req.userId);
+    // Without the shared store we cannot know: the primary is always safe.
+    req.pinnedToPrimary = await this.store.isPinned(req.userId).catch(() => true);
   }
 
   /** After the handler, before the response: remember that this user wrote. */
   async afterRequest(req: RoutedRequest): Promise<void> {
     if (!this.hasReplica || !req.userId || !req.wrote || this.windowMs === 0) return;
-    await this.store.pin(req.userId, this.windowMs);
+    await this.store.pin(req.userId, this.windowMs).catch(() => undefined);
   }
 
   /** True when reads of this request must go to the primary. */

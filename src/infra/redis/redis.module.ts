@@ -12,7 +12,9 @@ class RedisLifecycle implements OnApplicationShutdown {
     redis.on('error', (err) => this.logger.warn(`redis: ${err.message}`));
   }
   async onApplicationShutdown(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    // QUIT waits for a reply that never comes while Redis is unreachable.
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
   }
 }
 
@@ -25,7 +27,8 @@ class RedisLifecycle implements OnApplicationShutdown {
       useFactory: (config: AppConfig): RedisClient =>
         new Redis(config.redisUrl, {
           keyPrefix: config.redisKeyPrefix,
-          maxRetriesPerRequest: 2,
+          maxRetriesPerRequest: 1,
+          commandTimeout: 2000,
           enableOfflineQueue: true,
           lazyConnect: false,
         }),
