@@ -13,6 +13,7 @@ const swc = [
 ];
 
 module.exports = {
+  testTimeout: 30000,
   projects: [
     {
       displayName: 'unit',
@@ -31,7 +32,6 @@ module.exports = {
       transformIgnorePatterns: ['/node_modules/(?!(content-disposition)/)'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-      testTimeout: 30000,
     },
   ],
 };

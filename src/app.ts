@@ -1,4 +1,5 @@
 import compress from '@fastify/compress';
+import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -9,10 +10,15 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
 import { requestContext } from './common/context/request-context';
+import { DomainError } from './common/errors/domain-error';
+import { ErrorCode } from './common/errors/error-codes';
 import { AppConfig } from './infra/config/config';
+import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 
 export const API_PREFIX = 'api/v1';
+
+const AUTH_THROTTLED = /^\/api\/v1\/auth\/(login|register|code-login)\b/;
 
 /** A client-sent X-Request-Id is echoed when it looks like an id; anything else gets a fresh one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -44,12 +50,39 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     void reply.header('X-Request-Id', request.id);
     requestContext.run({ requestId: String(request.id), wrote: false, pinnedToPrimary: false }, done);
   });
+  // While closing, answer the requests in flight with `Connection: close`, so
+  // keep-alive sockets end with their last response instead of holding the
+  // shutdown open until they time out.
+  let closing = false;
+  fastify.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   fastify.addHook('onResponse', (request, reply, done) => {
     if (reply.statusCode >= 500) pino.warn({ reqId: request.id, status: reply.statusCode, url: request.url }, 'request failed');
     done();
   });
 
   await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'] });
+  // Password guessing is throttled per client address, counted in Redis so the
+  // limit holds across nodes; other routes skip the check before touching Redis.
+  await app.register(rateLimit, {
+    global: true,
+    max: config.authRateLimitPerMinute,
+    timeWindow: 60_000,
+    redis: app.get<RedisClient>(REDIS),
+    nameSpace: 'rate-limit:',
+    skipOnError: true,
+    allowList: (request) => !AUTH_THROTTLED.test(request.url),
+    errorResponseBuilder: (_request, ctx) =>
+      new DomainError(ErrorCode.RATE_LIMITED, `Too many attempts; retry in ${Math.ceil(ctx.ttl / 1000)} s`, undefined, {
+        'Retry-After': String(Math.ceil(ctx.ttl / 1000)),
+      }),
+  });
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

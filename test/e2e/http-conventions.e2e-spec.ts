@@ -57,7 +57,7 @@ describe('HTTP conventions', () => {
     });
     // fetch decompresses transparently; the header tells what was sent.
     expect(res.headers.get('content-encoding')).toBe('gzip');
-    expect((await res.json()).data).toHaveLength(12);
+    expect(((await res.json()) as any).data).toHaveLength(12);
     const small = await fetch(`${t.url}/health/live`, { headers: { 'accept-encoding': 'gzip' } });
     expect(small.headers.get('content-encoding')).toBeNull();
   });
@@ -108,5 +108,29 @@ describe('health when dependencies are down', () => {
     expect(ready.body.error.message).toMatch(/redis/);
     expect(ready.body.error.message).not.toMatch(/primary/);
     expect((await t.root.get('/health/live')).status).toBe(200);
+  });
+});
+
+describe('login throttling', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ authRateLimitPerMinute: 3 });
+  });
+  afterAll(() => t.close());
+
+  it('is 429 with Retry-After past the limit, for login only', async () => {
+    const u = await newUser(t.api); // 1 (register counts)
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push((await t.api.post('/auth/login', { phone: u.phone, password: 'wrong-password' })).status);
+    }
+    expect(statuses).toEqual([401, 401, 429]);
+    const limited = await t.api.post('/auth/login', { phone: u.phone, password: u.password });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Everything else is untouched.
+    expect((await t.api.get('/me', { token: u.accessToken })).status).toBe(200);
+    expect((await t.api.post('/auth/refresh', { refreshToken: u.refreshToken })).status).toBe(200);
   });
 });

@@ -95,7 +95,10 @@ export async function dropTestDatabase(url: string): Promise<void> {
 }
 
 /** Boots the real app on a random port against its own database and Redis key prefix. */
-export async function startTestApp(overrides: Partial<AppConfig> = {}): Promise<TestApp> {
+export async function startTestApp(
+  overrides: Partial<AppConfig> = {},
+  beforeListen?: (app: NestFastifyApplication) => void | Promise<void>,
+): Promise<TestApp> {
   const databaseUrl = await createTestDatabase();
   const config: AppConfig = {
     ...baseConfig,
@@ -106,9 +109,12 @@ export async function startTestApp(overrides: Partial<AppConfig> = {}): Promise<
     databaseReplicaUrl: databaseUrl,
     redisKeyPrefix: `test:${randomBytes(6).toString('hex')}:`,
     logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Test files register many users from one address; the throttling test sets its own limit.
+    authRateLimitPerMinute: 100_000,
     ...overrides,
   };
   const app = await createApp(config);
+  await beforeListen?.(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.getHttpServer().address() as { port: number };
   const url = `http://127.0.0.1:${address.port}`;
@@ -122,8 +128,8 @@ export async function startTestApp(overrides: Partial<AppConfig> = {}): Promise<
     root: new Api(url),
     sql,
     async close() {
-      await sql.end();
       await app.close();
+      await sql.end();
       await dropTestDatabase(databaseUrl);
     },
   };
