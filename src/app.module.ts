@@ -14,6 +14,11 @@ import { RealtimeModule } from './infra/realtime/realtime-publisher';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { OrgsModule } from './modules/orgs/orgs.module';
+import { TrackingModule } from './modules/tracking/tracking.module';
+import { TripsModule } from './modules/trips/trips.module';
+import { LedgerModule } from './modules/ledger/ledger.module';
+import { StatsModule } from './modules/stats/stats.module';
+import { QueueModule } from './infra/queue/queue.module';
 
 @Module({})
 export class AppModule {
@@ -23,11 +28,16 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         RedisModule,
+        QueueModule,
         DbModule,
         RealtimeModule,
         CommonModule,
         AuthModule,
         OrgsModule,
+        TripsModule,
+        TrackingModule,
+        LedgerModule,
+        StatsModule,
       ],
       controllers: [HealthController],
       providers: [

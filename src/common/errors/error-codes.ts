@@ -25,6 +25,23 @@ export enum ErrorCode {
   RATE_LIMITED = 'RATE_LIMITED',
   INTERNAL = 'INTERNAL',
   SERVICE_UNAVAILABLE = 'SERVICE_UNAVAILABLE',
+  // ledger
+  INVOICE_NUMBER_TAKEN = 'INVOICE_NUMBER_TAKEN',
+  ALREADY_REVERSED = 'ALREADY_REVERSED',
+  NOT_REVERSIBLE = 'NOT_REVERSIBLE',
+  INVOICE_REVERSED = 'INVOICE_REVERSED',
+  CURRENCY_MISMATCH = 'CURRENCY_MISMATCH',
+  OVERPAYMENT = 'OVERPAYMENT',
+  COUNTERPARTY_NOT_FOUND = 'COUNTERPARTY_NOT_FOUND',
+  TRIP_NOT_BETWEEN_ORGS = 'TRIP_NOT_BETWEEN_ORGS',
+  BALANCE_LIMIT_EXCEEDED = 'BALANCE_LIMIT_EXCEEDED',
+  STATEMENT_TOO_LARGE = 'STATEMENT_TOO_LARGE',
+  // trips and tracking
+  ILLEGAL_TRANSITION = 'ILLEGAL_TRANSITION',
+  DRIVER_BUSY = 'DRIVER_BUSY',
+  TRUCK_BUSY = 'TRUCK_BUSY',
+  TRIP_NOT_ACTIVE = 'TRIP_NOT_ACTIVE',
+  NO_ACTIVE_TRIP = 'NO_ACTIVE_TRIP',
 }
 
 /**
@@ -56,6 +73,15 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.ALREADY_MEMBER:
     case ErrorCode.IDEMPOTENCY_KEY_REUSED:
     case ErrorCode.IDEMPOTENCY_IN_PROGRESS:
+    case ErrorCode.INVOICE_NUMBER_TAKEN:
+    case ErrorCode.ALREADY_REVERSED:
+    case ErrorCode.NOT_REVERSIBLE:
+    case ErrorCode.INVOICE_REVERSED:
+    case ErrorCode.ILLEGAL_TRANSITION:
+    case ErrorCode.DRIVER_BUSY:
+    case ErrorCode.TRUCK_BUSY:
+    case ErrorCode.TRIP_NOT_ACTIVE:
+    case ErrorCode.NO_ACTIVE_TRIP:
       return 409;
     case ErrorCode.PAYLOAD_TOO_LARGE:
       return 413;
@@ -63,6 +89,12 @@ export function httpStatusOf(code: ErrorCode): number {
       return 415;
     case ErrorCode.USER_NOT_FOUND:
     case ErrorCode.UNPROCESSABLE:
+    case ErrorCode.CURRENCY_MISMATCH:
+    case ErrorCode.OVERPAYMENT:
+    case ErrorCode.COUNTERPARTY_NOT_FOUND:
+    case ErrorCode.TRIP_NOT_BETWEEN_ORGS:
+    case ErrorCode.BALANCE_LIMIT_EXCEEDED:
+    case ErrorCode.STATEMENT_TOO_LARGE:
       return 422;
     case ErrorCode.RATE_LIMITED:
       return 429;

@@ -25,6 +25,15 @@ const envSchema = z.object({
   IDEMPOTENCY_RETENTION_HOURS: int(1, 24 * 365).default(24),
   AUTH_RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(20),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  /** How often the org stats materialized view is refreshed (a repeatable Bull job). */
+  STATS_REFRESH_MS: int(1000, 86_400_000).default(60_000),
+  // tracking
+  MAX_SPEED_MPS: z.coerce.number().positive().max(1000).default(70),
+  ARRIVAL_RADIUS_M: z.coerce.number().positive().max(100_000).default(300),
+  OVERSPEED_LIMIT_MPS: z.coerce.number().positive().max(1000).default(25),
+  STOPPED_MINUTES: z.coerce.number().positive().max(24 * 60).default(15),
+  PING_WRITER_WINDOW_MS: int(0, 1000).default(3),
+  PING_WRITER_MAX_ROWS: int(1, 50_000).default(5000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -48,6 +57,17 @@ export interface AppConfig {
   idempotencyRetentionHours: number;
   authRateLimitPerMinute: number;
   shutdownTimeoutMs: number;
+  statsRefreshMs: number;
+  /** Implied speed between two fixes above which the later one is rejected. */
+  maxSpeedMps: number;
+  /** Distance from the end point within which an IN_TRANSIT trip has arrived. */
+  arrivalRadiusM: number;
+  overspeedLimitMps: number;
+  /** How long an IN_TRANSIT truck may stand still before a STOPPED event. */
+  stoppedMinutes: number;
+  /** Group commit of pings: how long the first queued row waits, and the most rows per flush. */
+  pingWriterWindowMs: number;
+  pingWriterMaxRows: number;
 }
 
 export class ConfigError extends Error {}
@@ -86,6 +106,13 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     idempotencyRetentionHours: e.IDEMPOTENCY_RETENTION_HOURS,
     authRateLimitPerMinute: e.AUTH_RATE_LIMIT_PER_MINUTE,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    statsRefreshMs: e.STATS_REFRESH_MS,
+    maxSpeedMps: e.MAX_SPEED_MPS,
+    arrivalRadiusM: e.ARRIVAL_RADIUS_M,
+    overspeedLimitMps: e.OVERSPEED_LIMIT_MPS,
+    stoppedMinutes: e.STOPPED_MINUTES,
+    pingWriterWindowMs: e.PING_WRITER_WINDOW_MS,
+    pingWriterMaxRows: e.PING_WRITER_MAX_ROWS,
   };
 }
 

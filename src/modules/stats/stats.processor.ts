@@ -1,0 +1,52 @@
+import { InjectQueue, Process, Processor } from '@nestjs/bull';
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import type { Queue } from 'bull';
+import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { QUEUES } from '../../infra/queue/queue.module';
+import { StatsService } from './stats.service';
+
+export const REFRESH_STATS_JOB = 'refresh';
+
+/** Refreshes the org stats view: a repeatable job (one run per interval across all nodes). */
+@Processor(QUEUES.stats)
+export class StatsProcessor {
+  private readonly logger = new Logger(StatsProcessor.name);
+  constructor(private readonly stats: StatsService) {}
+
+  @Process(REFRESH_STATS_JOB)
+  async refresh(): Promise<void> {
+    const started = Date.now();
+    await this.stats.refresh();
+    this.logger.debug(`org_stats refreshed in ${Date.now() - started} ms`);
+  }
+}
+
+@Injectable()
+export class StatsScheduler implements OnApplicationBootstrap {
+  private readonly logger = new Logger(StatsScheduler.name);
+  constructor(
+    @InjectQueue(QUEUES.stats) private readonly queue: Queue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Never awaited by the boot: with Redis down the service still starts (and stats report their age). */
+  onApplicationBootstrap(): void {
+    this.scheduled = this.schedule();
+  }
+
+  /** Settles once the schedule is in place (or failed and was logged). */
+  scheduled: Promise<void> = Promise.resolve();
+
+  private async schedule(): Promise<void> {
+    try {
+      const every = this.config.statsRefreshMs;
+      // A changed interval leaves the old schedule behind: drop it.
+      for (const job of await this.queue.getRepeatableJobs()) {
+        if (job.name === REFRESH_STATS_JOB && Number(job.every) !== every) await this.queue.removeRepeatableByKey(job.key);
+      }
+      await this.queue.add(REFRESH_STATS_JOB, {}, { repeat: { every }, jobId: 'org-stats-refresh' });
+    } catch (err) {
+      this.logger.warn(`could not schedule the stats refresh: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { CurrentUser, Public } from '../../common/auth/decorators';
+import { Principal } from '../../common/auth/principal';
+import { ValidationError } from '../../common/errors/domain-error';
+import { Page } from '../../common/pagination/page';
+import { parseOsmAnd } from './osmand';
+import { HistoryQuery, PingDto, TrackingTripParam } from './tracking.schemas';
+import { TrackingService } from './tracking.service';
+import { HistoryPoint } from './tracking.repository';
+
+function toGeoJson(tripId: string, points: HistoryPoint[], nextCursor: string | null) {
+  const coords = points.map((p) => (p.altitude === null ? [p.lng, p.lat] : [p.lng, p.lat, p.altitude]));
+  const properties = {
+    tripId,
+    count: points.length,
+    times: points.map((p) => p.recordedAt.toISOString()),
+    speeds: points.map((p) => p.speed),
+  };
+  const features =
+    points.length === 0
+      ? []
+      : [
+          points.length === 1
+            ? { type: 'Feature', geometry: { type: 'Point', coordinates: coords[0] }, properties }
+            : { type: 'Feature', geometry: { type: 'LineString', coordinates: coords }, properties },
+        ];
+  return { type: 'FeatureCollection', features, nextCursor };
+}
+
+@ApiTags('tracking')
+@Controller('tracking')
+export class TrackingController {
+  constructor(private readonly tracking: TrackingService) {}
+
+  @Post('ping')
+  @HttpCode(200)
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: "Post a batch of the driver's fixes (1..1000)",
+    description:
+      '200 means the accepted points are committed. `duplicates` counts points already stored (same trip and timestamp); ' +
+      '`rejected` lists `{index, reason}`: INVALID, OUT_OF_RANGE, NULL_ISLAND, FUTURE_TIMESTAMP, BEFORE_TRIP_START, SPEED_JUMP. ' +
+      'A trip that is not the caller\'s is 404; a trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.',
+  })
+  ping(@CurrentUser() me: Principal, @Body() body: PingDto) {
+    return this.tracking.ping(me, body.tripId, body.locations);
+  }
+
+  @Get('trips/:tripId/latest')
+  @ApiBearerAuth()
+  latest(@CurrentUser() me: Principal, @Param() p: TrackingTripParam) {
+    return this.tracking.latest(me, p.tripId);
+  }
+
+  @Get('trips/:tripId/history')
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: 'The track, oldest first (limit up to 5000)',
+    description: '`format=geojson` returns a FeatureCollection with one LineString (a Point for a single fix), `nextCursor` as a foreign member.',
+  })
+  async history(@CurrentUser() me: Principal, @Param() p: TrackingTripParam, @Query() q: HistoryQuery) {
+    const page = await this.tracking.history(me, p.tripId, q);
+    if (q.format === 'geojson') return toGeoJson(p.tripId, page.points, page.nextCursor);
+    return new Page(page.points, page.nextCursor);
+  }
+
+  @Get('osmand')
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'OsmAnd protocol (Traccar Client, OsmAnd, GPSLogger): query string', description: 'id/deviceid, lat/lon or location=lat,lon, timestamp (s, ms or ISO), speed in knots, bearing/heading, altitude, accuracy. 200 with an empty body; unknown device 404; no active trip 409.' })
+  osmandGet(@Query() query: Record<string, unknown>): Promise<void> {
+    return this.osmand(query, undefined);
+  }
+
+  @Post('osmand')
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'OsmAnd protocol: query string, form body, or the JSON body of newer Traccar Client versions' })
+  osmandPost(@Query() query: Record<string, unknown>, @Body() body: unknown, @Headers('content-type') _type?: string): Promise<void> {
+    return this.osmand(query, body);
+  }
+
+  private async osmand(query: Record<string, unknown>, body: unknown): Promise<void> {
+    const parsed = parseOsmAnd(query ?? {}, body, new Date());
+    if ('errors' in parsed) throw new ValidationError(parsed.errors);
+    // A point the filters drop is still a 200: the app would otherwise resend it forever.
+    await this.tracking.osmand(parsed.fix);
+  }
+}

@@ -1,0 +1,53 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { CurrentUser } from '../../common/auth/decorators';
+import { Principal } from '../../common/auth/principal';
+import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
+import { CreateTripDto, EventsQuery, ListTripsQuery, TransitionDto, TripDetailQuery, TripIdParam } from './trips.schemas';
+import { TripsService } from './trips.service';
+
+@ApiTags('trips')
+@ApiBearerAuth()
+@Controller('trips')
+export class TripsController {
+  constructor(private readonly trips: TripsService) {}
+
+  @Post()
+  @Idempotent()
+  @ApiOperation({ summary: 'Create a trip (OWNER/ADMIN/STAFF of the source or destination org)' })
+  create(@CurrentUser() me: Principal, @Body() body: CreateTripDto) {
+    return this.trips.create(me, body);
+  }
+
+  @Get()
+  @ApiOperation({
+    summary: 'Trips visible to the caller, newest first',
+    description:
+      'Without `orgId`: trips of every org where the caller is a non-DRIVER member, plus trips assigned to the caller. ' +
+      '`side` narrows to trips where that org is the source or the destination. `fields` selects fields (default: the trip without relations).',
+  })
+  list(@CurrentUser() me: Principal, @Query() q: ListTripsQuery) {
+    return this.trips.list(me, q);
+  }
+
+  @Get(':tripId')
+  get(@CurrentUser() me: Principal, @Param() p: TripIdParam, @Query() q: TripDetailQuery) {
+    return this.trips.get(me, p.tripId, q.fields);
+  }
+
+  @Post(':tripId/status')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Move a trip through PLANNED → LOADING → IN_TRANSIT → ARRIVED → COMPLETED (CANCELLED before ARRIVED)',
+    description: 'OWNER/ADMIN/STAFF of either org; the assigned driver may move to LOADING, IN_TRANSIT and ARRIVED. 409 ILLEGAL_TRANSITION, DRIVER_BUSY, TRUCK_BUSY.',
+  })
+  transition(@CurrentUser() me: Principal, @Param() p: TripIdParam, @Body() body: TransitionDto) {
+    return this.trips.transition(me, p.tripId, body.status, body.note);
+  }
+
+  @Get(':tripId/events')
+  @ApiOperation({ summary: "The trip's log, newest first: status changes, arrival, overspeed, stops, scans" })
+  events(@CurrentUser() me: Principal, @Param() p: TripIdParam, @Query() q: EventsQuery) {
+    return this.trips.events(me, p.tripId, q.cursor, q.limit);
+  }
+}

@@ -1,0 +1,178 @@
+import { Injectable } from '@nestjs/common';
+import { Principal } from '../../common/auth/principal';
+import { DomainError, ErrorDetail, ForbiddenError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
+import { ErrorCode } from '../../common/errors/error-codes';
+import { Page } from '../../common/pagination/page';
+import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
+import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
+import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
+import { OrgRoleName, TripScope, TripsRepository } from './trips.repository';
+import { CreateTripInput, ListTripsFilter, TrackUpdate, TripAccess, TripEventView, TripTrackState } from './trips.schemas';
+
+/** Roles that create trips and move them through any state. */
+const OPERATE: readonly OrgRoleName[] = ['OWNER', 'ADMIN', 'STAFF'];
+const ACCESS_CACHE_MAX = 10_000;
+
+export interface TripViewer {
+  access: TripAccess;
+  /** Non-DRIVER roles the caller holds in the trip's two orgs. */
+  orgRoles: OrgRoleName[];
+  isDriver: boolean;
+}
+
+@Injectable()
+export class TripsService {
+  /** Trip ids → their orgs and driver: immutable after creation, so safe to keep. */
+  private readonly accessCache = new Map<string, TripAccess>();
+
+  constructor(
+    private readonly repo: TripsRepository,
+    private readonly realtime: RealtimePublisher,
+  ) {}
+
+  async create(principal: Principal, input: CreateTripInput): Promise<Record<string, unknown>> {
+    const orgIds = [...new Set([input.sourceOrgId, input.destinationOrgId])];
+    const roles = await this.repo.membershipsOf(principal.userId, orgIds);
+    if (roles.length === 0) throw new NotFoundError('Org');
+    if (!roles.some((m) => OPERATE.includes(m.role))) throw new ForbiddenError('Only an owner, admin or staff of either org can create a trip');
+
+    const [truck, driver] = await Promise.all([this.repo.findTruckOrg(input.truckId), this.repo.findDriverOrg(input.driverId)]);
+    const details: ErrorDetail[] = [];
+    if (!truck || !orgIds.includes(truck.orgId)) details.push({ path: 'truckId', message: 'is not a truck of the source or destination org' });
+    if (!driver || !orgIds.includes(driver.orgId)) details.push({ path: 'driverId', message: 'is not a driver of the source or destination org' });
+    if (details.length) throw new ValidationError(details);
+
+    const trip = await this.repo.create(input, principal.userId);
+    const at = trip.createdAt.toISOString();
+    for (const orgId of orgIds) this.realtime.publish(orgRoom(orgId), 'trip.status', { tripId: trip.id, status: 'PLANNED', at });
+    const row = await this.repo.findSelected(trip.id, DEFAULT_TRIP_FIELDS, true);
+    return projectTrip(row!, DEFAULT_TRIP_FIELDS);
+  }
+
+  /**
+   * The caller's view of a trip, or 404: members of either org see it, except
+   * that a DRIVER member sees only trips assigned to them.
+   */
+  async requireVisible(principal: Principal, tripId: string): Promise<TripViewer> {
+    const access = await this.access(tripId);
+    if (!access) throw new NotFoundError('Trip');
+    const isDriver = access.driverUserId === principal.userId;
+    const memberships = await this.repo.membershipsOf(principal.userId, [access.sourceOrgId, access.destinationOrgId]);
+    const orgRoles = memberships.map((m) => m.role).filter((r) => r !== 'DRIVER');
+    if (!isDriver && orgRoles.length === 0) throw new NotFoundError('Trip');
+    return { access, orgRoles, isDriver };
+  }
+
+  async get(principal: Principal, tripId: string, rawFields?: string): Promise<Record<string, unknown>> {
+    const fields = parseTripFields(rawFields);
+    await this.requireVisible(principal, tripId);
+    const row = await this.repo.findSelected(tripId, fields);
+    if (!row) throw new NotFoundError('Trip');
+    return projectTrip(row, fields);
+  }
+
+  async list(principal: Principal, q: ListTripsFilter): Promise<Page<Record<string, unknown>>> {
+    const fields = parseTripFields(q.fields);
+    const [memberships, driverIds] = await Promise.all([
+      this.repo.membershipsOf(principal.userId, q.orgId ? [q.orgId] : undefined),
+      this.repo.driverProfileIdsOf(principal.userId),
+    ]);
+    if (q.orgId && memberships.length === 0) throw new NotFoundError('Org');
+    const staffOrgs = memberships.filter((m) => m.role !== 'DRIVER').map((m) => m.orgId);
+    const scope: TripScope = {
+      sourceOrgIds: q.side === 'destination' ? [] : staffOrgs,
+      destinationOrgIds: q.side === 'source' ? [] : staffOrgs,
+      driverIds,
+    };
+    // A DRIVER member listing one org sees their own trips of that org only.
+    if (q.orgId && staffOrgs.length === 0) scope.orgId = q.orgId;
+    if (q.orgId && staffOrgs.length > 0) scope.driverIds = [];
+    const page = await this.repo.list(scope, { status: q.status, driverId: q.driverId }, fields, q.cursor, q.limit);
+    return page.map((row) => projectTrip(row, fields));
+  }
+
+  async transition(principal: Principal, tripId: string, to: TripStatus, note?: string): Promise<Record<string, unknown>> {
+    const viewer = await this.requireVisible(principal, tripId);
+    const mayOperate = viewer.orgRoles.some((r) => OPERATE.includes(r));
+    if (!mayOperate && !(viewer.isDriver && DRIVER_MOVES.includes(to))) {
+      throw new ForbiddenError('Your role does not allow this status change');
+    }
+    const result = await this.repo.transition(tripId, to, (from) => canTransition(from, to), principal.userId, note);
+    switch (result.kind) {
+      case 'missing':
+        throw new NotFoundError('Trip');
+      case 'illegal':
+        throw new DomainError(ErrorCode.ILLEGAL_TRANSITION, `A trip cannot move from ${result.from} to ${to}`, [
+          { path: 'status', message: `illegal transition ${result.from} -> ${to}`, from: result.from, to },
+        ]);
+      case 'driver-busy':
+        throw new DomainError(ErrorCode.DRIVER_BUSY, 'The driver already has an active trip', [
+          { path: 'driverId', message: 'has an active trip', tripId: result.otherTripId },
+        ]);
+      case 'truck-busy':
+        throw new DomainError(ErrorCode.TRUCK_BUSY, 'The truck already has an active trip', [
+          { path: 'truckId', message: 'has an active trip', tripId: result.otherTripId },
+        ]);
+      case 'ok':
+        this.publishStatus(viewer.access, to, result.at);
+    }
+    const row = await this.repo.findSelected(tripId, DEFAULT_TRIP_FIELDS, true);
+    return projectTrip(row!, DEFAULT_TRIP_FIELDS);
+  }
+
+  async events(principal: Principal, tripId: string, cursor: string | undefined, limit: number): Promise<Page<TripEventView>> {
+    await this.requireVisible(principal, tripId);
+    return this.repo.listEvents(tripId, cursor, limit);
+  }
+
+  /** Appends an event to a trip's log (QR scans and other features) and announces it. */
+  async appendEvent(tripId: string, event: { type: 'SCAN'; at: Date; data?: Record<string, unknown>; actorUserId?: string }): Promise<TripEventView> {
+    const view = await this.repo.appendEvent(tripId, event);
+    this.realtime.publish(tripRoom(tripId), 'trip.event', { tripId, type: view.type, at: view.at.toISOString(), data: view.data ?? null });
+    return view;
+  }
+
+  // ---- for tracking ----
+
+  /** The trip's current state for ping ingest, read fresh from the primary. */
+  trackState(tripId: string): Promise<TripTrackState | null> {
+    return this.repo.findTrackState(tripId);
+  }
+
+  findActiveTripByDevice(deviceId: string): Promise<{ driverFound: boolean; tripId: string | null }> {
+    return this.repo.findActiveTripByDevice(deviceId);
+  }
+
+  /** Writes one flush's effect on a trip and announces the status change and events it caused. */
+  async applyTrackUpdate(state: TripTrackState, update: TrackUpdate): Promise<void> {
+    const result = await this.repo.applyTrackUpdate(state.id, update);
+    if (result.arrivedAt) {
+      this.publishStatus(
+        { sourceOrgId: state.sourceOrgId, destinationOrgId: state.destinationOrgId, id: state.id },
+        'ARRIVED',
+        result.arrivedAt,
+      );
+    }
+    for (const e of result.events) {
+      if (e.type === 'STATUS_CHANGED') continue;
+      this.realtime.publish(tripRoom(state.id), 'trip.event', { tripId: state.id, type: e.type, at: e.at.toISOString(), data: e.data ?? null });
+    }
+  }
+
+  private publishStatus(trip: Pick<TripAccess, 'id' | 'sourceOrgId' | 'destinationOrgId'>, status: TripStatus, at: Date): void {
+    const payload = { tripId: trip.id, status, at: at.toISOString() };
+    this.realtime.publish(tripRoom(trip.id), 'trip.status', payload);
+    for (const orgId of new Set([trip.sourceOrgId, trip.destinationOrgId])) this.realtime.publish(orgRoom(orgId), 'trip.status', payload);
+  }
+
+  private async access(tripId: string): Promise<TripAccess | null> {
+    const cached = this.accessCache.get(tripId);
+    if (cached) return cached;
+    const access = await this.repo.findAccess(tripId);
+    if (access) {
+      if (this.accessCache.size >= ACCESS_CACHE_MAX) this.accessCache.delete(this.accessCache.keys().next().value!);
+      this.accessCache.set(tripId, access);
+    }
+    return access;
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Ledger posting throughput: 1, 10 and 50 concurrent posters on one account
+ * (contention on its row lock) and spread over 100 accounts, through the real
+ * HTTP stack (auth, validation, the posting transaction). Checks the
+ * invariants afterwards. Prints one JSON line; never fails on a number.
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { Client } from 'pg';
+import { createApp } from '../../src/app';
+import { loadConfig } from '../../src/infra/config/config';
+import { migrate } from '../../src/infra/db/migration-runner';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ACCOUNTS = 100;
+
+/** Posts invoices (3 of 4) and payments on account, round-robin over the targets, until the time is up. */
+const LOAD_WORKER = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+(async () => {
+  const latencies = [];
+  let errors = 0;
+  let seq = w.first;
+  const deadline = Date.now() + w.seconds * 1000;
+  const poster = async (p) => {
+    let i = 0;
+    while (Date.now() < deadline) {
+      const accountId = w.targets[(p + i++ * w.concurrency) % w.targets.length];
+      const n = ++seq;
+      const payment = n % 4 === 0;
+      const started = performance.now();
+      const res = await fetch(w.api + '/ledger/accounts/' + accountId + (payment ? '/payments' : '/invoices') + '?asOrgId=' + w.hub, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer ' + w.token, 'idempotency-key': 'k-' + n },
+        body: JSON.stringify(payment ? { amount: 100 + (n % 50), method: 'UPI' } : { number: 'B-' + n, amount: 1000 + (n % 997) }),
+      });
+      await res.arrayBuffer();
+      latencies.push(performance.now() - started);
+      if (res.status !== 201) errors++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: w.concurrency }, (_, p) => poster(p)));
+  parentPort.postMessage({ latencies, errors, elapsed: (performance.now() - started) / 1000 });
+})();
+`;
+
+function dbUrl(base: string, name: string): string {
+  const u = new URL(base);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function main(): Promise<void> {
+  const base = loadConfig({ ...process.env, NODE_ENV: 'test' });
+  const name = `waybill_bench_ledger_${Date.now()}`;
+  const databaseUrl = dbUrl(base.databaseUrl, name);
+  await migrate(databaseUrl, join(__dirname, '..', '..', 'prisma', 'migrations'));
+  const app = await createApp({
+    ...base,
+    databaseUrl,
+    databaseReplicaUrl: undefined,
+    redisKeyPrefix: `bench:${randomUUID()}:`,
+    logLevel: 'silent',
+    authRateLimitPerMinute: 1_000_000,
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.getHttpServer().address() as { port: number }).port;
+  const api = `http://127.0.0.1:${port}/api/v1`;
+  const sql = new Client({ connectionString: databaseUrl });
+  await sql.connect();
+  try {
+    const post = async (path: string, body: unknown, token?: string, key?: string) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token) headers.authorization = `Bearer ${token}`;
+      if (key) headers['idempotency-key'] = key;
+      const res = await fetch(api + path, { method: 'POST', headers, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { data: { id: string; accessToken: string } } };
+    };
+    const reg = await post('/auth/register', { phone: '+919800000001', name: 'Bench', password: 'password-123' });
+    const token = reg.body.data.accessToken;
+    const hub = (await post('/orgs', { name: 'Hub' }, token)).body.data.id;
+    const accounts: string[] = [];
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const other = (await post('/orgs', { name: `Party ${i}` }, token)).body.data.id;
+      accounts.push((await post(`/orgs/${hub}/accounts`, { counterpartyOrgId: other }, token)).body.data.id);
+    }
+
+    let seq = 0;
+    // The load comes from a worker thread: the client must not share the server's event loop.
+    const run = async (concurrency: number, targets: string[]) => {
+      const first = seq;
+      seq += 10_000_000;
+      const worker = new Worker(LOAD_WORKER, {
+        eval: true,
+        workerData: { api, token, hub, concurrency, targets, seconds: SECONDS, first },
+      });
+      const [out] = (await once(worker, 'message')) as [{ latencies: number[]; errors: number; elapsed: number }];
+      await worker.terminate();
+      const latencies = out.latencies.sort((a, b) => a - b);
+      const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] * 100) / 100;
+      return {
+        concurrency,
+        accounts: targets.length,
+        postings: latencies.length - out.errors,
+        errors: out.errors,
+        postingsPerSec: Math.round((latencies.length - out.errors) / out.elapsed),
+        p50Ms: pct(0.5),
+        p99Ms: pct(0.99),
+      };
+    };
+
+    // Warm up connections and code paths.
+    await run(10, accounts.slice(0, 10));
+    const results = [];
+    for (const concurrency of [1, 10, 50]) {
+      results.push(await run(concurrency, accounts.slice(0, 1)));
+      results.push(await run(concurrency, accounts));
+    }
+
+    // Invariants over every account: balance = sum of A's entries, chains unbroken, counts exact.
+    const bad = await sql.query(`
+      WITH sides AS (
+        SELECT a.id, e.org_id, count(*) AS n, sum(e.amount) AS total,
+               bool_and(e.running_balance = s.cum) AS chain, max(e.seq) AS max_seq,
+               bool_or(e.org_id = a.org_a_id) AS is_a, a.balance, a.entry_count
+        FROM ledger_accounts a
+        JOIN ledger_entries e ON e.account_id = a.id
+        JOIN LATERAL (SELECT sum(x.amount) OVER (ORDER BY x.seq) AS cum, x.id FROM ledger_entries x
+                      WHERE x.account_id = a.id AND x.org_id = e.org_id) s ON s.id = e.id
+        GROUP BY a.id, e.org_id, a.org_a_id, a.balance, a.entry_count)
+      SELECT id FROM sides
+      WHERE n <> entry_count OR max_seq <> entry_count OR NOT chain
+         OR total <> CASE WHEN is_a THEN balance ELSE -balance END`);
+    const unbalanced = await sql.query(
+      `SELECT count(*)::int AS n FROM (SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount) <> 0) x`,
+    );
+    const totals = await sql.query(`SELECT count(*)::int AS postings FROM ledger_postings`);
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'ledger-postings',
+        secondsPerRun: SECONDS,
+        runs: results,
+        invariants: {
+          postings: totals.rows[0].postings,
+          accountsViolating: bad.rows.length,
+          unbalancedPostings: unbalanced.rows[0].n,
+          exact: bad.rows.length === 0 && unbalanced.rows[0].n === 0,
+        },
+      })}\n`,
+    );
+  } finally {
+    await sql.end();
+    await app.close();
+    const admin = new Client({ connectionString: dbUrl(base.databaseUrl, 'postgres') });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ledger-postings bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

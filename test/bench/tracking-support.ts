@@ -1,0 +1,153 @@
+/* Shared by the tracking and trips benchmarks: a migrated database of its own and the app as a child process. */
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { loadConfig } from '../../src/infra/config/config';
+import { migrate } from '../../src/infra/db/migration-runner';
+
+export const ROOT = join(__dirname, '..', '..');
+export const baseConfig = loadConfig({ ...process.env, NODE_ENV: 'test' });
+
+export function dbUrl(name: string): string {
+  const url = new URL(baseConfig.databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function freshDatabase(tag: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `waybill_bench_${tag}_${Date.now()}`;
+  const url = dbUrl(name);
+  await migrate(url, join(ROOT, 'prisma', 'migrations'));
+  return {
+    url,
+    async drop() {
+      const admin = new Client({ connectionString: dbUrl('postgres') });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export async function startAppProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<{ url: string; proc: ChildProcess; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      JWT_SECRET: 'bench-secret-bench-secret-bench',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: databaseUrl,
+      DATABASE_REPLICA_URL: '',
+      REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
+      LOG_LEVEL: 'error',
+      AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
+      TS_NODE_SWC: 'true',
+      TS_NODE_TRANSPILE_ONLY: 'true',
+      TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${url}/health/live`)).ok) break;
+    } catch {
+      /* starting */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    proc,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function call(url: string, method: string, path: string, body?: unknown, token?: string): Promise<any> {
+  const res = await fetch(`${url}/api/v1${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await res.json()) as { data: unknown };
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json.data;
+}
+
+let phone = 0;
+export const nextPhone = () => `+9180${String(Date.now() % 1e6).padStart(6, '0')}${String(++phone).padStart(3, '0')}`;
+
+export interface BenchTrip {
+  tripId: string;
+  token: string;
+  deviceId: string;
+}
+
+/** One org, `n` drivers, trucks and IN_TRANSIT trips created 60 days ago (so old fixes are accepted). */
+export async function makeTrips(url: string, databaseUrl: string, n: number): Promise<BenchTrip[]> {
+  const owner = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: 'Bench Owner', password: 'password-123' });
+  const org = await call(url, 'POST', '/orgs', { name: 'Bench Traders' }, owner.accessToken);
+  const trips: BenchTrip[] = [];
+  for (let i = 0; i < n; i++) {
+    const driver = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: `Driver ${i}`, password: 'password-123' });
+    const deviceId = `bench-${randomBytes(6).toString('hex')}`;
+    const profile = await call(url, 'POST', `/orgs/${org.id}/drivers`, { phone: driver.user.phone, deviceId }, owner.accessToken);
+    const truck = await call(url, 'POST', `/orgs/${org.id}/trucks`, { number: `BENCH ${i} ${deviceId}` }, owner.accessToken);
+    const trip = await call(
+      url,
+      'POST',
+      '/trips',
+      {
+        sourceOrgId: org.id,
+        destinationOrgId: org.id,
+        truckId: truck.id,
+        driverId: profile.id,
+        startPoint: { name: 'A', lat: 20, lng: 75 },
+        endPoint: { name: 'B', lat: 29, lng: 78 },
+      },
+      owner.accessToken,
+    );
+    for (const status of ['LOADING', 'IN_TRANSIT']) await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
+    trips.push({ tripId: trip.id, token: driver.accessToken, deviceId });
+  }
+  const sql = new Client({ connectionString: databaseUrl });
+  await sql.connect();
+  await sql.query(`UPDATE trips SET created_at = now() - interval '60 days'`);
+  await sql.end();
+  return trips;
+}
+
+/** Fresh, plausible fixes per trip: one second and about a metre apart, starting 59 days ago. */
+export class FixClock {
+  private readonly next = new Map<string, number>();
+  private readonly start = Date.now() - 59 * 86_400_000;
+  take(tripId: string, n: number): { latitude: number; longitude: number; timestamp: number }[] {
+    const first = this.next.get(tripId) ?? 0;
+    this.next.set(tripId, first + n);
+    return Array.from({ length: n }, (_, i) => ({ latitude: 20 + (first + i) * 1e-5, longitude: 75, timestamp: this.start + (first + i) * 1000 }));
+  }
+}
+
+export const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;

@@ -1,0 +1,154 @@
+/* Ping ingest, side by side: the physical floor, PingWriter alone (two insert statements), the full HTTP path, OsmAnd, latency at 5k points/s. */
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import { createApp } from '../../src/app';
+import { PingWriter } from '../../src/modules/tracking/ping-writer';
+import { PingRow } from '../../src/modules/tracking/ping-filters';
+import { TrackingRepository } from '../../src/modules/tracking/tracking.repository';
+import { baseConfig, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './tracking-support';
+
+const TRIPS = 20;
+const FLOOR_ROWS = 200_000;
+const WRITER_ROWS = 200_000;
+const HTTP_SECONDS = 10;
+
+function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: number): PingRow[] {
+  const rows: PingRow[] = [];
+  while (rows.length < total) {
+    for (const tripId of tripIds) {
+      for (const f of clock.take(tripId, perTrip)) {
+        rows.push({ tripId, recordedAt: new Date(f.timestamp), lat: f.latitude, lng: f.longitude, accuracy: 5, speed: 1, heading: 0, altitude: null, batchId: null });
+      }
+    }
+  }
+  return rows.slice(0, total);
+}
+
+async function floor(databaseUrl: string, rows: PingRow[]): Promise<number> {
+  const sql = new Client({ connectionString: databaseUrl });
+  await sql.connect();
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < rows.length; i += 1000) {
+    const part = rows.slice(i, i + 1000);
+    const values: unknown[] = [];
+    const tuples = part.map((r, j) => {
+      values.push(r.tripId, r.recordedAt, r.lat, r.lng, r.accuracy, r.speed, r.heading, r.altitude, r.batchId);
+      const b = j * 9;
+      return `($${b + 1},$${b + 2},$${b + 3},$${b + 4},$${b + 5},$${b + 6},$${b + 7},$${b + 8},$${b + 9})`;
+    });
+    await sql.query(
+      `INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id) VALUES ${tuples.join(',')} ON CONFLICT (trip_id, recorded_at) DO NOTHING`,
+      values,
+    );
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await sql.end();
+  return rows.length / seconds;
+}
+
+async function writerAlone(databaseUrl: string, rows: PingRow[], strategy: 'unnest' | 'prisma'): Promise<number> {
+  const app = await createApp({ ...baseConfig, databaseUrl, databaseReplicaUrl: undefined, logLevel: 'error', redisKeyPrefix: `bench:w:${Date.now()}:` });
+  await app.init();
+  const writer = app.get(PingWriter);
+  const repo = app.get(TrackingRepository);
+  writer.insert = strategy === 'unnest' ? (r) => repo.insertPings(r) : (r) => repo.insertPingsWithPrisma(r);
+  const perRequest = 100;
+  const concurrency = 50;
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < rows.length) {
+        const part = rows.slice(next, next + perRequest);
+        next += perRequest;
+        await writer.write(part);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await app.close();
+  return rows.length / seconds;
+}
+
+function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+async function main(): Promise<void> {
+  const db = await freshDatabase('tracking');
+  const app = await startAppProcess(db.url);
+  try {
+    const trips = await makeTrips(app.url, db.url, TRIPS);
+    const tripIds = trips.map((t) => t.tripId);
+    const clock = new FixClock();
+
+    const floorRate = await floor(db.url, rowsFor(clock, tripIds, FLOOR_ROWS, 50));
+    const writerUnnest = await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'unnest');
+    const writerPrisma = await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'prisma');
+
+    let rr = 0;
+    const pingRequests = (points: number): autocannon.Request[] => [
+      {
+        method: 'POST',
+        path: '/api/v1/tracking/ping',
+        setupRequest: (req) => {
+          const trip = trips[rr++ % trips.length];
+          return {
+            ...req,
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${trip.token}` },
+            body: JSON.stringify({ tripId: trip.tripId, locations: clock.take(trip.tripId, points) }),
+          };
+        },
+      },
+    ];
+    const http = async (points: number, connections: number) => {
+      const r = await cannon({ url: app.url, connections, duration: HTTP_SECONDS, requests: pingRequests(points) });
+      return { pointsPerSec: round((r.requests.average * points * (r.non2xx ? (r.requests.total - r.non2xx) / r.requests.total : 1)), 0), reqPerSec: round(r.requests.average), p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+    };
+    const http10 = await http(10, 64);
+    const http100 = await http(100, 32);
+
+    const osmand = await cannon({
+      url: app.url,
+      connections: 64,
+      duration: HTTP_SECONDS,
+      requests: [
+        {
+          method: 'GET',
+          setupRequest: (req) => {
+            const trip = trips[rr++ % trips.length];
+            const [f] = clock.take(trip.tripId, 1);
+            return { ...req, path: `/api/v1/tracking/osmand?id=${trip.deviceId}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80` };
+          },
+        },
+      ],
+    });
+
+    // 5,000 points/s: 500 requests/s of 10 points, spread over the trips.
+    const steady = await cannon({ url: app.url, connections: 50, overallRate: 500, duration: HTTP_SECONDS, requests: pingRequests(10) });
+
+    const result = {
+      bench: 'tracking',
+      trips: TRIPS,
+      floor_pg_insert_1000_rows_per_stmt: { pointsPerSec: round(floorRate) },
+      pingWriter_alone: { unnest: { pointsPerSec: round(writerUnnest) }, prisma_createManyAndReturn: { pointsPerSec: round(writerPrisma) } },
+      http_ping_10_points: http10,
+      http_ping_100_points: http100,
+      osmand_single_point: { pointsPerSec: round(osmand.requests.average), p50ms: osmand.latency.p50, p99ms: osmand.latency.p99, non2xx: osmand.non2xx },
+      at_5k_points_per_sec: { achievedPointsPerSec: round(steady.requests.average * 10), p50ms: steady.latency.p50, p99ms: steady.latency.p99, non2xx: steady.non2xx },
+      ratio_http100_over_floor: round(http100.pointsPerSec / floorRate, 2),
+      ratio_http10_over_floor: round(http10.pointsPerSec / floorRate, 2),
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await app.stop();
+    await db.drop();
+  }
+}
+
+void main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
+import { Api } from '../support/test-app';
+
+/** Shared set-up of the trips and tracking e2e files. */
+export interface TripWorld {
+  source: TestOrg;
+  destination: TestOrg;
+  truckId: string;
+  driver: TestUser;
+  driverId: string;
+  deviceId: string;
+}
+
+let truckSeq = 0;
+
+export async function newTruck(api: Api, org: TestOrg): Promise<string> {
+  truckSeq += 1;
+  const res = await api.post(`/orgs/${org.id}/trucks`, { number: `RJ14 T ${truckSeq} ${randomUUID().slice(0, 6)}` }, { token: org.owner.accessToken });
+  if (res.status !== 201) throw new Error(`truck: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.data.id;
+}
+
+export async function newDriver(api: Api, org: TestOrg): Promise<{ user: TestUser; driverId: string; deviceId: string }> {
+  const user = await newUser(api, 'Driver Ramesh');
+  const deviceId = `dev-${randomUUID()}`;
+  const res = await api.post(`/orgs/${org.id}/drivers`, { phone: user.phone, deviceId }, { token: org.owner.accessToken });
+  if (res.status !== 201) throw new Error(`driver: ${res.status} ${JSON.stringify(res.body)}`);
+  return { user, driverId: res.body.data.id, deviceId };
+}
+
+export async function newWorld(api: Api): Promise<TripWorld> {
+  const [source, destination] = await Promise.all([newOrg(api, undefined, 'Sharma Traders'), newOrg(api, undefined, 'Gupta Mandi')]);
+  const [truckId, d] = await Promise.all([newTruck(api, source), newDriver(api, source)]);
+  return { source, destination, truckId, driver: d.user, driverId: d.driverId, deviceId: d.deviceId };
+}
+
+export const JAIPUR = { name: 'Jaipur', lat: 26.9124, lng: 75.7873 };
+export const DELHI = { name: 'Delhi', lat: 28.6139, lng: 77.209 };
+
+export async function newTrip(api: Api, w: TripWorld, extra: Record<string, unknown> = {}): Promise<any> {
+  const res = await api.post(
+    '/trips',
+    {
+      sourceOrgId: w.source.id,
+      destinationOrgId: w.destination.id,
+      truckId: w.truckId,
+      driverId: w.driverId,
+      startPoint: JAIPUR,
+      endPoint: DELHI,
+      ...extra,
+    },
+    { token: w.source.owner.accessToken },
+  );
+  if (res.status !== 201) throw new Error(`trip: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.data;
+}
+
+export async function moveTo(api: Api, w: TripWorld, tripId: string, ...statuses: string[]): Promise<void> {
+  for (const status of statuses) {
+    const res = await api.post(`/trips/${tripId}/status`, { status }, { token: w.source.owner.accessToken });
+    if (res.status !== 200) throw new Error(`status ${status}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+}
+
+/** A trip in IN_TRANSIT with its own driver and truck. */
+export async function activeTrip(api: Api, w: TripWorld, status = 'IN_TRANSIT'): Promise<any> {
+  const trip = await newTrip(api, w);
+  await moveTo(api, w, trip.id, ...(status === 'LOADING' ? ['LOADING'] : ['LOADING', 'IN_TRANSIT']));
+  return trip;
+}
+
+export { newMember };
