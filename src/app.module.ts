@@ -10,7 +10,7 @@ import { AppConfig } from './infra/config/config';
 import { ConfigModule } from './infra/config/config.module';
 import { DbModule } from './infra/db/db.module';
 import { HealthController } from './infra/observability/health.controller';
-import { RealtimeModule } from './infra/realtime/realtime-publisher';
+import { RealtimeModule } from './infra/realtime/realtime.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { OrgsModule } from './modules/orgs/orgs.module';

@@ -13,6 +13,7 @@ import { requestContext } from './common/context/request-context';
 import { DomainError } from './common/errors/domain-error';
 import { ErrorCode } from './common/errors/error-codes';
 import { AppConfig } from './infra/config/config';
+import { RedisIoAdapter } from './infra/realtime/redis-io.adapter';
 import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 
@@ -43,6 +44,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     logger: new PinoLoggerService(pino),
     bufferLogs: false,
   });
+  // Socket.IO on the same server and port, nodes joined through Redis.
+  app.useWebSocketAdapter(new RedisIoAdapter(app, config));
   const fastify = app.getHttpAdapter().getInstance();
 
   // Everything that serves this request, to the last log line, sees its context.

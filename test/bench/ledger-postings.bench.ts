@@ -122,19 +122,19 @@ async function main(): Promise<void> {
     }
 
     // Invariants over every account: balance = sum of A's entries, chains unbroken, counts exact.
+    // One pass with a window per side (a per-entry lateral sum was quadratic in an account's length).
     const bad = await sql.query(`
-      WITH sides AS (
-        SELECT a.id, e.org_id, count(*) AS n, sum(e.amount) AS total,
-               bool_and(e.running_balance = s.cum) AS chain, max(e.seq) AS max_seq,
-               bool_or(e.org_id = a.org_a_id) AS is_a, a.balance, a.entry_count
-        FROM ledger_accounts a
-        JOIN ledger_entries e ON e.account_id = a.id
-        JOIN LATERAL (SELECT sum(x.amount) OVER (ORDER BY x.seq) AS cum, x.id FROM ledger_entries x
-                      WHERE x.account_id = a.id AND x.org_id = e.org_id) s ON s.id = e.id
-        GROUP BY a.id, e.org_id, a.org_a_id, a.balance, a.entry_count)
-      SELECT id FROM sides
-      WHERE n <> entry_count OR max_seq <> entry_count OR NOT chain
-         OR total <> CASE WHEN is_a THEN balance ELSE -balance END`);
+      WITH chain AS (
+        SELECT e.account_id, e.org_id, e.seq, e.amount, e.running_balance,
+               sum(e.amount) OVER (PARTITION BY e.account_id, e.org_id ORDER BY e.seq) AS cum
+        FROM ledger_entries e),
+      sides AS (
+        SELECT account_id, org_id, count(*) AS n, sum(amount) AS total, max(seq) AS max_seq,
+               bool_and(running_balance = cum) AS chain
+        FROM chain GROUP BY account_id, org_id)
+      SELECT a.id FROM sides s JOIN ledger_accounts a ON a.id = s.account_id
+      WHERE s.n <> a.entry_count OR s.max_seq <> a.entry_count OR NOT s.chain
+         OR s.total <> CASE WHEN s.org_id = a.org_a_id THEN a.balance ELSE -a.balance END`);
     const unbalanced = await sql.query(
       `SELECT count(*)::int AS n FROM (SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount) <> 0) x`,
     );

@@ -1,5 +1,6 @@
 /* Ping ingest, side by side: the physical floor, PingWriter alone (two insert statements), the full HTTP path, OsmAnd, latency at 5k points/s. */
 import autocannon from 'autocannon';
+import { loadavg } from 'node:os';
 import { Client } from 'pg';
 import { createApp } from '../../src/app';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
@@ -11,6 +12,8 @@ const TRIPS = 20;
 const FLOOR_ROWS = 200_000;
 const WRITER_ROWS = 200_000;
 const HTTP_SECONDS = 10;
+/** `TRACKING_BENCH_ONLY=steady` runs only the 5k points/s latency scenario (quicker iterations, same figures). */
+const ONLY = process.env.TRACKING_BENCH_ONLY;
 
 function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: number): PingRow[] {
   const rows: PingRow[] = [];
@@ -70,6 +73,49 @@ async function writerAlone(databaseUrl: string, rows: PingRow[], strategy: 'unne
   return rows.length / seconds;
 }
 
+function percentiles(ms: number[]): { n: number; p50ms: number; p99ms: number; maxms: number } {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 1);
+  return { n: sorted.length, p50ms: at(0.5), p99ms: at(0.99), maxms: round(sorted[sorted.length - 1] ?? NaN, 1) };
+}
+
+function startProbes(appUrl: string, databaseUrl: string) {
+  let stopped = false;
+  const http: number[] = [];
+  const db: number[] = [];
+  const every = (fn: () => Promise<void>) =>
+    (async () => {
+      while (!stopped) {
+        await fn();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+  const sql = new Client({ connectionString: databaseUrl });
+  const ready = sql.connect().then(() => sql.query('CREATE TABLE IF NOT EXISTS bench_probe (at timestamptz NOT NULL)'));
+  const loops = [
+    every(async () => {
+      const t0 = performance.now();
+      await (await fetch(`${appUrl}/health/live`)).arrayBuffer();
+      http.push(performance.now() - t0);
+    }),
+    ready.then(() =>
+      every(async () => {
+        const t0 = performance.now();
+        await sql.query('INSERT INTO bench_probe VALUES (now())');
+        db.push(performance.now() - t0);
+      }),
+    ),
+  ];
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      await sql.end();
+      return { http: percentiles(http), db: percentiles(db) };
+    },
+  };
+}
+
 function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
@@ -84,9 +130,10 @@ async function main(): Promise<void> {
     const tripIds = trips.map((t) => t.tripId);
     const clock = new FixClock();
 
-    const floorRate = await floor(db.url, rowsFor(clock, tripIds, FLOOR_ROWS, 50));
-    const writerUnnest = await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'unnest');
-    const writerPrisma = await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'prisma');
+    const full = ONLY !== 'steady';
+    const floorRate = full ? await floor(db.url, rowsFor(clock, tripIds, FLOOR_ROWS, 50)) : NaN;
+    const writerUnnest = full ? await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'unnest') : NaN;
+    const writerPrisma = full ? await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'prisma') : NaN;
 
     let rr = 0;
     const pingRequests = (points: number): autocannon.Request[] => [
@@ -107,10 +154,11 @@ async function main(): Promise<void> {
       const r = await cannon({ url: app.url, connections, duration: HTTP_SECONDS, requests: pingRequests(points) });
       return { pointsPerSec: round((r.requests.average * points * (r.non2xx ? (r.requests.total - r.non2xx) / r.requests.total : 1)), 0), reqPerSec: round(r.requests.average), p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
     };
-    const http10 = await http(10, 64);
-    const http100 = await http(100, 32);
+    const skipped = { pointsPerSec: NaN, reqPerSec: NaN, p50ms: NaN, p99ms: NaN, non2xx: 0, errors: 0 };
+    const http10 = full ? await http(10, 64) : skipped;
+    const http100 = full ? await http(100, 32) : skipped;
 
-    const osmand = await cannon({
+    const osmand = !full ? { requests: { average: NaN }, latency: { p50: NaN, p99: NaN }, non2xx: 0 } : await cannon({
       url: app.url,
       connections: 64,
       duration: HTTP_SECONDS,
@@ -127,17 +175,35 @@ async function main(): Promise<void> {
     });
 
     // 5,000 points/s: 500 requests/s of 10 points, spread over the trips.
+    // A short warm-up at the same rate first (JIT, pools, caches), not counted.
+    await cannon({ url: app.url, connections: 50, overallRate: 500, duration: 2, requests: pingRequests(10) });
+    // Probes during the steady run, to tell the app's latency from this machine's: the same HTTP stack with
+    // no work (GET /health/live) and a one-row INSERT + commit on a connection of its own, each every 10 ms.
+    const probes = startProbes(app.url, db.url);
     const steady = await cannon({ url: app.url, connections: 50, overallRate: 500, duration: HTTP_SECONDS, requests: pingRequests(10) });
+    const probed = await probes.stop();
 
     const result = {
       bench: 'tracking',
+      only: ONLY ?? 'all',
       trips: TRIPS,
+      settings: { PING_WRITER_MAX_IN_FLIGHT: process.env.PING_WRITER_MAX_IN_FLIGHT ?? 'default', TRIP_STATE_CACHE_MS: process.env.TRIP_STATE_CACHE_MS ?? 'default' },
+      loadavg1m: round(loadavg()[0], 2),
       floor_pg_insert_1000_rows_per_stmt: { pointsPerSec: round(floorRate) },
       pingWriter_alone: { unnest: { pointsPerSec: round(writerUnnest) }, prisma_createManyAndReturn: { pointsPerSec: round(writerPrisma) } },
       http_ping_10_points: http10,
       http_ping_100_points: http100,
       osmand_single_point: { pointsPerSec: round(osmand.requests.average), p50ms: osmand.latency.p50, p99ms: osmand.latency.p99, non2xx: osmand.non2xx },
-      at_5k_points_per_sec: { achievedPointsPerSec: round(steady.requests.average * 10), p50ms: steady.latency.p50, p99ms: steady.latency.p99, non2xx: steady.non2xx },
+      at_5k_points_per_sec: {
+        achievedPointsPerSec: round(steady.requests.average * 10),
+        p50ms: steady.latency.p50,
+        p90ms: steady.latency.p90,
+        p99ms: steady.latency.p99,
+        maxms: steady.latency.max,
+        non2xx: steady.non2xx,
+        probe_health_live: probed.http,
+        probe_db_commit_1_row: probed.db,
+      },
       ratio_http100_over_floor: round(http100.pointsPerSec / floorRate, 2),
       ratio_http10_over_floor: round(http10.pointsPerSec / floorRate, 2),
     };

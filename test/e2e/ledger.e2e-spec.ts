@@ -216,6 +216,7 @@ describe('ledger', () => {
       const over = await payment(accountId, seller2.owner, { amount: 601, method: 'cash', invoiceId: inv.id });
       expect(over.status).toBe(422);
       expect(over.body.error.code).toBe('OVERPAYMENT');
+      expect(over.body.error.details[0].outstanding).toBe(600);
 
       const wrongWay = await payment(accountId, seller2.owner, { amount: 1, method: 'cash', invoiceId: inv.id, direction: 'PAID' });
       expect(wrongWay.status).toBe(422);
@@ -227,6 +228,33 @@ describe('ledger', () => {
       expect(row).toEqual({ status: 'PAID', amount_paid: 1000 });
 
       expect((await payment(accountId, seller2.owner, { amount: 1, method: 'cash', invoiceId: randomUUID() })).status).toBe(404);
+      await checkInvariants(accountId);
+    });
+
+    it('the response is the stored posting: same body, times and running balances as the rows', async () => {
+      const inv = await invoice(accountId, seller2.owner, { number: 'INV-ROWS', amount: 321, dueDate: '2026-12-31', memo: 'rows' });
+      expect(inv.status).toBe(201);
+      const body = inv.body.data;
+      expect(body).toMatchObject({ number: 'INV-ROWS', amount: 321, amountPaid: 0, status: 'OPEN', dueDate: '2026-12-31', memo: 'rows', tripId: null });
+      const posting = (await t.sql.query('SELECT response, seq FROM ledger_postings WHERE id = $1', [body.postingId])).rows[0];
+      expect(posting.response).toEqual(body);
+      const rows = await t.sql.query(
+        `SELECT id, org_id AS "orgId", seq, amount::float8 AS amount, running_balance::float8 AS "runningBalance", created_at AS "createdAt"
+         FROM ledger_entries WHERE posting_id = $1`,
+        [body.postingId],
+      );
+      expect(body.entries).toHaveLength(2);
+      for (const e of body.entries) {
+        const row = rows.rows.find((r: { id: string }) => r.id === e.id);
+        expect({ ...row, createdAt: row.createdAt.toISOString() }).toEqual({
+          id: e.id,
+          orgId: e.orgId,
+          seq: posting.seq,
+          amount: e.amount,
+          runningBalance: e.runningBalance,
+          createdAt: body.createdAt,
+        });
+      }
       await checkInvariants(accountId);
     });
 

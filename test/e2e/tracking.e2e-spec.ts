@@ -1,7 +1,9 @@
+import { Client } from 'pg';
 import { InProcessRealtimePublisher, RealtimeEvent } from '../../src/infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../src/infra/redis/redis.module';
 import { distanceM } from '../../src/modules/tracking/geo';
 import { KNOTS_TO_MPS } from '../../src/modules/tracking/osmand';
+import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newUser } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
 import { activeTrip, moveTo, newDriver, newMember, newTrip, newWorld, TripWorld } from './trips.fixtures';
@@ -31,6 +33,13 @@ describe('tracking', () => {
 
   const ping = (w: TripWorld, tripId: string, locations: unknown[]) =>
     t.api.post('/tracking/ping', { tripId, locations }, { token: w.driver.accessToken });
+
+  /**
+   * A 2xx means the points are committed; the trip's latest location,
+   * distance, Redis copy, detectors and events follow right behind the answer.
+   * Wait for that work (not for a time) before looking at them.
+   */
+  const afterFlushDone = () => t.app.get(PingWriter).drain();
 
   const count = async (tripId: string) =>
     (await t.sql.query(`SELECT count(*)::int AS n FROM trip_pings WHERE trip_id = $1`, [tripId])).rows[0].n as number;
@@ -182,6 +191,7 @@ describe('tracking', () => {
       const older = [pt(t0, 0), pt(t0, 25, { longitude: 75.8005 }), pt(t0, 10)];
       expect((await ping(w, trip.id, newer)).body.data.accepted).toBe(3);
       expect((await ping(w, trip.id, older)).body.data.accepted).toBe(3);
+      await afterFlushDone();
       off();
       const detail = await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken });
       expect(detail.body.data.latestLocation).toMatchObject({ lat: newer[2].latitude, lng: 75.8, recordedAt: newer[2].timestamp });
@@ -206,6 +216,7 @@ describe('tracking', () => {
       expect(none.status).toBe(404);
       await ping(w, trip.id, [pt(t0, 0, { speed: 11, heading: 10 }), pt(t0, 5, { speed: 12, heading: 11 })]);
       const expected = { lat: pt(t0, 5).latitude, lng: 75.8, speed: 12, heading: 11, recordedAt: pt(t0, 5).timestamp };
+      await afterFlushDone();
       const redis = t.app.get<RedisClient>(REDIS);
       expect(JSON.parse((await redis.get(`trip-latest:${trip.id}`))!)).toEqual(expected);
       const latest = await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.destination.owner.accessToken });
@@ -217,6 +228,36 @@ describe('tracking', () => {
       const outsider = await newUser(t.api);
       expect((await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: outsider.accessToken })).status).toBe(404);
       expect((await t.api.get(`/tracking/trips/${trip.id}/history`, { token: outsider.accessToken })).status).toBe(404);
+    });
+
+    it('GET latest answered right after a 2xx already shows the acknowledged point (same node), before the trip row catches up', async () => {
+      const { w, trip } = await world();
+      const t0 = base();
+      expect((await ping(w, trip.id, [pt(t0, 0)])).body.data.accepted).toBe(1);
+      await afterFlushDone();
+      // Hold the after-flush work back: another session holds the trip row (NO KEY UPDATE, so the
+      // pings' foreign-key check still passes): the next point is committed and acknowledged,
+      // the trip row cannot be updated yet.
+      const blocker = new Client({ connectionString: t.config.databaseUrl });
+      await blocker.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query(`SELECT 1 FROM trips WHERE id = $1 FOR NO KEY UPDATE`, [trip.id]);
+        expect((await ping(w, trip.id, [pt(t0, 10)])).body.data.accepted).toBe(1);
+        const row = await t.sql.query(`SELECT latest_recorded_at FROM trips WHERE id = $1`, [trip.id]);
+        expect((row.rows[0].latest_recorded_at as Date).toISOString()).toBe(pt(t0, 0).timestamp);
+        const latest = await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });
+        expect(latest.body.data.recordedAt).toBe(pt(t0, 10).timestamp);
+        // The speed filter compares with the acknowledged point too: 1 km in 1 s after it is a jump.
+        const jump = await ping(w, trip.id, [{ latitude: pt(t0, 10).latitude + 0.01, longitude: 75.8, timestamp: new Date(t0 + 11_000).toISOString() }]);
+        expect(jump.body.data.rejected).toEqual([expect.objectContaining({ index: 0, reason: 'SPEED_JUMP' })]);
+      } finally {
+        await blocker.query('ROLLBACK');
+        await blocker.end();
+      }
+      await afterFlushDone();
+      const detail = await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken });
+      expect(detail.body.data.latestLocation.recordedAt).toBe(pt(t0, 10).timestamp);
     });
 
     it('GET history: a range, oldest first, with a keyset cursor, and as GeoJSON', async () => {
@@ -262,6 +303,7 @@ describe('tracking', () => {
       await ping(w, trip.id, [{ latitude: 27.51, longitude: 76.5, timestamp: at(240), speed: 30 }]);
       // About 140 km in two hours: no jump, no overspeed.
       await ping(w, trip.id, [{ latitude: 28.6135, longitude: 77.2088, timestamp: at(7440) }]);
+      await afterFlushDone();
       off();
       const detail = await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken });
       expect(detail.body.data.status).toBe('ARRIVED');

@@ -175,7 +175,7 @@ describe('trips', () => {
       expect(bad.body.error.details[0].path).toBe('status');
     });
 
-    it('?fields= selects dotted paths into relations, in one query', async () => {
+    it('?fields= selects dotted paths into relations, joined, whatever the page size', async () => {
       const token = x.source.owner.accessToken;
       const counter = countQueries('trips');
       const res = await t.api.get(`/trips?orgId=${x.source.id}&limit=5&fields=id,status,truck.number,driver.name,sourceOrg.name,latestLocation`, { token });
@@ -190,13 +190,23 @@ describe('trips', () => {
         sourceOrg: { name: 'Sharma Traders' },
         latestLocation: null,
       });
-      expect(queries).toHaveLength(1);
-      // ...which reads the relations too (joined, not one query per row).
-      expect(queries[0]).toMatch(/trucks/);
-      expect(queries[0]).toMatch(/driver_profiles/);
-      expect(queries[0]).toMatch(/users/);
+      // An org seen from both sides: the page's ids from a UNION of one index range per side, then
+      // one read of the selected fields of those ids, relations joined (not one query per row).
+      expect(queries).toHaveLength(2);
+      expect(queries[0]).toMatch(/UNION/);
+      expect(queries[1]).toMatch(/trucks/);
+      expect(queries[1]).toMatch(/driver_profiles/);
+      expect(queries[1]).toMatch(/users/);
       // Only the asked-for columns are read.
-      expect(queries[0]).not.toMatch(/distance_km|start_name|password_hash|phone/);
+      for (const q of queries) expect(q).not.toMatch(/distance_km|start_name|password_hash|phone/);
+
+      // One side of one org: a single query, relations joined.
+      const oneSide = countQueries('trips');
+      const sideRes = await t.api.get(`/trips?orgId=${x.source.id}&side=source&limit=5&fields=id,status,truck.number,driver.name`, { token });
+      const sideQueries = oneSide.stop();
+      expect(sideRes.body.data).toHaveLength(5);
+      expect(sideQueries).toHaveLength(1);
+      expect(sideQueries[0]).toMatch(/trucks/);
 
       const detailCounter = countQueries('trips');
       const one = await t.api.get(`/trips/${ids[0]}?fields=driver.phone,destinationOrg`, { token });

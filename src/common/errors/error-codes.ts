@@ -42,6 +42,8 @@ export enum ErrorCode {
   TRUCK_BUSY = 'TRUCK_BUSY',
   TRIP_NOT_ACTIVE = 'TRIP_NOT_ACTIVE',
   NO_ACTIVE_TRIP = 'NO_ACTIVE_TRIP',
+  // realtime
+  ROOM_NOT_SUPPORTED = 'ROOM_NOT_SUPPORTED',
 }
 
 /**
@@ -95,6 +97,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.TRIP_NOT_BETWEEN_ORGS:
     case ErrorCode.BALANCE_LIMIT_EXCEEDED:
     case ErrorCode.STATEMENT_TOO_LARGE:
+    case ErrorCode.ROOM_NOT_SUPPORTED:
       return 422;
     case ErrorCode.RATE_LIMITED:
       return 429;

@@ -34,6 +34,16 @@ const envSchema = z.object({
   STOPPED_MINUTES: z.coerce.number().positive().max(24 * 60).default(15),
   PING_WRITER_WINDOW_MS: int(0, 1000).default(3),
   PING_WRITER_MAX_ROWS: int(1, 50_000).default(5000),
+  PING_WRITER_MAX_IN_FLIGHT: int(1, 16).default(2),
+  TRIP_STATE_CACHE_MS: int(0, 60_000).default(1000),
+  // realtime (Socket.IO)
+  REALTIME_REDIS_ADAPTER: z.enum(['sharded', 'classic']).default('sharded'),
+  REALTIME_LOG_MAX_EVENTS: int(10, 1_000_000).default(1000),
+  REALTIME_LOG_RETENTION_MS: int(1000, 7 * 86_400_000).default(600_000),
+  REALTIME_LOCATION_INTERVAL_MS: int(0, 60_000).default(100),
+  REALTIME_REAUTHORIZE_MS: int(100, 86_400_000).default(60_000),
+  REALTIME_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
+  REALTIME_BREAKER_RESET_MS: int(100, 600_000).default(2000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -68,6 +78,22 @@ export interface AppConfig {
   /** Group commit of pings: how long the first queued row waits, and the most rows per flush. */
   pingWriterWindowMs: number;
   pingWriterMaxRows: number;
+  /** How many ping flushes may be committing at once (the next batch collects while one commits). */
+  pingWriterMaxInFlight: number;
+  /** How long a node reuses a trip's ingest state (status, driver, createdAt, latest point); 0 reads it every time. */
+  tripStateCacheMs: number;
+  /** Socket.IO Redis adapter: sharded pub/sub (Redis 7) or the classic one. */
+  realtimeRedisAdapter: 'sharded' | 'classic';
+  /** Replay log of each room: at most this many events, none older than the retention. */
+  realtimeLogMaxEvents: number;
+  realtimeLogRetentionMs: number;
+  /** At most one trip.location event per trip per interval (points in between are merged). */
+  realtimeLocationIntervalMs: number;
+  /** How often subscribed rooms are re-authorized (a user removed from an org stops receiving). */
+  realtimeReauthorizeMs: number;
+  /** The realtime Redis breaker: a call slower than the timeout fails; an open breaker retries after the reset. */
+  realtimeBreakerTimeoutMs: number;
+  realtimeBreakerResetMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -113,6 +139,15 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     stoppedMinutes: e.STOPPED_MINUTES,
     pingWriterWindowMs: e.PING_WRITER_WINDOW_MS,
     pingWriterMaxRows: e.PING_WRITER_MAX_ROWS,
+    pingWriterMaxInFlight: e.PING_WRITER_MAX_IN_FLIGHT,
+    tripStateCacheMs: e.TRIP_STATE_CACHE_MS,
+    realtimeRedisAdapter: e.REALTIME_REDIS_ADAPTER,
+    realtimeLogMaxEvents: e.REALTIME_LOG_MAX_EVENTS,
+    realtimeLogRetentionMs: e.REALTIME_LOG_RETENTION_MS,
+    realtimeLocationIntervalMs: e.REALTIME_LOCATION_INTERVAL_MS,
+    realtimeReauthorizeMs: e.REALTIME_REAUTHORIZE_MS,
+    realtimeBreakerTimeoutMs: e.REALTIME_BREAKER_TIMEOUT_MS,
+    realtimeBreakerResetMs: e.REALTIME_BREAKER_RESET_MS,
   };
 }
 

@@ -1,5 +1,5 @@
-import { Global, Injectable, Module } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
+import { Injectable } from '@nestjs/common';
 
 /** Room names, in one place: `trip:<id>`, `org:<id>`, `thread:<id>`. */
 export const tripRoom = (tripId: string) => `trip:${tripId}`;
@@ -23,12 +23,17 @@ export abstract class RealtimePublisher {
   abstract publish(room: string, event: RealtimeEventName, payload: Record<string, unknown>): void;
 }
 
-/** In-process publisher: events go to local listeners (tests observe them with `on`). */
+/**
+ * An in-process tap on everything features publish, as published (before
+ * coalescing and sequencing). The Socket.IO publisher (`RealtimeHub`) feeds
+ * it; tests observe it with `on`.
+ */
 @Injectable()
 export class InProcessRealtimePublisher extends RealtimePublisher {
   private readonly emitter = new EventEmitter().setMaxListeners(0);
 
   publish(room: string, event: RealtimeEventName, payload: Record<string, unknown>): void {
+    if (this.emitter.listenerCount('event') === 0) return;
     this.emitter.emit('event', { room, event, payload } satisfies RealtimeEvent);
   }
 
@@ -38,9 +43,3 @@ export class InProcessRealtimePublisher extends RealtimePublisher {
   }
 }
 
-@Global()
-@Module({
-  providers: [InProcessRealtimePublisher, { provide: RealtimePublisher, useExisting: InProcessRealtimePublisher }],
-  exports: [RealtimePublisher, InProcessRealtimePublisher],
-})
-export class RealtimeModule {}

@@ -93,6 +93,38 @@ export interface PostingPlan {
   outbox: { id: string; type: string; orgId: string; data: unknown }[];
 }
 
+/** An invoice or payment posting as `ledger_post` takes it: the ids are made by the caller. */
+export interface PostingRequest {
+  kind: 'INVOICE' | 'PAYMENT';
+  accountId: string;
+  /** The acting org. */
+  side: string;
+  userId: string;
+  idempotencyKey: string | null;
+  requestHash: string;
+  /** This node's clock; the posting's time is the later of it and the account's last posting. */
+  now: Date;
+  postingId: string;
+  /** The invoice's or payment's id. */
+  documentId: string;
+  /** The entries of org A and org B. */
+  entryIds: [string, string];
+  /** The outbox events of the acting org and the other org. */
+  outboxIds: [string, string];
+  memo: string | null;
+  invoice?: { number: string; amount: number; tripId: string | null; dueDate: string | null };
+  payment?: { amount: number; method: string; reference: string | null; invoiceId: string | null; direction: 'RECEIVED' | 'PAID' | null };
+}
+
+/** Why `ledger_post` wrote nothing (see its migration for the details each carries). */
+export type PostingRefusal =
+  | { error: 'ACCOUNT_NOT_FOUND' | 'IDEMPOTENCY_KEY_REUSED' | 'INVOICE_NUMBER_TAKEN' | 'INVOICE_NOT_FOUND' | 'INVOICE_REVERSED' | 'BALANCE_LIMIT_EXCEEDED' }
+  | { error: 'DIRECTION_MISMATCH'; mustBe: 'RECEIVED' | 'PAID' }
+  | { error: 'OVERPAYMENT'; outstanding: number };
+
+/** What `ledger_post` answers: the posting's response (first or replayed), or a refusal. */
+export type PostingOutcome = { replayed: boolean; response: unknown; error?: undefined } | PostingRefusal;
+
 /** The account row locked for one posting transaction, with the reads a posting needs. */
 export class LockedAccount {
   constructor(
@@ -105,29 +137,6 @@ export class LockedAccount {
     const rows = await this.tx.$queryRaw<{ request_hash: string; response: unknown }[]>`
       SELECT request_hash, response FROM ledger_postings
       WHERE account_id = ${this.account.id}::uuid AND idempotency_key = ${key}`;
-    return rows[0] ? { requestHash: rows[0].request_hash, response: rows[0].response } : null;
-  }
-
-  /** In one round trip: the posting made with this key, and the one that created the invoice with this number. */
-  async findPriorInvoicePostings(key: string | undefined, number: string): Promise<{ byKey: StoredPosting | null; byNumber: StoredPosting | null }> {
-    const rows = await this.tx.$queryRaw<{ via: string; request_hash: string; response: unknown }[]>`
-      SELECT 'key' AS via, request_hash, response FROM ledger_postings
-      WHERE account_id = ${this.account.id}::uuid AND idempotency_key = ${key ?? null}
-      UNION ALL
-      SELECT 'number' AS via, p.request_hash, p.response FROM invoices i JOIN ledger_postings p ON p.id = i.posting_id
-      WHERE i.account_id = ${this.account.id}::uuid AND i.number = ${number}`;
-    const pick = (via: string) => {
-      const r = rows.find((x) => x.via === via);
-      return r ? { requestHash: r.request_hash, response: r.response } : null;
-    };
-    return { byKey: pick('key'), byNumber: pick('number') };
-  }
-
-  /** The invoice with this number on this account, with the posting that created it. */
-  async findInvoicePostingByNumber(number: string): Promise<StoredPosting | null> {
-    const rows = await this.tx.$queryRaw<{ request_hash: string; response: unknown }[]>`
-      SELECT p.request_hash, p.response FROM invoices i JOIN ledger_postings p ON p.id = i.posting_id
-      WHERE i.account_id = ${this.account.id}::uuid AND i.number = ${number}`;
     return rows[0] ? { requestHash: rows[0].request_hash, response: rows[0].response } : null;
   }
 
@@ -328,6 +337,34 @@ export class LedgerRepository {
   /** The account an entry belongs to (for reversals). */
   async findEntry(entryId: string): Promise<{ accountId: string; postingId: string } | null> {
     return this.db.primary.ledgerEntry.findUnique({ where: { id: entryId }, select: { accountId: true, postingId: true } });
+  }
+
+  /**
+   * The caller's roles in the two orgs of an account, in one query (null:
+   * not a member). From the primary, like OrgsService.roleOf: a role just
+   * granted or taken away counts at once.
+   */
+  async rolesOf(userId: string, orgAId: string, orgBId: string): Promise<{ roleA: string | null; roleB: string | null }> {
+    const rows = await this.db.primary.$queryRaw<{ org_id: string; role: string }[]>`
+      SELECT org_id::text, role::text FROM memberships
+      WHERE user_id = ${userId}::uuid AND org_id IN (${orgAId}::uuid, ${orgBId}::uuid)`;
+    return {
+      roleA: rows.find((r) => r.org_id === orgAId)?.role ?? null,
+      roleB: rows.find((r) => r.org_id === orgBId)?.role ?? null,
+    };
+  }
+
+  /**
+   * An invoice or payment posting in one round trip: the `ledger_post`
+   * function (migration 20261123130000) locks the account, checks the
+   * idempotency key and the invoice rules, writes the posting, its entries,
+   * document and outbox events, and moves the balance, in this statement's
+   * transaction.
+   */
+  async post(req: PostingRequest): Promise<PostingOutcome> {
+    const rows = await this.db.write.$queryRaw<{ outcome: PostingOutcome }[]>`
+      SELECT ledger_post(${JSON.stringify(req)}::jsonb) AS outcome`;
+    return rows[0].outcome;
   }
 
   /**

@@ -17,8 +17,8 @@ import {
   LedgerRepository,
   LockedAccount,
   NewEntry,
+  PostingOutcome,
   PostingPlan,
-  StoredPosting,
 } from './ledger.repository';
 import {
   AccountView,
@@ -75,6 +75,10 @@ function postingHash(kind: string, side: string, target: string, body: unknown):
   return createHash('sha256').update(`${kind}\n${side}\n${target}\n`).update(canonicalJson(body)).digest('hex');
 }
 
+function balanceLimit(): DomainError {
+  return new DomainError(ErrorCode.BALANCE_LIMIT_EXCEEDED, 'The balance would leave the range of exact JSON integers (2^53-1)');
+}
+
 function keyReused(): DomainError {
   return new DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, 'This Idempotency-Key was already used with a different request');
 }
@@ -111,13 +115,10 @@ export class LedgerService {
   async access(principal: Principal, accountId: string, asOrgId?: string): Promise<AccountAccess> {
     const account = await this.accountKey(accountId);
     if (!account) throw new NotFoundError('Account');
-    const [roleA, roleB] = await Promise.all([
-      this.orgs.roleOf(principal, account.orgAId),
-      this.orgs.roleOf(principal, account.orgBId),
-    ]);
+    const { roleA, roleB } = await this.repo.rolesOf(principal.userId, account.orgAId, account.orgBId);
     if (!roleA && !roleB) throw new NotFoundError('Account');
-    const ledgerA = !!roleA && LEDGER_ROLES.includes(roleA);
-    const ledgerB = !!roleB && LEDGER_ROLES.includes(roleB);
+    const ledgerA = !!roleA && (LEDGER_ROLES as readonly string[]).includes(roleA);
+    const ledgerB = !!roleB && (LEDGER_ROLES as readonly string[]).includes(roleB);
     if (!ledgerA && !ledgerB) throw new ForbiddenError();
     let side: string;
     if (asOrgId !== undefined) {
@@ -215,7 +216,7 @@ export class LedgerService {
     const a = locked.account;
     const newBalance = a.balance + deltaA;
     if (newBalance > BigInt(Number.MAX_SAFE_INTEGER) || newBalance < -BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new DomainError(ErrorCode.BALANCE_LIMIT_EXCEEDED, 'The balance would leave the range of exact JSON integers (2^53-1)');
+      throw balanceLimit();
     }
     return {
       newBalance,
@@ -255,6 +256,42 @@ export class LedgerService {
     throw new NotFoundError('Account');
   }
 
+  /** The posting's answer, or the domain error for why `ledger_post` wrote nothing. */
+  private postingResult<T>(outcome: PostingOutcome, input: { number?: string; amount: number }): PostingResult<T> {
+    if (outcome.error === undefined) return { replayed: outcome.replayed, body: outcome.response as T };
+    switch (outcome.error) {
+      case 'ACCOUNT_NOT_FOUND':
+        return this.notFoundAfterLock();
+      case 'IDEMPOTENCY_KEY_REUSED':
+        throw keyReused();
+      case 'INVOICE_NUMBER_TAKEN':
+        throw new DomainError(ErrorCode.INVOICE_NUMBER_TAKEN, `Invoice ${input.number} already exists on this account`, [
+          { path: 'number', message: 'already used on this account' },
+        ]);
+      case 'INVOICE_NOT_FOUND':
+        throw new NotFoundError('Invoice');
+      case 'INVOICE_REVERSED':
+        throw new DomainError(ErrorCode.INVOICE_REVERSED, 'This invoice was reversed and cannot be paid');
+      case 'DIRECTION_MISMATCH':
+        throw new DomainError(ErrorCode.UNPROCESSABLE, 'A payment against an invoice is paid to its issuer', [
+          { path: 'direction', message: `must be ${outcome.mustBe}` },
+        ]);
+      case 'OVERPAYMENT':
+        throw new DomainError(
+          ErrorCode.OVERPAYMENT,
+          `The invoice has ${outcome.outstanding} outstanding; this payment is ${input.amount}`,
+          [{ path: 'amount', message: `must not exceed ${outcome.outstanding}`, outstanding: outcome.outstanding }],
+        );
+      case 'BALANCE_LIMIT_EXCEEDED':
+        throw balanceLimit();
+    }
+  }
+
+  /**
+   * Posts an invoice: the acting org is the issuer, owed the amount by the
+   * other org. The rules that need the locked account (idempotency key,
+   * invoice number) are checked by `ledger_post` in the posting's statement.
+   */
   async createInvoice(
     principal: Principal,
     accountId: string,
@@ -262,82 +299,29 @@ export class LedgerService {
     input: CreateInvoiceInput,
     idempotencyKey: string | undefined,
   ): Promise<PostingResult<InvoiceView>> {
-    const { account, side, other } = await this.access(principal, accountId, asOrgId);
+    const { account, side } = await this.access(principal, accountId, asOrgId);
     this.checkCurrency(account, input.currency);
     if (input.tripId && !(await this.trips.isTripBetween(input.tripId, account.orgAId, account.orgBId))) {
       throw new DomainError(ErrorCode.TRIP_NOT_BETWEEN_ORGS, 'The trip is not a trip between the two orgs of this account', [
         { path: 'tripId', message: 'not a trip between these orgs' },
       ]);
     }
-    const hash = postingHash('INVOICE', side, account.id, input);
-    const result = await this.repo.withLockedAccount(account.id, async (locked) => {
-      const prior = await locked.findPriorInvoicePostings(idempotencyKey, input.number);
-      if (prior.byKey) {
-        if (prior.byKey.requestHash !== hash) throw keyReused();
-        return { replayed: true, body: prior.byKey.response as InvoiceView };
-      }
-      const sameNumber: StoredPosting | null = prior.byNumber;
-      if (sameNumber) {
-        if (sameNumber.requestHash !== hash) {
-          throw new DomainError(ErrorCode.INVOICE_NUMBER_TAKEN, `Invoice ${input.number} already exists on this account`, [
-            { path: 'number', message: 'already used on this account' },
-          ]);
-        }
-        return { replayed: true, body: sameNumber.response as InvoiceView };
-      }
-      const amount = BigInt(input.amount);
-      // The issuer is owed the amount by the other org.
-      const deltaA = side === account.orgAId ? amount : -amount;
-      const { entries, newBalance } = this.balancedEntries(locked, deltaA);
-      const postingId = uuidv7();
-      const invoiceId = uuidv7();
-      const at = this.postingTime(locked);
-      const seq = locked.account.entryCount + 1;
-      const view: InvoiceView = {
-        id: invoiceId,
-        accountId: account.id,
-        issuerOrgId: side,
-        number: input.number,
-        amount: input.amount,
-        amountPaid: 0,
-        currency: account.currency,
-        status: 'OPEN',
-        tripId: input.tripId ?? null,
-        dueDate: input.dueDate ?? null,
-        memo: input.memo ?? null,
-        postingId,
-        createdAt: at.toISOString(),
-        entries: this.entryViews(account, postingId, seq, 'INVOICE', entries, at),
-      };
-      await locked.append({
-        postingId,
-        kind: 'INVOICE',
-        postedByOrgId: side,
-        postedByUserId: principal.userId,
-        reversalOfId: null,
-        memo: input.memo ?? null,
-        idempotencyKey: idempotencyKey ?? null,
-        requestHash: hash,
-        response: view,
-        createdAt: at,
-        entries,
-        newBalance,
-        invoice: {
-          id: invoiceId,
-          issuerOrgId: side,
-          number: input.number,
-          amount,
-          tripId: input.tripId ?? null,
-          dueDate: input.dueDate ?? null,
-          memo: input.memo ?? null,
-        },
-        outbox: this.events('ledger.invoice', [side, other], view),
-      });
-      return { replayed: false, body: view };
+    const outcome = await this.repo.post({
+      ...this.postingIds(principal, account, side),
+      kind: 'INVOICE',
+      idempotencyKey: idempotencyKey ?? null,
+      requestHash: postingHash('INVOICE', side, account.id, input),
+      memo: input.memo ?? null,
+      invoice: { number: input.number, amount: input.amount, tripId: input.tripId ?? null, dueDate: input.dueDate ?? null },
     });
-    return result ?? this.notFoundAfterLock();
+    return this.postingResult<InvoiceView>(outcome, input);
   }
 
+  /**
+   * Posts a payment. With an invoice it goes from the buyer to the issuer and
+   * may not exceed what is outstanding (checked by `ledger_post` under the
+   * account lock); without one, `direction` is from the acting org's view.
+   */
   async createPayment(
     principal: Principal,
     accountId: string,
@@ -345,90 +329,37 @@ export class LedgerService {
     input: CreatePaymentInput,
     idempotencyKey: string | undefined,
   ): Promise<PostingResult<PaymentView>> {
-    const { account, side, other } = await this.access(principal, accountId, asOrgId);
+    const { account, side } = await this.access(principal, accountId, asOrgId);
     this.checkCurrency(account, input.currency);
-    const hash = postingHash('PAYMENT', side, account.id, input);
-    const result = await this.repo.withLockedAccount(account.id, async (locked) => {
-      const replay = await this.replayByKey<PaymentView>(locked, idempotencyKey, hash);
-      if (replay) return replay;
-      const amount = BigInt(input.amount);
-      let payeeOrgId = input.direction === 'PAID' ? other : side;
-      let invoiceUpdate: PostingPlan['invoiceUpdate'];
-      if (input.invoiceId) {
-        const invoice = await locked.findInvoice(input.invoiceId);
-        if (!invoice) throw new NotFoundError('Invoice');
-        if (invoice.status === 'REVERSED') {
-          throw new DomainError(ErrorCode.INVOICE_REVERSED, 'This invoice was reversed and cannot be paid');
-        }
-        // A payment against an invoice goes from the buyer to the issuer.
-        if (input.direction && payeeOrgId !== invoice.issuerOrgId) {
-          throw new DomainError(ErrorCode.UNPROCESSABLE, 'A payment against an invoice is paid to its issuer', [
-            { path: 'direction', message: side === invoice.issuerOrgId ? 'must be RECEIVED' : 'must be PAID' },
-          ]);
-        }
-        payeeOrgId = invoice.issuerOrgId;
-        const outstanding = invoice.amount - invoice.amountPaid;
-        if (amount > outstanding) {
-          throw new DomainError(ErrorCode.OVERPAYMENT, `The invoice has ${outstanding} outstanding; this payment is ${amount}`, [
-            { path: 'amount', message: `must not exceed ${outstanding}`, outstanding: Number(outstanding) },
-          ]);
-        }
-        const amountPaid = invoice.amountPaid + amount;
-        invoiceUpdate = { id: invoice.id, amountPaid, status: amountPaid === invoice.amount ? 'PAID' : 'PARTIALLY_PAID' };
-      }
-      const payerOrgId = payeeOrgId === account.orgAId ? account.orgBId : account.orgAId;
-      // The payer owes the payee less: the payee's side goes down by the amount.
-      const deltaA = payeeOrgId === account.orgAId ? -amount : amount;
-      const { entries, newBalance } = this.balancedEntries(locked, deltaA);
-      const postingId = uuidv7();
-      const paymentId = uuidv7();
-      const at = this.postingTime(locked);
-      const seq = locked.account.entryCount + 1;
-      const view: PaymentView = {
-        id: paymentId,
-        accountId: account.id,
-        payerOrgId,
-        payeeOrgId,
+    const outcome = await this.repo.post({
+      ...this.postingIds(principal, account, side),
+      kind: 'PAYMENT',
+      idempotencyKey: idempotencyKey ?? null,
+      requestHash: postingHash('PAYMENT', side, account.id, input),
+      memo: input.memo ?? null,
+      payment: {
         amount: input.amount,
-        currency: account.currency,
         method: input.method,
         reference: input.reference ?? null,
         invoiceId: input.invoiceId ?? null,
-        memo: input.memo ?? null,
-        reversed: false,
-        postingId,
-        createdAt: at.toISOString(),
-        entries: this.entryViews(account, postingId, seq, 'PAYMENT', entries, at),
-      };
-      await locked.append({
-        postingId,
-        kind: 'PAYMENT',
-        postedByOrgId: side,
-        postedByUserId: principal.userId,
-        reversalOfId: null,
-        memo: input.memo ?? null,
-        idempotencyKey: idempotencyKey ?? null,
-        requestHash: hash,
-        response: view,
-        createdAt: at,
-        entries,
-        newBalance,
-        payment: {
-          id: paymentId,
-          payerOrgId,
-          payeeOrgId,
-          amount,
-          method: input.method,
-          reference: input.reference ?? null,
-          invoiceId: input.invoiceId ?? null,
-          memo: input.memo ?? null,
-        },
-        invoiceUpdate,
-        outbox: this.events('ledger.payment', [side, other], view),
-      });
-      return { replayed: false, body: view };
+        direction: input.direction ?? null,
+      },
     });
-    return result ?? this.notFoundAfterLock();
+    return this.postingResult<PaymentView>(outcome, input);
+  }
+
+  /** The new ids of a posting and who makes it. */
+  private postingIds(principal: Principal, account: AccountKey, side: string) {
+    return {
+      accountId: account.id,
+      side,
+      userId: principal.userId,
+      now: new Date(),
+      postingId: uuidv7(),
+      documentId: uuidv7(),
+      entryIds: [uuidv7(), uuidv7()] as [string, string],
+      outboxIds: [uuidv7(), uuidv7()] as [string, string],
+    };
   }
 
   /**

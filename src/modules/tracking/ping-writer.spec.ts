@@ -74,15 +74,43 @@ describe('PingWriter', () => {
     await expect(writer.write([row(1)])).resolves.toEqual({ accepted: 1, duplicates: 0 });
   });
 
-  it('answers only after the after-flush work, and drains on shutdown', async () => {
-    const { writer } = writerWith(new Set(), { pingWriterWindowMs: 50 });
+  it('answers right after the commit; the after-flush work follows, in commit order, and drains on shutdown', async () => {
+    const { writer } = writerWith(new Set(), { pingWriterWindowMs: 0 });
     const order: string[] = [];
+    const committed: number[] = [];
+    writer.onCommit((byTrip) => committed.push([...byTrip.values()].flat().length));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
     writer.onFlush(async (byTrip) => {
-      order.push(`flushed ${[...byTrip.values()].flat().length}`);
+      const times = [...byTrip.values()].flat().map((r) => r.recordedAt.getUTCSeconds());
+      order.push(`after-flush ${times.join(',')}`);
+      if (order.length === 1) await gate; // the first round is slow
     });
-    const pending = writer.write([row(1), row(2)]).then(() => order.push('answered'));
-    await writer.onApplicationShutdown();
-    await pending;
-    expect(order).toEqual(['flushed 2', 'answered']);
+    const first = await writer.write([row(1), row(2)]);
+    order.push('answered first');
+    expect(first).toEqual({ accepted: 2, duplicates: 0 });
+    expect(committed).toEqual([2]);
+    // Committed while the first round still runs: answered at once, its round waits (and merges with later ones).
+    await writer.write([row(3)]);
+    await writer.write([row(4, 'trip-2')]);
+    order.push('answered later');
+    const drained = writer.onApplicationShutdown().then(() => order.push('drained'));
+    release();
+    await drained;
+    expect(order).toEqual(['after-flush 1,2', 'answered first', 'answered later', 'after-flush 3,4', 'drained']);
+  });
+
+  it('runs several flushes at once when allowed, with exact counts for overlapping requests', async () => {
+    const stored = new Set<string>();
+    const { writer, statements } = writerWith(stored, { pingWriterWindowMs: 0, pingWriterMaxInFlight: 2 });
+    const results = await Promise.all([
+      writer.write([row(3), row(1), row(2)]),
+      writer.write([row(2), row(3), row(4)]),
+      writer.write([row(4), row(5)]),
+    ]);
+    expect(statements.length).toBeGreaterThanOrEqual(2);
+    expect(results.reduce((n, r) => n + r.accepted, 0)).toBe(5);
+    for (const [i, r] of results.entries()) expect(r.accepted + r.duplicates).toBe([3, 3, 2][i]);
+    expect(stored.size).toBe(5);
   });
 });

@@ -12,8 +12,15 @@ export interface WriteResult {
   duplicates: number;
 }
 
-/** What to do with the rows a flush committed, grouped by trip, before the writers are answered. */
+/**
+ * What to do with committed rows, grouped by trip (latest location, distance,
+ * detectors, events). Runs behind the answers, one call at a time, in commit
+ * order; rows of flushes that committed while a call ran are merged into the next call.
+ */
 export type FlushListener = (insertedByTrip: Map<string, PingRow[]>) => Promise<void>;
+
+/** Told synchronously of each flush's inserted rows, after the commit and before any writer is answered. */
+export type CommitListener = (insertedByTrip: Map<string, PingRow[]>) => void;
 
 interface PendingWrite {
   rows: readonly PingRow[];
@@ -24,14 +31,23 @@ interface PendingWrite {
 
 const keyOf = (tripId: string, ms: number) => `${tripId}|${ms}`;
 
+/** Key order of the INSERT: concurrent flushes touching the same keys take their locks in one order (no deadlock). */
+const byKey = (a: PingRow, b: PingRow) =>
+  a.tripId < b.tripId ? -1 : a.tripId > b.tripId ? 1 : a.recordedAt.getTime() - b.recordedAt.getTime();
+
 /**
  * Group commit of pings, one per process. Rows of all requests arriving
  * within a short window (or until a row limit) go to PostgreSQL in one
- * INSERT ... ON CONFLICT DO NOTHING; each request's promise resolves only
- * after its own rows are committed, with its own exact counts. A failed flush
+ * INSERT ... ON CONFLICT DO NOTHING; each request's promise resolves as soon
+ * as its own rows are committed, with its own exact counts. A failed flush
  * fails only its own requests (503), and since it is one statement nothing of
- * it is stored. Flushes run one after another, so the per-trip work after a
- * flush (latest location, distance, events) sees every earlier flush applied.
+ * it is stored. Up to `pingWriterMaxInFlight` flushes run at once (the next
+ * batch collects while the previous one commits).
+ *
+ * The per-trip work after a commit (latest location, distance, detectors,
+ * events) runs behind the answers through the flush listener, strictly one
+ * call at a time in commit order, so it always sees the previous call applied.
+ * `drain()` (and shutdown) waits for it too, so a deploy loses none of it.
  */
 @Injectable()
 export class PingWriter implements OnApplicationShutdown {
@@ -39,15 +55,19 @@ export class PingWriter implements OnApplicationShutdown {
   private queue: PendingWrite[] = [];
   private queuedRows = 0;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | null = null;
+  private readonly flushing = new Set<Promise<void>>();
   private listener: FlushListener | undefined;
+  private commitListener: CommitListener | undefined;
+  private afterQueue: Map<string, PingRow[]>[] = [];
+  private afterRunning: Promise<void> | null = null;
   private readonly windowMs: number;
   private readonly maxRows: number;
+  private readonly maxInFlight: number;
   /** Test and benchmark hook: replaces the INSERT. */
   insert: (rows: readonly PingRow[]) => Promise<PingKey[]>;
 
   /** Figures since start, for metrics and benchmarks. */
-  readonly stats = { flushes: 0, rows: 0, inserted: 0, failedFlushes: 0 };
+  readonly stats = { flushes: 0, rows: 0, inserted: 0, failedFlushes: 0, afterFlushCalls: 0 };
 
   constructor(
     private readonly repo: TrackingRepository,
@@ -55,6 +75,7 @@ export class PingWriter implements OnApplicationShutdown {
   ) {
     this.windowMs = config.pingWriterWindowMs;
     this.maxRows = config.pingWriterMaxRows;
+    this.maxInFlight = Math.max(1, config.pingWriterMaxInFlight ?? 1);
     this.insert = (rows) => this.repo.insertPings(rows);
   }
 
@@ -62,7 +83,11 @@ export class PingWriter implements OnApplicationShutdown {
     this.listener = listener;
   }
 
-  /** Queues the rows; resolves once they are committed (and the trips updated). */
+  onCommit(listener: CommitListener): void {
+    this.commitListener = listener;
+  }
+
+  /** Queues the rows; resolves once they are committed. */
   write(rows: readonly PingRow[]): Promise<WriteResult> {
     if (rows.length === 0) return Promise.resolve({ accepted: 0, duplicates: 0 });
     return new Promise<WriteResult>((resolve, reject) => {
@@ -72,52 +97,61 @@ export class PingWriter implements OnApplicationShutdown {
     });
   }
 
-  /** Writes everything queued now and waits for it (and any flush under way). */
+  /** Writes everything queued now and waits for it, for any flush under way and for all after-flush work. */
   async drain(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    while (this.running || this.queue.length) {
-      if (!this.running) this.start();
-      await this.running;
+    while (this.queue.length || this.flushing.size || this.afterRunning) {
+      while (this.queue.length && this.flushing.size < this.maxInFlight) this.startFlush();
+      await Promise.all([...this.flushing, this.afterRunning]);
     }
   }
 
   /**
    * HTTP is closed by now (Nest closes the server before this hook), so every
-   * request that queued rows has been answered; anything left is written.
+   * request that queued rows has been answered; anything left is written, and
+   * the after-flush work of every commit is done.
    */
   async onApplicationShutdown(): Promise<void> {
     await this.drain();
   }
 
   private schedule(): void {
-    if (this.running) return; // the running loop takes the queue when it is done
+    if (this.flushing.size >= this.maxInFlight) return; // a finishing flush takes the queue
     if (this.queuedRows >= this.maxRows || this.windowMs === 0) {
       clearTimeout(this.timer);
       this.timer = undefined;
-      this.start();
+      this.startFlush();
       return;
     }
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        if (!this.running) this.start();
+        if (this.queue.length && this.flushing.size < this.maxInFlight) this.startFlush();
       }, this.windowMs);
     }
   }
 
-  private start(): void {
-    this.running = this.loop();
-  }
-
-  private async loop(): Promise<void> {
-    try {
-      while (this.queue.length) await this.flush(this.take());
-    } finally {
-      // Runs in the same tick as the last emptiness check: no write can slip in between.
-      this.running = null;
-      if (this.queue.length) this.schedule();
-    }
+  private startFlush(): void {
+    const batch = this.take();
+    const running: Promise<void> = this.flush(batch)
+      .catch((err: Error) => {
+        // Not a database error (flush answers those itself): never leave a writer waiting.
+        this.logger.error(`ping flush failed unexpectedly: ${err.stack ?? err.message}`);
+        const failure = new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'Storing the locations failed; retry');
+        for (const w of batch) w.reject(failure);
+      })
+      .finally(() => {
+        // Same tick as the removal: no write can slip in between and wait for a window nobody runs.
+        this.flushing.delete(running);
+        if (this.queue.length) {
+          // These rows already waited for a whole flush: no further window.
+          clearTimeout(this.timer);
+          this.timer = undefined;
+          this.startFlush();
+        }
+      });
+    this.flushing.add(running);
   }
 
   /** Whole requests, up to the row limit (at least one). */
@@ -149,13 +183,17 @@ export class PingWriter implements OnApplicationShutdown {
         unique.push(row);
       }
     }
+    if (this.maxInFlight > 1) unique.sort(byKey);
     let inserted: PingKey[];
     try {
       inserted = await this.insert(unique);
     } catch (err) {
       this.stats.failedFlushes++;
       this.logger.error(`ping flush of ${unique.length} rows failed: ${(err as Error).message}`);
-      const failure = new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'Storing the locations failed; nothing was stored, retry');
+      const failure = new DomainError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        'Storing the locations failed; nothing was stored, retry',
+      );
       for (const w of batch) w.reject(failure);
       return;
     }
@@ -177,10 +215,51 @@ export class PingWriter implements OnApplicationShutdown {
         owner.result.duplicates++;
       }
     }
-    if (this.listener && byTrip.size > 0) {
-      // The rows are committed whatever happens here: a failure is logged, not returned to the writers.
-      await this.listener(byTrip).catch((err: Error) => this.logger.error(`after-flush work failed: ${err.stack ?? err.message}`));
+    if (byTrip.size > 0) {
+      try {
+        this.commitListener?.(byTrip);
+      } catch (err) {
+        this.logger.error(`commit listener failed: ${(err as Error).message}`);
+      }
+      this.enqueueAfterFlush(byTrip);
     }
+    // The rows are committed: answer now; the after-flush work follows behind.
     for (const w of batch) w.resolve(w.result);
   }
+
+  private enqueueAfterFlush(byTrip: Map<string, PingRow[]>): void {
+    if (!this.listener) return;
+    this.afterQueue.push(byTrip);
+    if (!this.afterRunning) this.afterRunning = this.runAfterFlush();
+  }
+
+  private async runAfterFlush(): Promise<void> {
+    try {
+      while (this.afterQueue.length) {
+        const merged = mergeByTrip(this.afterQueue.splice(0));
+        this.stats.afterFlushCalls++;
+        // The rows are committed whatever happens here: a failure is logged, never returned to anyone.
+        await this.listener!(merged).catch((err: Error) =>
+          this.logger.error(`after-flush work failed: ${err.stack ?? err.message}`),
+        );
+      }
+    } finally {
+      // Same tick as the last emptiness check: a commit after it starts a new run.
+      this.afterRunning = null;
+    }
+  }
+}
+
+/** Several flushes' rows as one, per trip in commit order. */
+function mergeByTrip(parts: Map<string, PingRow[]>[]): Map<string, PingRow[]> {
+  if (parts.length === 1) return parts[0];
+  const merged = new Map<string, PingRow[]>();
+  for (const part of parts) {
+    for (const [tripId, rows] of part) {
+      const list = merged.get(tripId);
+      if (list) list.push(...rows);
+      else merged.set(tripId, [...rows]);
+    }
+  }
+  return merged;
 }

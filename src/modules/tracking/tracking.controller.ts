@@ -39,7 +39,10 @@ export class TrackingController {
   @ApiOperation({
     summary: "Post a batch of the driver's fixes (1..1000)",
     description:
-      '200 means the accepted points are committed. `duplicates` counts points already stored (same trip and timestamp); ' +
+      '200 means the accepted points are committed. The trip\'s `latestLocation`, `distanceKm`, detected events and the ' +
+      '`trip.location` room event follow right behind the answer (milliseconds later, in commit order per trip): ' +
+      'GET /tracking/trips/:tripId/latest on the node that took the points already shows them, trip reads may lag briefly. ' +
+      '`duplicates` counts points already stored (same trip and timestamp); ' +
       '`rejected` lists `{index, reason}`: INVALID, OUT_OF_RANGE, NULL_ISLAND, FUTURE_TIMESTAMP, BEFORE_TRIP_START, SPEED_JUMP. ' +
       'A trip that is not the caller\'s is 404; a trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.',
   })

@@ -6,7 +6,7 @@ import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 import { isActive } from '../trips/trip-status';
-import { TrackPoint, TripTrackState } from '../trips/trips.schemas';
+import { TrackPoint, TrackUpdate, TripTrackState } from '../trips/trips.schemas';
 import { TripsService } from '../trips/trips.service';
 import { detect, readDetectorState, TrackFix } from './detectors';
 import { pathLengthM } from './geo';
@@ -21,6 +21,13 @@ export interface PingResult {
   rejected: Rejection[];
 }
 
+interface TripPlan {
+  state: TripTrackState;
+  /** The round's inserted points of the trip, in time order. */
+  points: TrackFix[];
+  update: TrackUpdate;
+}
+
 export interface LatestLocation {
   lat: number;
   lng: number;
@@ -30,6 +37,8 @@ export interface LatestLocation {
 }
 
 const LATEST_TTL_S = 7 * 24 * 3600;
+/** Trips whose last committed point this process remembers (the oldest entry goes first). */
+const COMMITTED_LATEST_MAX = 10_000;
 const latestKey = (tripId: string) => `trip-latest:${tripId}`;
 
 const toLatest = (p: TrackPoint): LatestLocation => ({
@@ -43,6 +52,12 @@ const toLatest = (p: TrackPoint): LatestLocation => ({
 @Injectable()
 export class TrackingService implements OnModuleInit {
   private readonly logger = new Logger(TrackingService.name);
+  /**
+   * The newest point this process committed per trip, known at the commit
+   * (before the writers are answered), while the trip row and Redis catch up
+   * behind the answers: the next request's speed filter and GET latest use it.
+   */
+  private readonly committedLatest = new Map<string, TrackPoint>();
 
   constructor(
     private readonly trips: TripsService,
@@ -54,14 +69,41 @@ export class TrackingService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
+    this.writer.onCommit((byTrip) => this.noteCommitted(byTrip));
     this.writer.onFlush((byTrip) => this.afterFlush(byTrip));
   }
 
   /** POST /tracking/ping: only the trip's driver, only while the trip is active. */
   async ping(principal: Principal, tripId: string, locations: readonly unknown[]): Promise<PingResult> {
-    const state = await this.trips.trackState(tripId);
+    const state = await this.ingestState(tripId);
     if (!state || state.driverUserId !== principal.userId) throw new NotFoundError('Trip');
     return this.ingest(state, locations);
+  }
+
+  /** The trip's ingest state (cached for about a second) with the newest point this process has committed. */
+  private async ingestState(tripId: string): Promise<TripTrackState | null> {
+    const state = await this.trips.trackStateCached(tripId, this.config.tripStateCacheMs);
+    if (!state) return null;
+    const committed = this.committedLatest.get(tripId);
+    if (committed && (!state.latest || committed.recordedAt.getTime() > state.latest.recordedAt.getTime())) {
+      return { ...state, latest: committed };
+    }
+    return state;
+  }
+
+  private noteCommitted(byTrip: Map<string, PingRow[]>): void {
+    for (const [tripId, rows] of byTrip) {
+      let newest = this.committedLatest.get(tripId);
+      for (const r of rows) {
+        if (!newest || r.recordedAt.getTime() > newest.recordedAt.getTime()) {
+          newest = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading ?? null, recordedAt: r.recordedAt };
+        }
+      }
+      if (!newest) continue;
+      this.committedLatest.delete(tripId); // re-inserted last: the map's order is its age
+      if (this.committedLatest.size >= COMMITTED_LATEST_MAX) this.committedLatest.delete(this.committedLatest.keys().next().value!);
+      this.committedLatest.set(tripId, newest);
+    }
   }
 
   /** One OsmAnd fix: the device's driver's active trip. */
@@ -69,7 +111,7 @@ export class TrackingService implements OnModuleInit {
     const found = await this.trips.findActiveTripByDevice(fix.deviceId);
     if (!found.driverFound) throw new NotFoundError('Device');
     if (!found.tripId) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, 'This device has no active trip');
-    const state = await this.trips.trackState(found.tripId);
+    const state = await this.ingestState(found.tripId);
     if (!state) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, 'This device has no active trip');
     const { deviceId: _deviceId, ...point } = fix;
     return this.ingest(state, [point]);
@@ -97,22 +139,50 @@ export class TrackingService implements OnModuleInit {
   }
 
   /**
-   * After a flush, once per trip: distance and latest location (never moved
-   * backwards by late points), Redis, detectors, then the room events.
+   * After one or more flushes (behind the answers, one round at a time), once
+   * per trip: distance and latest location (never moved backwards by late
+   * points) and detectors, written for all trips in one statement; then Redis
+   * and the room events.
    */
   async afterFlush(byTrip: Map<string, PingRow[]>): Promise<void> {
-    await Promise.all(
-      [...byTrip].map(([tripId, rows]) =>
-        this.afterFlushOfTrip(tripId, rows).catch((err: Error) =>
-          this.logger.error(`updating trip ${tripId} after a flush failed: ${err.stack ?? err.message}`),
-        ),
-      ),
+    const states = await this.trips.trackStates([...byTrip.keys()]);
+    const planned = await Promise.all(
+      [...byTrip].map(async ([tripId, rows]) => {
+        const state = states.get(tripId);
+        if (!state) return null;
+        try {
+          return await this.planTripUpdate(state, rows);
+        } catch (err) {
+          this.logger.error(`updating trip ${tripId} after a flush failed: ${(err as Error).stack ?? (err as Error).message}`);
+          return null;
+        }
+      }),
     );
+    const plans = planned.filter((p): p is TripPlan => p !== null);
+    await this.trips.applyTrackUpdates(plans.map((p) => ({ state: p.state, update: p.update })));
+
+    const latest = plans.filter((p) => p.update.latest);
+    if (latest.length) {
+      const pipe = this.redis.pipeline();
+      for (const p of latest) pipe.set(latestKey(p.state.id), JSON.stringify(toLatest(p.update.latest!)), 'EX', LATEST_TTL_S);
+      await pipe.exec().catch(() => undefined);
+    }
+    for (const { state, points } of plans) {
+      this.realtime.publish(tripRoom(state.id), 'trip.location', {
+        tripId: state.id,
+        points: points.map((p) => ({
+          lat: p.lat,
+          lng: p.lng,
+          speed: p.speed,
+          heading: p.heading ?? null,
+          recordedAt: p.recordedAt.toISOString(),
+        })),
+      });
+    }
   }
 
-  private async afterFlushOfTrip(tripId: string, rows: PingRow[]): Promise<void> {
-    const state = await this.trips.trackState(tripId);
-    if (!state) return;
+  private async planTripUpdate(state: TripTrackState, rows: PingRow[]): Promise<TripPlan> {
+    const tripId = state.id;
     const points: TrackFix[] = rows
       .map((r) => ({ lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: r.recordedAt }))
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
@@ -145,40 +215,34 @@ export class TrackingService implements OnModuleInit {
     const latestPoint: TrackPoint | null = latest
       ? { lat: latest.lat, lng: latest.lng, speed: latest.speed, heading: latest.heading ?? null, recordedAt: latest.recordedAt }
       : null;
-    await this.trips.applyTrackUpdate(state, {
-      latest: latestPoint,
-      distanceDeltaKm: deltaM / 1000,
-      detectorState: detected.state,
-      events: detected.events,
-      arrive: detected.arrive,
-    });
-    if (latestPoint) {
-      await this.redis.set(latestKey(tripId), JSON.stringify(toLatest(latestPoint)), 'EX', LATEST_TTL_S).catch(() => undefined);
-    }
-    this.realtime.publish(tripRoom(tripId), 'trip.location', {
-      tripId,
-      points: points.map((p) => ({
-        lat: p.lat,
-        lng: p.lng,
-        speed: p.speed,
-        heading: p.heading ?? null,
-        recordedAt: p.recordedAt.toISOString(),
-      })),
-    });
+    return {
+      state,
+      points,
+      update: { latest: latestPoint, distanceDeltaKm: deltaM / 1000, detectorState: detected.state, events: detected.events, arrive: detected.arrive },
+    };
   }
 
-  /** The latest location: Redis first, the trip row on a miss. */
+  /**
+   * The latest location: Redis first, the trip row on a miss; a newer point
+   * this process has committed but not yet written there wins (read-your-writes
+   * on this node while the after-flush work catches up).
+   */
   async latest(principal: Principal, tripId: string): Promise<LatestLocation> {
     await this.trips.requireVisible(principal, tripId);
+    const committed = this.committedLatest.get(tripId);
     const cached = await this.redis.get(latestKey(tripId)).catch(() => null);
-    if (cached) return JSON.parse(cached) as LatestLocation;
-    const state = await this.trips.trackState(tripId);
-    if (!state?.latest) throw new NotFoundError('Location');
-    const value = toLatest(state.latest);
-    await this.redis.set(latestKey(tripId), JSON.stringify(value), 'EX', LATEST_TTL_S).catch(() => undefined);
+    let value: LatestLocation | null = cached ? (JSON.parse(cached) as LatestLocation) : null;
+    if (!value) {
+      const state = await this.trips.trackState(tripId);
+      if (state?.latest) {
+        value = toLatest(state.latest);
+        await this.redis.set(latestKey(tripId), JSON.stringify(value), 'EX', LATEST_TTL_S).catch(() => undefined);
+      }
+    }
+    if (committed && (!value || committed.recordedAt.getTime() > Date.parse(value.recordedAt))) return toLatest(committed);
+    if (!value) throw new NotFoundError('Location');
     return value;
   }
-
   async history(
     principal: Principal,
     tripId: string,

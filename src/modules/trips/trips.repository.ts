@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import { Prisma as PrismaSql } from '../../generated/prisma/client';
 import type { Prisma } from '../../generated/prisma/client';
-import { keysetArgs, toPage } from '../../common/pagination/cursor';
+import { decodeCursor, keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
 import { Db } from '../../infra/db/db.service';
 import { tripSelect } from './trip-fields';
@@ -36,7 +37,58 @@ export type TransitionResult =
   | { kind: 'driver-busy'; otherTripId: string }
   | { kind: 'truck-busy'; otherTripId: string };
 
-const inOrEq = (ids: string[]) => (ids.length === 1 ? ids[0] : { in: ids });
+const TRACK_STATE_SELECT = {
+  id: true,
+  status: true,
+  sourceOrgId: true,
+  destinationOrgId: true,
+  createdAt: true,
+  endLat: true,
+  endLng: true,
+  distanceKm: true,
+  latestLat: true,
+  latestLng: true,
+  latestSpeed: true,
+  latestHeading: true,
+  latestRecordedAt: true,
+  detectorState: true,
+  driver: { select: { userId: true } },
+} as const satisfies Prisma.TripSelect;
+
+function toTrackState(row: Prisma.TripGetPayload<{ select: typeof TRACK_STATE_SELECT }>): TripTrackState {
+  return {
+    id: row.id,
+    status: row.status,
+    driverUserId: row.driver.userId,
+    sourceOrgId: row.sourceOrgId,
+    destinationOrgId: row.destinationOrgId,
+    createdAt: row.createdAt,
+    endLat: row.endLat,
+    endLng: row.endLng,
+    distanceKm: row.distanceKm,
+    detectorState: row.detectorState,
+    latest:
+      row.latestRecordedAt && row.latestLat !== null && row.latestLng !== null
+        ? { lat: row.latestLat, lng: row.latestLng, speed: row.latestSpeed, heading: row.latestHeading, recordedAt: row.latestRecordedAt }
+        : null,
+  };
+}
+
+/** Every trip of an after-flush round in one statement (arrays unnested server-side). */
+const BULK_TRACK_UPDATE = `
+  UPDATE trips AS t SET
+    distance_km = t.distance_km + u.delta_km,
+    detector_state = u.detector_state::jsonb,
+    latest_lat = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.lat ELSE t.latest_lat END,
+    latest_lng = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.lng ELSE t.latest_lng END,
+    latest_speed = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.speed ELSE t.latest_speed END,
+    latest_heading = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.heading ELSE t.latest_heading END,
+    latest_recorded_at = GREATEST(t.latest_recorded_at, u.rec),
+    updated_at = now()
+  FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])
+    AS u(id, delta_km, detector_state, rec, lat, lng, speed, heading)
+  WHERE t.id = u.id`;
+
 
 @Injectable()
 export class TripsRepository {
@@ -118,9 +170,14 @@ export class TripsRepository {
   }
 
   /**
-   * A page of trips, newest first, with exactly the selected fields: one
-   * query whose filter and order match the (org, status, created_at, id)
-   * indexes, so the keyset walk stays on the index.
+   * A page of trips, newest first, with exactly the selected fields. One
+   * branch (one side of one org, or one driver): one query whose filter and
+   * order match an (org, status, created_at, id) index, so the keyset walk
+   * stays on the index. Several branches (an org seen from both sides, several
+   * orgs, or orgs and the caller's own driver trips): the page's ids come
+   * from a UNION of one such index range per branch (each LIMIT n+1), then the
+   * selected fields of those ids in a second query — instead of an OR, which
+   * for a large org is a scan of all its trips and a sort.
    */
   async list(
     scope: TripScope,
@@ -130,16 +187,23 @@ export class TripsRepository {
     limit: number,
   ): Promise<Page<SelectedTrip>> {
     const k = keysetArgs(cursor);
-    const branches: Record<string, unknown>[] = [];
-    if (scope.sourceOrgIds.length) branches.push({ sourceOrgId: inOrEq(scope.sourceOrgIds) });
-    if (scope.destinationOrgIds.length) branches.push({ destinationOrgId: inOrEq(scope.destinationOrgIds) });
-    if (scope.driverIds.length) branches.push({ driverId: inOrEq(scope.driverIds) });
-    if (branches.length === 0) return new Page([], null);
-    const and: Record<string, unknown>[] = [branches.length === 1 ? branches[0] : { OR: branches }];
+    const after = cursor ? decodeCursor(cursor) : undefined;
+    const branchCount = scope.sourceOrgIds.length + scope.destinationOrgIds.length + scope.driverIds.length;
+    if (branchCount === 0) return new Page([], null);
+    if (branchCount > 1) return this.listByBranches(scope, filter, fields, after, limit);
+
+    const and: Record<string, unknown>[] = [];
+    if (scope.sourceOrgIds.length) and.push({ sourceOrgId: scope.sourceOrgIds[0] });
+    if (scope.destinationOrgIds.length) and.push({ destinationOrgId: scope.destinationOrgIds[0] });
+    if (scope.driverIds.length) and.push({ driverId: scope.driverIds[0] });
     if (scope.orgId) and.push({ OR: [{ sourceOrgId: scope.orgId }, { destinationOrgId: scope.orgId }] });
     if (filter.status) and.push({ status: filter.status });
     if (filter.driverId) and.push({ driverId: filter.driverId });
-    if (cursor) and.push(k.where);
+    if (after) {
+      // Redundant with the keyset condition, but an index bound: (created_at < c OR (created_at = c AND id < i))
+      // alone is a filter, so a deep page would walk the index from the newest row down to the cursor.
+      and.push({ createdAt: { lte: after.createdAt } }, k.where);
+    }
     const rows = await this.db.read.trip.findMany({
       where: and.length === 1 ? and[0] : { AND: and },
       orderBy: k.orderBy,
@@ -148,6 +212,47 @@ export class TripsRepository {
       relationLoadStrategy: 'join',
     });
     return toPage(rows as unknown as SelectedTrip[], limit);
+  }
+
+  private async listByBranches(
+    scope: TripScope,
+    filter: { status?: TripStatus; driverId?: string },
+    fields: readonly string[],
+    after: { createdAt: Date; id: string } | undefined,
+    limit: number,
+  ): Promise<Page<SelectedTrip>> {
+    const branches = [
+      ...scope.sourceOrgIds.map((id) => PrismaSql.sql`source_org_id = ${id}::uuid`),
+      ...scope.destinationOrgIds.map((id) => PrismaSql.sql`destination_org_id = ${id}::uuid`),
+      ...scope.driverIds.map((id) => PrismaSql.sql`driver_id = ${id}::uuid`),
+    ];
+    const extra: Prisma.Sql[] = [];
+    if (scope.orgId) extra.push(PrismaSql.sql`(source_org_id = ${scope.orgId}::uuid OR destination_org_id = ${scope.orgId}::uuid)`);
+    if (filter.status) extra.push(PrismaSql.sql`status = ${filter.status}::trip_status`);
+    if (filter.driverId) extra.push(PrismaSql.sql`driver_id = ${filter.driverId}::uuid`);
+    if (after) {
+      const at = after.createdAt.toISOString();
+      extra.push(
+        PrismaSql.sql`created_at <= ${at}::timestamptz AND (created_at < ${at}::timestamptz OR (created_at = ${at}::timestamptz AND id < ${after.id}::uuid))`,
+      );
+    }
+    const cond = extra.length ? PrismaSql.sql` AND ${PrismaSql.join(extra, ' AND ')}` : PrismaSql.empty;
+    const take = limit + 1;
+    const ranges = branches.map(
+      (b) => PrismaSql.sql`(SELECT id, created_at FROM trips WHERE ${b}${cond} ORDER BY created_at DESC, id DESC LIMIT ${take})`,
+    );
+    const keys = await this.db.read.$queryRaw<{ trip_id: string }[]>`
+      SELECT page.id::text AS trip_id FROM (${PrismaSql.join(ranges, ' UNION ')}) page
+      ORDER BY page.created_at DESC, page.id DESC LIMIT ${take}`;
+    if (keys.length === 0) return new Page([], null);
+    const rows = (await this.db.read.trip.findMany({
+      where: { id: { in: keys.map((r) => r.trip_id) } },
+      select: tripSelect(fields) as Prisma.TripSelect,
+      relationLoadStrategy: 'join',
+    })) as unknown as SelectedTrip[];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const ordered = keys.map((r) => byId.get(r.trip_id)).filter((r): r is SelectedTrip => r !== undefined);
+    return toPage(ordered, limit);
   }
 
   /**
@@ -216,43 +321,15 @@ export class TripsRepository {
   }
 
   async findTrackState(tripId: string): Promise<TripTrackState | null> {
-    const row = await this.db.primary.trip.findUnique({
-      where: { id: tripId },
-      select: {
-        id: true,
-        status: true,
-        sourceOrgId: true,
-        destinationOrgId: true,
-        createdAt: true,
-        endLat: true,
-        endLng: true,
-        distanceKm: true,
-        latestLat: true,
-        latestLng: true,
-        latestSpeed: true,
-        latestHeading: true,
-        latestRecordedAt: true,
-        detectorState: true,
-        driver: { select: { userId: true } },
-      },
-    });
-    if (!row) return null;
-    return {
-      id: row.id,
-      status: row.status,
-      driverUserId: row.driver.userId,
-      sourceOrgId: row.sourceOrgId,
-      destinationOrgId: row.destinationOrgId,
-      createdAt: row.createdAt,
-      endLat: row.endLat,
-      endLng: row.endLng,
-      distanceKm: row.distanceKm,
-      detectorState: row.detectorState,
-      latest:
-        row.latestRecordedAt && row.latestLat !== null && row.latestLng !== null
-          ? { lat: row.latestLat, lng: row.latestLng, speed: row.latestSpeed, heading: row.latestHeading, recordedAt: row.latestRecordedAt }
-          : null,
-    };
+    const row = await this.db.primary.trip.findUnique({ where: { id: tripId }, select: TRACK_STATE_SELECT });
+    return row ? toTrackState(row) : null;
+  }
+
+  /** Several trips' ingest state in one query. */
+  async findTrackStates(tripIds: string[]): Promise<TripTrackState[]> {
+    if (tripIds.length === 0) return [];
+    const rows = await this.db.primary.trip.findMany({ where: { id: { in: tripIds } }, select: TRACK_STATE_SELECT });
+    return rows.map(toTrackState);
   }
 
   /** The active trip of the driver profile registered with this device id. */
@@ -267,57 +344,62 @@ export class TripsRepository {
   }
 
   /**
-   * Applies one flush's effect on a trip in one transaction: distance, the
-   * latest location (never backwards: guarded by recorded_at), detector
-   * state, the detected events, and IN_TRANSIT → ARRIVED on arrival.
+   * Applies one after-flush round's effect on its trips: distance, the latest
+   * location (never backwards: guarded by recorded_at) and detector state of
+   * every trip in one UPDATE; when events were detected, that UPDATE, the
+   * IN_TRANSIT → ARRIVED moves and the events share one transaction.
    */
-  applyTrackUpdate(
-    tripId: string,
-    update: TrackUpdate,
-  ): Promise<{ arrivedAt: Date | null; events: TripEventView[] }> {
-    return this.db.write.$transaction(async (tx) => {
-      const l = update.latest;
-      await tx.$executeRaw`
-        UPDATE trips SET
-          distance_km = distance_km + ${update.distanceDeltaKm},
-          detector_state = ${JSON.stringify(update.detectorState ?? null)}::jsonb,
-          latest_lat = CASE WHEN ${l?.recordedAt ?? null}::timestamptz IS NOT NULL
-                             AND (latest_recorded_at IS NULL OR latest_recorded_at < ${l?.recordedAt ?? null}::timestamptz)
-                            THEN ${l?.lat ?? null}::float8 ELSE latest_lat END,
-          latest_lng = CASE WHEN ${l?.recordedAt ?? null}::timestamptz IS NOT NULL
-                             AND (latest_recorded_at IS NULL OR latest_recorded_at < ${l?.recordedAt ?? null}::timestamptz)
-                            THEN ${l?.lng ?? null}::float8 ELSE latest_lng END,
-          latest_speed = CASE WHEN ${l?.recordedAt ?? null}::timestamptz IS NOT NULL
-                             AND (latest_recorded_at IS NULL OR latest_recorded_at < ${l?.recordedAt ?? null}::timestamptz)
-                            THEN ${l?.speed ?? null}::float8 ELSE latest_speed END,
-          latest_heading = CASE WHEN ${l?.recordedAt ?? null}::timestamptz IS NOT NULL
-                             AND (latest_recorded_at IS NULL OR latest_recorded_at < ${l?.recordedAt ?? null}::timestamptz)
-                            THEN ${l?.heading ?? null}::float8 ELSE latest_heading END,
-          latest_recorded_at = GREATEST(latest_recorded_at, ${l?.recordedAt ?? null}::timestamptz),
-          updated_at = now()
-        WHERE id = ${tripId}::uuid`;
-      let arrivedAt: Date | null = null;
-      const events: NewTripEvent[] = [...update.events];
-      if (update.arrive) {
-        const rows = await tx.$queryRaw<{ updated_at: Date }[]>`
-          UPDATE trips SET status = 'ARRIVED', updated_at = now()
-          WHERE id = ${tripId}::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`;
-        if (rows[0]) {
-          arrivedAt = rows[0].updated_at;
-          events.push({ type: 'STATUS_CHANGED', at: arrivedAt, data: { from: 'IN_TRANSIT', to: 'ARRIVED', reason: 'arrival detected' } });
+  async applyTrackUpdates(
+    items: { tripId: string; update: TrackUpdate }[],
+  ): Promise<Map<string, { arrivedAt: Date | null; events: TripEventView[] }>> {
+    const results = new Map<string, { arrivedAt: Date | null; events: TripEventView[] }>();
+    if (items.length === 0) return results;
+    // One order for every writer of these rows: concurrent rounds (other nodes) cannot deadlock.
+    const sorted = [...items].sort((a, b) => (a.tripId < b.tripId ? -1 : a.tripId > b.tripId ? 1 : 0));
+    const params = [
+      sorted.map((i) => i.tripId),
+      sorted.map((i) => i.update.distanceDeltaKm),
+      sorted.map((i) => JSON.stringify(i.update.detectorState ?? null)),
+      sorted.map((i) => i.update.latest?.recordedAt.toISOString() ?? null),
+      sorted.map((i) => i.update.latest?.lat ?? null),
+      sorted.map((i) => i.update.latest?.lng ?? null),
+      sorted.map((i) => i.update.latest?.speed ?? null),
+      sorted.map((i) => i.update.latest?.heading ?? null),
+    ];
+    const withEvents = sorted.filter((i) => i.update.arrive || i.update.events.length > 0);
+    if (withEvents.length === 0) {
+      await this.db.primary.$executeRawUnsafe(BULK_TRACK_UPDATE, ...params);
+      for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
+      return results;
+    }
+    return this.db.primary.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe(BULK_TRACK_UPDATE, ...params);
+      for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
+      for (const { tripId, update } of withEvents) {
+        let arrivedAt: Date | null = null;
+        const events: NewTripEvent[] = [...update.events];
+        if (update.arrive) {
+          const rows = await tx.$queryRaw<{ updated_at: Date }[]>`
+            UPDATE trips SET status = 'ARRIVED', updated_at = now()
+            WHERE id = ${tripId}::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`;
+          if (rows[0]) {
+            arrivedAt = rows[0].updated_at;
+            events.push({ type: 'STATUS_CHANGED', at: arrivedAt, data: { from: 'IN_TRANSIT', to: 'ARRIVED', reason: 'arrival detected' } });
+          }
         }
+        const created: TripEventView[] = [];
+        for (const e of events) {
+          if (e.type === 'ARRIVAL' && !arrivedAt) continue; // arrival is logged once, with the move to ARRIVED
+          created.push(
+            (await tx.tripEvent.create({
+              data: { tripId, type: e.type as TripEventType, at: e.at, data: e.data as Prisma.InputJsonValue | undefined, actorUserId: e.actorUserId ?? null },
+              select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
+            })) as TripEventView,
+          );
+        }
+        results.set(tripId, { arrivedAt, events: created });
       }
-      const created: TripEventView[] = [];
-      for (const e of events) {
-        if (e.type === 'ARRIVAL' && !arrivedAt) continue; // arrival is logged once, with the move to ARRIVED
-        created.push(
-          (await tx.tripEvent.create({
-            data: { tripId, type: e.type as TripEventType, at: e.at, data: e.data as Prisma.InputJsonValue | undefined, actorUserId: e.actorUserId ?? null },
-            select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
-          })) as TripEventView,
-        );
-      }
-      return { arrivedAt, events: created };
+      return results;
     });
   }
 }

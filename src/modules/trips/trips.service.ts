@@ -24,6 +24,11 @@ export interface TripViewer {
 export class TripsService {
   /** Trip ids → their orgs and driver: immutable after creation, so safe to keep. */
   private readonly accessCache = new Map<string, TripAccess>();
+  /**
+   * Trip ids → their ingest state, read at most once per `maxAgeMs` (see
+   * trackStateCached). Concurrent misses share one read.
+   */
+  private readonly trackStateCache = new Map<string, { at: number; state: Promise<TripTrackState | null> }>();
 
   constructor(
     private readonly repo: TripsRepository,
@@ -114,6 +119,7 @@ export class TripsService {
           { path: 'truckId', message: 'has an active trip', tripId: result.otherTripId },
         ]);
       case 'ok':
+        this.trackStateCache.delete(tripId);
         this.publishStatus(viewer.access, to, result.at);
     }
     const row = await this.repo.findSelected(tripId, DEFAULT_TRIP_FIELDS, true);
@@ -139,23 +145,61 @@ export class TripsService {
     return this.repo.findTrackState(tripId);
   }
 
+  /**
+   * The trip's ingest state, reused for up to `maxAgeMs` so that a stream of
+   * pings does not read the trip each time. A status change made through this
+   * process drops the entry at once; one made on another node is seen within
+   * `maxAgeMs`. Its `latest` may lag: callers merge in what they committed since.
+   */
+  trackStateCached(tripId: string, maxAgeMs: number): Promise<TripTrackState | null> {
+    if (maxAgeMs <= 0) return this.repo.findTrackState(tripId);
+    const now = Date.now();
+    const hit = this.trackStateCache.get(tripId);
+    if (hit && now - hit.at < maxAgeMs) return hit.state;
+    const state = this.repo.findTrackState(tripId);
+    const entry = { at: now, state };
+    if (hit) this.trackStateCache.delete(tripId); // re-inserted last: the map's order is its age
+    else if (this.trackStateCache.size >= ACCESS_CACHE_MAX) this.trackStateCache.delete(this.trackStateCache.keys().next().value!);
+    this.trackStateCache.set(tripId, entry);
+    const forget = () => {
+      if (this.trackStateCache.get(tripId) === entry) this.trackStateCache.delete(tripId);
+    };
+    state.then((s) => (s ? undefined : forget()), forget);
+    return state;
+  }
+
+  /** Several trips' ingest state in one read, fresh from the primary. */
+  async trackStates(tripIds: string[]): Promise<Map<string, TripTrackState>> {
+    const states = await this.repo.findTrackStates(tripIds);
+    return new Map(states.map((s) => [s.id, s]));
+  }
+
   findActiveTripByDevice(deviceId: string): Promise<{ driverFound: boolean; tripId: string | null }> {
     return this.repo.findActiveTripByDevice(deviceId);
   }
 
-  /** Writes one flush's effect on a trip and announces the status change and events it caused. */
-  async applyTrackUpdate(state: TripTrackState, update: TrackUpdate): Promise<void> {
-    const result = await this.repo.applyTrackUpdate(state.id, update);
-    if (result.arrivedAt) {
-      this.publishStatus(
-        { sourceOrgId: state.sourceOrgId, destinationOrgId: state.destinationOrgId, id: state.id },
-        'ARRIVED',
-        result.arrivedAt,
-      );
-    }
-    for (const e of result.events) {
-      if (e.type === 'STATUS_CHANGED') continue;
-      this.realtime.publish(tripRoom(state.id), 'trip.event', { tripId: state.id, type: e.type, at: e.at.toISOString(), data: e.data ?? null });
+  /**
+   * Writes one after-flush round's effect on its trips (one statement unless
+   * events were detected) and announces the status changes and events it caused.
+   */
+  async applyTrackUpdates(items: { state: TripTrackState; update: TrackUpdate }[]): Promise<void> {
+    if (items.length === 0) return;
+    const results = await this.repo.applyTrackUpdates(items.map((i) => ({ tripId: i.state.id, update: i.update })));
+    for (const { state } of items) {
+      const result = results.get(state.id);
+      if (!result) continue;
+      if (result.arrivedAt) {
+        this.trackStateCache.delete(state.id);
+        this.publishStatus(
+          { sourceOrgId: state.sourceOrgId, destinationOrgId: state.destinationOrgId, id: state.id },
+          'ARRIVED',
+          result.arrivedAt,
+        );
+      }
+      for (const e of result.events) {
+        if (e.type === 'STATUS_CHANGED') continue;
+        this.realtime.publish(tripRoom(state.id), 'trip.event', { tripId: state.id, type: e.type, at: e.at.toISOString(), data: e.data ?? null });
+      }
     }
   }
 

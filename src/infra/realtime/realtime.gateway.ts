@@ -1,0 +1,219 @@
+import { Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { OnGatewayConnection, OnGatewayDisconnect, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
+import type { Server, Socket } from 'socket.io';
+import { AccessTokenService } from '../../common/auth/access-token.service';
+import { Principal } from '../../common/auth/principal';
+import { SessionRevocations } from '../../common/auth/session-revocations';
+import { DomainError, UnauthenticatedError } from '../../common/errors/domain-error';
+import { ErrorCode } from '../../common/errors/error-codes';
+import { parseWith } from '../../common/validation/zod';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { wsConnectRefused, wsConnections, wsRoomSubscriptions } from '../observability/metrics';
+import { RealtimeHub } from './realtime-hub';
+import { Ack, authSchema, subscribeSchema, unsubscribeSchema } from './realtime.schemas';
+import { RoomAuthorizer, RoomKind } from './room-authorizer';
+
+/** What the gateway keeps on each socket. */
+interface SocketState {
+  principal: Principal;
+  /** Access token expiry, epoch ms. */
+  expiresAt: number;
+  expiryTimer?: NodeJS.Timeout;
+  /** Rooms this socket subscribed to, with their kind (for metrics and re-authorization). */
+  rooms: Map<string, RoomKind>;
+}
+
+const stateOf = (socket: Socket): SocketState => socket.data as SocketState;
+
+/** The JWT's `exp` in epoch ms (the signature was verified just before). */
+function expiryOf(token: string): number {
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as { exp?: number };
+    return typeof claims.exp === 'number' ? claims.exp * 1000 : Number.MAX_SAFE_INTEGER;
+  } catch {
+    return 0;
+  }
+}
+
+function errorBody(err: unknown): { code: string; message: string; details?: unknown[] } {
+  if (err instanceof DomainError) return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  return { code: ErrorCode.INTERNAL, message: 'Internal error' };
+}
+
+/**
+ * Socket.IO at `/socket.io`, default namespace (API.md, "Realtime"). The
+ * handshake carries `auth: {token}`; a missing, bad, expired or revoked token
+ * is refused with `connect_error` whose `data` is `{code, message}`. Clients
+ * then `subscribe {room, sinceSeq?}` / `unsubscribe {room}`, and renew their
+ * token on the open socket with `auth {token}` before it expires (else the
+ * server emits `auth.expired` and disconnects them at expiry).
+ */
+@WebSocketGateway()
+export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect, OnApplicationShutdown {
+  private readonly logger = new Logger('RealtimeGateway');
+  private server: Server | null = null;
+  private reauthorizeTimer: NodeJS.Timeout | null = null;
+  private reauthorizing = false;
+
+  constructor(
+    private readonly hub: RealtimeHub,
+    private readonly authorizer: RoomAuthorizer,
+    private readonly tokens: AccessTokenService,
+    private readonly revocations: SessionRevocations,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  afterInit(server: Server): void {
+    this.server = server;
+    this.hub.attach(server);
+    server.use((socket, next) => {
+      this.authenticate(socket).then(
+        () => next(),
+        (err: unknown) => {
+          const body = errorBody(err);
+          wsConnectRefused.inc({ code: body.code });
+          next(Object.assign(new Error(body.message), { data: body }));
+        },
+      );
+    });
+    // Access can be lost while subscribed (removed from an org): rooms are re-checked periodically.
+    this.reauthorizeTimer = setInterval(() => void this.reauthorizeAll(), this.config.realtimeReauthorizeMs);
+    this.reauthorizeTimer.unref();
+  }
+
+  handleConnection(socket: Socket): void {
+    wsConnections.inc();
+    this.scheduleExpiry(socket);
+    this.on(socket, 'subscribe', (payload) => this.subscribe(socket, payload));
+    this.on(socket, 'unsubscribe', (payload) => this.unsubscribe(socket, payload));
+    this.on(socket, 'auth', (payload) => this.reauthenticate(socket, payload));
+  }
+
+  handleDisconnect(socket: Socket): void {
+    wsConnections.dec();
+    const state = stateOf(socket);
+    if (state.expiryTimer) clearTimeout(state.expiryTimer);
+    for (const kind of state.rooms?.values() ?? []) wsRoomSubscriptions.dec({ kind });
+    state.rooms?.clear();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.reauthorizeTimer) clearInterval(this.reauthorizeTimer);
+  }
+
+  private async authenticate(socket: Socket): Promise<void> {
+    const token: unknown = (socket.handshake.auth as Record<string, unknown> | undefined)?.token;
+    if (typeof token !== 'string' || !token) throw new UnauthenticatedError(ErrorCode.UNAUTHENTICATED, 'auth.token is required in the handshake');
+    const principal = this.tokens.verify(token);
+    if (await this.revocations.isRevoked(principal.sessionId)) throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
+    const state: SocketState = { principal, expiresAt: expiryOf(token), rooms: new Map() };
+    Object.assign(socket.data as object, state);
+  }
+
+  /** Registers a client → server message with an acknowledgement: always answered, never thrown. */
+  private on(socket: Socket, event: string, handler: (payload: unknown) => Promise<Ack>): void {
+    socket.on(event, (...args: unknown[]) => {
+      const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (a: Ack) => void) : null;
+      Promise.resolve(args[0]).then(handler).then(
+        (result) => result,
+        (err: unknown): Ack => {
+          if (!(err instanceof DomainError)) this.logger.error(`${event} failed: ${(err as Error).stack ?? String(err)}`);
+          return { ok: false, error: errorBody(err) };
+        },
+      ).then((result) => {
+        if (ack) ack(result);
+        else if (!result.ok) socket.emit('rt.error', { request: event, error: result.error });
+      });
+    });
+  }
+
+  private async subscribe(socket: Socket, payload: unknown): Promise<Ack> {
+    const { room, sinceSeq } = parseWith(subscribeSchema, payload);
+    const state = stateOf(socket);
+    const kind = await this.authorizer.authorize(state.principal, room);
+    if (!socket.connected) return { ok: false, error: { code: ErrorCode.UNAUTHENTICATED, message: 'disconnected' } };
+    if (!state.rooms.has(room)) {
+      state.rooms.set(room, kind);
+      wsRoomSubscriptions.inc({ kind });
+    }
+    if (sinceSeq === undefined) {
+      void socket.join(room);
+      return { ok: true };
+    }
+    // A replay restarts delivery of this room to the socket from sinceSeq.
+    void socket.leave(room);
+    const outcome = await this.hub.joinWithReplay(socket, room, sinceSeq);
+    return { ok: true, replayed: outcome.replayed, lastSeq: outcome.lastSeq, ...(outcome.truncated ? { truncated: true } : {}) };
+  }
+
+  private async unsubscribe(socket: Socket, payload: unknown): Promise<Ack> {
+    const { room } = parseWith(unsubscribeSchema, payload);
+    this.leave(socket, room);
+    return { ok: true };
+  }
+
+  /** A fresh access token on the open socket moves its expiry; it must be the same user's. */
+  private async reauthenticate(socket: Socket, payload: unknown): Promise<Ack> {
+    const { token } = parseWith(authSchema, payload);
+    const principal = this.tokens.verify(token);
+    const state = stateOf(socket);
+    if (principal.userId !== state.principal.userId) throw new DomainError(ErrorCode.FORBIDDEN, 'The token belongs to another user');
+    if (await this.revocations.isRevoked(principal.sessionId)) throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
+    state.principal = principal;
+    state.expiresAt = expiryOf(token);
+    this.scheduleExpiry(socket);
+    return { ok: true, expiresAt: new Date(state.expiresAt).toISOString() };
+  }
+
+  private leave(socket: Socket, room: string): void {
+    const state = stateOf(socket);
+    const kind = state.rooms.get(room);
+    if (kind) {
+      state.rooms.delete(room);
+      wsRoomSubscriptions.dec({ kind });
+    }
+    void socket.leave(room);
+  }
+
+  private scheduleExpiry(socket: Socket): void {
+    const state = stateOf(socket);
+    if (state.expiryTimer) clearTimeout(state.expiryTimer);
+    const ms = Math.min(state.expiresAt - Date.now(), 2 ** 31 - 1);
+    state.expiryTimer = setTimeout(() => {
+      socket.emit('auth.expired', { code: ErrorCode.TOKEN_EXPIRED, message: 'The access token has expired; reconnect with a fresh one' });
+      socket.disconnect(true);
+    }, Math.max(0, ms));
+    state.expiryTimer.unref();
+  }
+
+  /**
+   * Re-checks every local socket: an ended session is disconnected, a room the
+   * user may no longer read is left, with `room.revoked`.
+   */
+  private async reauthorizeAll(): Promise<void> {
+    if (this.reauthorizing || !this.server) return;
+    this.reauthorizing = true;
+    try {
+      for (const socket of [...this.server.of('/').sockets.values()]) {
+        const state = stateOf(socket);
+        if (!state.principal) continue;
+        if (await this.revocations.isRevoked(state.principal.sessionId)) {
+          socket.emit('auth.expired', { code: ErrorCode.INVALID_TOKEN, message: 'This session has ended' });
+          socket.disconnect(true);
+          continue;
+        }
+        for (const room of [...state.rooms.keys()]) {
+          try {
+            await this.authorizer.authorize(state.principal, room);
+          } catch (err) {
+            if (!(err instanceof DomainError)) continue; // a database hiccup is not a revocation
+            this.leave(socket, room);
+            socket.emit('room.revoked', { room, error: errorBody(err) });
+          }
+        }
+      }
+    } finally {
+      this.reauthorizing = false;
+    }
+  }
+}

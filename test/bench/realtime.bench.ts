@@ -1,0 +1,205 @@
+/*
+ * Live watching: ping-to-watcher latency with 1k and 5k sockets over 200 trips
+ * at 1k and 5k points/s, the app's RSS per 1k sockets and broadcasts/s, next to
+ * a bare Socket.IO server broadcasting the same payloads (the floor). The app
+ * runs as a child process, the watchers and the ping load in another; the
+ * floor server runs in this process. One JSON line; never fails on a number.
+ */
+import { ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { Server } from 'socket.io';
+import { call, freshDatabase, nextPhone, round, startAppProcess } from './tracking-support';
+
+const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
+const SECONDS = Number(process.env.REALTIME_BENCH_SECONDS ?? 5);
+const WATCHERS = [1000, 5000];
+const RATES = [1000, 5000];
+/** The whole bench stays within two minutes: past this it prints what it has. */
+const DEADLINE_MS = 110_000;
+
+interface Trip {
+  tripId: string;
+  token: string;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024, 1);
+}
+
+async function settle(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1500));
+}
+
+/** One org and `n` IN_TRANSIT trips, created 10 at a time. */
+async function makeTrips(url: string, databaseUrl: string, n: number): Promise<{ ownerToken: string; trips: Trip[] }> {
+  const owner = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: 'Bench Owner', password: 'password-123' });
+  const org = await call(url, 'POST', '/orgs', { name: 'Bench Traders' }, owner.accessToken);
+  const trips: Trip[] = [];
+  const one = async (i: number) => {
+    const driver = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: `Driver ${i}`, password: 'password-123' });
+    const profile = await call(url, 'POST', `/orgs/${org.id}/drivers`, { phone: driver.user.phone }, owner.accessToken);
+    const truck = await call(url, 'POST', `/orgs/${org.id}/trucks`, { number: `RT BENCH ${i} ${Date.now()}` }, owner.accessToken);
+    const trip = await call(
+      url,
+      'POST',
+      '/trips',
+      { sourceOrgId: org.id, destinationOrgId: org.id, truckId: truck.id, driverId: profile.id, startPoint: { name: 'A', lat: 20, lng: 75 }, endPoint: { name: 'B', lat: 29, lng: 78 } },
+      owner.accessToken,
+    );
+    for (const status of ['LOADING', 'IN_TRANSIT']) await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
+    trips.push({ tripId: trip.id, token: driver.accessToken });
+  };
+  for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_, j) => one(i + j)));
+  const { Client } = await import('pg');
+  const sql = new Client({ connectionString: databaseUrl });
+  await sql.connect();
+  await sql.query(`UPDATE trips SET created_at = now() - interval '60 days'`);
+  await sql.end();
+  return { ownerToken: owner.accessToken, trips };
+}
+
+class Clients {
+  private constructor(private readonly proc: ChildProcess) {}
+  static start(): Clients {
+    const proc = fork(join(__dirname, 'realtime-clients.ts'), [], {
+      execArgv: ['-r', 'ts-node/register/transpile-only'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    return new Clients(proc);
+  }
+  async ask<T = any>(msg: unknown): Promise<T> {
+    this.proc.send(msg as object);
+    const [reply] = (await once(this.proc, 'message')) as [T & { ok: string; message?: string }];
+    if (reply.ok === 'error') throw new Error(reply.message);
+    return reply;
+  }
+  stop(): void {
+    this.proc.kill();
+  }
+}
+
+/** A bare Socket.IO server: rooms joined on `subscribe`, `trip.location` broadcast at the same rates and shapes. */
+async function startFloor(): Promise<{ url: string; io: Server; close: () => Promise<void> }> {
+  const http = createServer();
+  const io = new Server(http, { path: '/socket.io', serveClient: false, transports: ['websocket'] });
+  io.on('connection', (socket) => {
+    socket.on('subscribe', ({ room }: { room: string }, ack: (a: unknown) => void) => {
+      void socket.join(room);
+      ack({ ok: true });
+    });
+  });
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  const { port } = http.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    io,
+    close: () => new Promise<void>((resolve) => void io.close(() => resolve())),
+  };
+}
+
+/** Floor load: per trip, twice a second, one broadcast with the points of that half second. */
+function floorLoad(io: Server, trips: Trip[], rate: number, seconds: number): Promise<void> {
+  const perEvent = rate / trips.length / 2;
+  const timers: NodeJS.Timeout[] = [];
+  let fix = 0;
+  trips.forEach((trip, i) => {
+    let acc = 0;
+    let seq = 0;
+    const room = `trip:${trip.tripId}`;
+    const tick = () => {
+      acc += perEvent;
+      const n = Math.floor(acc);
+      if (!n) return;
+      acc -= n;
+      const points = Array.from({ length: n }, () => ({ lat: 20 + ++fix * 1e-5, lng: 75, speed: 1, heading: 0, recordedAt: new Date(Date.now() - 60_000).toISOString() }));
+      io.to(room).emit('trip.location', { tripId: trip.tripId, points, room, seq: ++seq, t: Date.now() });
+    };
+    timers.push(
+      setTimeout(() => {
+        tick();
+        timers.push(setInterval(tick, 500));
+      }, (i / trips.length) * 500),
+    );
+  });
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      for (const t of timers) clearTimeout(t);
+      resolve();
+    }, (seconds + 1) * 1000), // the clients' warm-up second and measured window
+
+  );
+}
+
+async function main(): Promise<void> {
+  const begun = Date.now();
+  const timeLeft = () => DEADLINE_MS - (Date.now() - begun);
+  const result: Record<string, unknown> = { bench: 'realtime', trips: TRIPS, seconds: SECONDS, cpus: 2, loadavg1mAtStart: round(loadavg()[0], 2) };
+  const db = await freshDatabase('realtime');
+  const adapter = process.env.REALTIME_BENCH_ADAPTER ?? 'sharded';
+  result.adapter = adapter;
+  const app = await startAppProcess(db.url, { REALTIME_REAUTHORIZE_MS: '3600000', DATABASE_POOL_MAX: '10', REALTIME_REDIS_ADAPTER: adapter });
+  const clients = Clients.start();
+  const floor = await startFloor();
+  const guard = setTimeout(() => {
+    result.incomplete = 'stopped at the two-minute bound';
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
+  }, DEADLINE_MS + 5000);
+  try {
+    const setupStarted = Date.now();
+    const { ownerToken, trips } = await makeTrips(app.url, db.url, TRIPS);
+    result.setupSeconds = round((Date.now() - setupStarted) / 1000, 1);
+    const rooms = trips.map((t) => `trip:${t.tripId}`);
+
+    for (const target of ['app', 'floor'] as const) {
+      const url = target === 'app' ? app.url : floor.url;
+      const pid = target === 'app' ? app.proc.pid! : process.pid;
+      await settle();
+      const rssIdle = rssMb(pid);
+      const figures: Record<string, unknown> = { rssIdleMb: rssIdle };
+      for (const watchers of WATCHERS) {
+        if (timeLeft() < 15_000) break;
+        const c = await clients.ask<{ ms: number }>({ cmd: 'connect', url, token: ownerToken, rooms, total: watchers });
+        await settle();
+        const rss = rssMb(pid);
+        figures[`w${watchers}`] = { connectSeconds: round(c.ms / 1000, 1), rssMb: rss, rssPer1kSocketsMb: round(((rss - rssIdle) / watchers) * 1000, 1) };
+        for (const rate of RATES) {
+          if (timeLeft() < (SECONDS + 4) * 1000) break;
+          const load = target === 'floor' ? floorLoad(floor.io, trips, rate, SECONDS) : Promise.resolve();
+          const r = await clients.ask<Record<string, number>>({ cmd: 'run', mode: target, url, rate, seconds: SECONDS, trips });
+          await load;
+          figures[`w${watchers}_r${rate}`] = {
+            p50Ms: r.p50,
+            p99Ms: r.p99,
+            maxMs: r.max,
+            samples: r.samples,
+            broadcastsPerSec: r.broadcastsPerSec,
+            ...(target === 'app' ? { pointsPerSec: r.pointsPerSec, pingErrors: r.pingErrors, pingResponseP50Ms: r.pingResponseP50, pingResponseP99Ms: r.pingResponseP99, responseToWatcherP50Ms: r.afterResponseP50, responseToWatcherP99Ms: r.afterResponseP99 } : {}),
+          };
+        }
+      }
+      await clients.ask({ cmd: 'disconnect' });
+      result[target] = figures;
+    }
+  } finally {
+    clearTimeout(guard);
+    clients.stop();
+    await floor.close();
+    await app.stop();
+    await db.drop();
+  }
+  result.loadavg1mAtEnd = round(loadavg()[0], 2);
+  result.totalSeconds = round((Date.now() - begun) / 1000, 1);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+void main().catch((err: Error) => {
+  process.stderr.write(`realtime bench failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
