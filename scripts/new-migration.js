@@ -4,7 +4,11 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const name = (process.argv[2] || '').trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
+const name = (process.argv[2] || '')
+  .trim()
+  .toLowerCase()
+  .replace(/[^a-z0-9]+/g, '_')
+  .replace(/^_|_$/g, '');
 if (!name) {
   process.stderr.write('usage: npm run db:new-migration -- <what_it_does, e.g. added_trip_indexes>\n');
   process.exit(2);

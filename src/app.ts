@@ -66,7 +66,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     done(null, payload);
   });
   fastify.addHook('onResponse', (request, reply, done) => {
-    if (reply.statusCode >= 500) pino.warn({ reqId: request.id, status: reply.statusCode, url: request.url }, 'request failed');
+    if (reply.statusCode >= 500)
+      pino.warn({ reqId: request.id, status: reply.statusCode, url: request.url }, 'request failed');
     done();
   });
 
@@ -97,12 +98,17 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     app,
     new DocumentBuilder()
       .setTitle('Waybill API')
-      .setDescription('Real-time logistics tracking: trips, GPS ingest, ledger, QR tags, chat. Envelope: {success, data, meta?} / {success:false, error:{code, message, details?}}.')
+      .setDescription(
+        'Real-time logistics tracking: trips, GPS ingest, ledger, QR tags, chat. Envelope: {success, data, meta?} / {success:false, error:{code, message, details?}}.',
+      )
       .setVersion('1')
       .addBearerAuth()
       .build(),
   );
-  SwaggerModule.setup('docs', app, cleanupOpenApiDoc(doc), { useGlobalPrefix: false, jsonDocumentUrl: 'docs/openapi.json' });
+  SwaggerModule.setup('docs', app, cleanupOpenApiDoc(doc), {
+    useGlobalPrefix: false,
+    jsonDocumentUrl: 'docs/openapi.json',
+  });
 
   app.enableShutdownHooks();
   return app;

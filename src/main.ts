@@ -25,7 +25,10 @@ async function main(): Promise<void> {
     });
   }
   await app.listen({ port: config.port, host: config.host });
-  app.getHttpAdapter().getInstance().log.info(`Waybill listening on ${await app.getUrl()}`);
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .log.info(`Waybill listening on ${await app.getUrl()}`);
 }
 
 void main().catch((err: Error) => {

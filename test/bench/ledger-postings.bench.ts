@@ -101,7 +101,8 @@ async function main(): Promise<void> {
       const [out] = (await once(worker, 'message')) as [{ latencies: number[]; errors: number; elapsed: number }];
       await worker.terminate();
       const latencies = out.latencies.sort((a, b) => a - b);
-      const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] * 100) / 100;
+      const pct = (p: number) =>
+        Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] * 100) / 100;
       return {
         concurrency,
         accounts: targets.length,

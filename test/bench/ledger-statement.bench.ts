@@ -27,7 +27,13 @@ async function main(): Promise<void> {
   const name = `waybill_bench_stmt_${Date.now()}`;
   const databaseUrl = dbUrl(base.databaseUrl, name);
   await migrate(databaseUrl, join(__dirname, '..', '..', 'prisma', 'migrations'));
-  const app = await createApp({ ...base, databaseUrl, databaseReplicaUrl: undefined, redisKeyPrefix: `bench:${randomUUID()}:`, logLevel: 'silent' });
+  const app = await createApp({
+    ...base,
+    databaseUrl,
+    databaseReplicaUrl: undefined,
+    redisKeyPrefix: `bench:${randomUUID()}:`,
+    logLevel: 'silent',
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.getHttpServer().address() as { port: number }).port;
   const api = `http://127.0.0.1:${port}/api/v1`;
@@ -40,7 +46,8 @@ async function main(): Promise<void> {
       const res = await fetch(api + path, { method: 'POST', headers, body: JSON.stringify(body) });
       return (await res.json()) as { data: { id: string; accessToken: string } };
     };
-    const token = (await post('/auth/register', { phone: '+919800000002', name: 'Bench', password: 'password-123' })).data.accessToken;
+    const token = (await post('/auth/register', { phone: '+919800000002', name: 'Bench', password: 'password-123' }))
+      .data.accessToken;
     const a = (await post('/orgs', { name: 'Seller' }, token)).data.id;
     const other = await newOrgOwnedByAnother(post);
     const accountId = (await post(`/orgs/${a}/accounts`, { counterpartyOrgId: other }, token)).data.id;
@@ -92,7 +99,9 @@ async function main(): Promise<void> {
       peakHeap = Math.max(peakHeap, m.heapUsed);
     }, 20);
     const started = performance.now();
-    const res = await fetch(`${api}/ledger/accounts/${accountId}/statement?format=csv`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${api}/ledger/accounts/${accountId}/statement?format=csv`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     let bytes = 0;
     let lines = 0;
     let firstByteMs = 0;
@@ -136,8 +145,11 @@ async function main(): Promise<void> {
   }
 }
 
-async function newOrgOwnedByAnother(post: (path: string, body: unknown, token?: string) => Promise<{ data: { id: string; accessToken: string } }>) {
-  const token = (await post('/auth/register', { phone: '+919800000003', name: 'Buyer', password: 'password-123' })).data.accessToken;
+async function newOrgOwnedByAnother(
+  post: (path: string, body: unknown, token?: string) => Promise<{ data: { id: string; accessToken: string } }>,
+) {
+  const token = (await post('/auth/register', { phone: '+919800000003', name: 'Buyer', password: 'password-123' })).data
+    .accessToken;
   return (await post('/orgs', { name: 'Buyer' }, token)).data.id;
 }
 

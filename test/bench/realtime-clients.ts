@@ -4,7 +4,14 @@ import { FixClock } from './tracking-support';
 
 type Cmd =
   | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number }
-  | { cmd: 'run'; mode: 'app' | 'floor'; url: string; rate: number; seconds: number; trips: { tripId: string; token: string }[] }
+  | {
+      cmd: 'run';
+      mode: 'app' | 'floor';
+      url: string;
+      rate: number;
+      seconds: number;
+      trips: { tripId: string; token: string }[];
+    }
   | { cmd: 'disconnect' };
 
 let sockets: Socket[] = [];
@@ -26,11 +33,20 @@ function reply(msg: unknown): void {
 
 function connectOne(url: string, token: string, room: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = io(url, { path: '/socket.io', auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true, timeout: 30_000 });
+    const s = io(url, {
+      path: '/socket.io',
+      auth: { token },
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      timeout: 30_000,
+    });
     s.on('trip.location', (p: LocationPayload) => onLocation?.(p, Date.now()));
     s.once('connect_error', reject);
     s.once('connect', () => {
-      s.timeout(30_000).emit('subscribe', { room }, (err: Error | null, ack: { ok: boolean }) => (err || !ack.ok ? reject(err ?? new Error(JSON.stringify(ack))) : resolve(s)));
+      s.timeout(30_000).emit('subscribe', { room }, (err: Error | null, ack: { ok: boolean }) =>
+        err || !ack.ok ? reject(err ?? new Error(JSON.stringify(ack))) : resolve(s),
+      );
     });
   });
 }
@@ -40,7 +56,11 @@ async function connect(c: Extract<Cmd, { cmd: 'connect' }>): Promise<void> {
   while (sockets.length < c.total) {
     const batch = Math.min(100, c.total - sockets.length);
     const base = sockets.length;
-    sockets.push(...(await Promise.all(Array.from({ length: batch }, (_, i) => connectOne(c.url, c.token, c.rooms[(base + i) % c.rooms.length])))));
+    sockets.push(
+      ...(await Promise.all(
+        Array.from({ length: batch }, (_, i) => connectOne(c.url, c.token, c.rooms[(base + i) % c.rooms.length])),
+      )),
+    );
   }
   reply({ ok: 'connected', n: sockets.length, ms: Date.now() - started });
 }
@@ -109,10 +129,13 @@ async function run(c: Extract<Cmd, { cmd: 'run' }>): Promise<void> {
           .catch(() => (pingErrors += 1));
       };
       timers.push(
-        setTimeout(() => {
-          tick();
-          timers.push(setInterval(tick, 500));
-        }, (i / c.trips.length) * 500),
+        setTimeout(
+          () => {
+            tick();
+            timers.push(setInterval(tick, 500));
+          },
+          (i / c.trips.length) * 500,
+        ),
       );
     });
   }

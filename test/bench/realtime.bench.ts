@@ -37,21 +37,43 @@ async function settle(): Promise<void> {
 
 /** One org and `n` IN_TRANSIT trips, created 10 at a time. */
 async function makeTrips(url: string, databaseUrl: string, n: number): Promise<{ ownerToken: string; trips: Trip[] }> {
-  const owner = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: 'Bench Owner', password: 'password-123' });
+  const owner = await call(url, 'POST', '/auth/register', {
+    phone: nextPhone(),
+    name: 'Bench Owner',
+    password: 'password-123',
+  });
   const org = await call(url, 'POST', '/orgs', { name: 'Bench Traders' }, owner.accessToken);
   const trips: Trip[] = [];
   const one = async (i: number) => {
-    const driver = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: `Driver ${i}`, password: 'password-123' });
+    const driver = await call(url, 'POST', '/auth/register', {
+      phone: nextPhone(),
+      name: `Driver ${i}`,
+      password: 'password-123',
+    });
     const profile = await call(url, 'POST', `/orgs/${org.id}/drivers`, { phone: driver.user.phone }, owner.accessToken);
-    const truck = await call(url, 'POST', `/orgs/${org.id}/trucks`, { number: `RT BENCH ${i} ${Date.now()}` }, owner.accessToken);
+    const truck = await call(
+      url,
+      'POST',
+      `/orgs/${org.id}/trucks`,
+      { number: `RT BENCH ${i} ${Date.now()}` },
+      owner.accessToken,
+    );
     const trip = await call(
       url,
       'POST',
       '/trips',
-      { sourceOrgId: org.id, destinationOrgId: org.id, truckId: truck.id, driverId: profile.id, startPoint: { name: 'A', lat: 20, lng: 75 }, endPoint: { name: 'B', lat: 29, lng: 78 } },
+      {
+        sourceOrgId: org.id,
+        destinationOrgId: org.id,
+        truckId: truck.id,
+        driverId: profile.id,
+        startPoint: { name: 'A', lat: 20, lng: 75 },
+        endPoint: { name: 'B', lat: 29, lng: 78 },
+      },
       owner.accessToken,
     );
-    for (const status of ['LOADING', 'IN_TRANSIT']) await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
+    for (const status of ['LOADING', 'IN_TRANSIT'])
+      await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
     trips.push({ tripId: trip.id, token: driver.accessToken });
   };
   for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_, j) => one(i + j)));
@@ -117,33 +139,55 @@ function floorLoad(io: Server, trips: Trip[], rate: number, seconds: number): Pr
       const n = Math.floor(acc);
       if (!n) return;
       acc -= n;
-      const points = Array.from({ length: n }, () => ({ lat: 20 + ++fix * 1e-5, lng: 75, speed: 1, heading: 0, recordedAt: new Date(Date.now() - 60_000).toISOString() }));
+      const points = Array.from({ length: n }, () => ({
+        lat: 20 + ++fix * 1e-5,
+        lng: 75,
+        speed: 1,
+        heading: 0,
+        recordedAt: new Date(Date.now() - 60_000).toISOString(),
+      }));
       io.to(room).emit('trip.location', { tripId: trip.tripId, points, room, seq: ++seq, t: Date.now() });
     };
     timers.push(
-      setTimeout(() => {
-        tick();
-        timers.push(setInterval(tick, 500));
-      }, (i / trips.length) * 500),
+      setTimeout(
+        () => {
+          tick();
+          timers.push(setInterval(tick, 500));
+        },
+        (i / trips.length) * 500,
+      ),
     );
   });
-  return new Promise((resolve) =>
-    setTimeout(() => {
-      for (const t of timers) clearTimeout(t);
-      resolve();
-    }, (seconds + 1) * 1000), // the clients' warm-up second and measured window
-
+  return new Promise(
+    (resolve) =>
+      setTimeout(
+        () => {
+          for (const t of timers) clearTimeout(t);
+          resolve();
+        },
+        (seconds + 1) * 1000,
+      ), // the clients' warm-up second and measured window
   );
 }
 
 async function main(): Promise<void> {
   const begun = Date.now();
   const timeLeft = () => DEADLINE_MS - (Date.now() - begun);
-  const result: Record<string, unknown> = { bench: 'realtime', trips: TRIPS, seconds: SECONDS, cpus: 2, loadavg1mAtStart: round(loadavg()[0], 2) };
+  const result: Record<string, unknown> = {
+    bench: 'realtime',
+    trips: TRIPS,
+    seconds: SECONDS,
+    cpus: 2,
+    loadavg1mAtStart: round(loadavg()[0], 2),
+  };
   const db = await freshDatabase('realtime');
   const adapter = process.env.REALTIME_BENCH_ADAPTER ?? 'sharded';
   result.adapter = adapter;
-  const app = await startAppProcess(db.url, { REALTIME_REAUTHORIZE_MS: '3600000', DATABASE_POOL_MAX: '10', REALTIME_REDIS_ADAPTER: adapter });
+  const app = await startAppProcess(db.url, {
+    REALTIME_REAUTHORIZE_MS: '3600000',
+    DATABASE_POOL_MAX: '10',
+    REALTIME_REDIS_ADAPTER: adapter,
+  });
   const clients = Clients.start();
   const floor = await startFloor();
   const guard = setTimeout(() => {
@@ -168,11 +212,22 @@ async function main(): Promise<void> {
         const c = await clients.ask<{ ms: number }>({ cmd: 'connect', url, token: ownerToken, rooms, total: watchers });
         await settle();
         const rss = rssMb(pid);
-        figures[`w${watchers}`] = { connectSeconds: round(c.ms / 1000, 1), rssMb: rss, rssPer1kSocketsMb: round(((rss - rssIdle) / watchers) * 1000, 1) };
+        figures[`w${watchers}`] = {
+          connectSeconds: round(c.ms / 1000, 1),
+          rssMb: rss,
+          rssPer1kSocketsMb: round(((rss - rssIdle) / watchers) * 1000, 1),
+        };
         for (const rate of RATES) {
           if (timeLeft() < (SECONDS + 4) * 1000) break;
           const load = target === 'floor' ? floorLoad(floor.io, trips, rate, SECONDS) : Promise.resolve();
-          const r = await clients.ask<Record<string, number>>({ cmd: 'run', mode: target, url, rate, seconds: SECONDS, trips });
+          const r = await clients.ask<Record<string, number>>({
+            cmd: 'run',
+            mode: target,
+            url,
+            rate,
+            seconds: SECONDS,
+            trips,
+          });
           await load;
           figures[`w${watchers}_r${rate}`] = {
             p50Ms: r.p50,
@@ -180,7 +235,16 @@ async function main(): Promise<void> {
             maxMs: r.max,
             samples: r.samples,
             broadcastsPerSec: r.broadcastsPerSec,
-            ...(target === 'app' ? { pointsPerSec: r.pointsPerSec, pingErrors: r.pingErrors, pingResponseP50Ms: r.pingResponseP50, pingResponseP99Ms: r.pingResponseP99, responseToWatcherP50Ms: r.afterResponseP50, responseToWatcherP99Ms: r.afterResponseP99 } : {}),
+            ...(target === 'app'
+              ? {
+                  pointsPerSec: r.pointsPerSec,
+                  pingErrors: r.pingErrors,
+                  pingResponseP50Ms: r.pingResponseP50,
+                  pingResponseP99Ms: r.pingResponseP99,
+                  responseToWatcherP50Ms: r.afterResponseP50,
+                  responseToWatcherP99Ms: r.afterResponseP99,
+                }
+              : {}),
           };
         }
       }

@@ -42,7 +42,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startAppProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<{ url: string; proc: ChildProcess; stop: () => Promise<void> }> {
+export async function startAppProcess(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<{ url: string; proc: ChildProcess; stop: () => Promise<void> }> {
   const port = await freePort();
   const proc = spawn(process.execPath, ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')], {
     cwd: ROOT,
@@ -107,14 +110,34 @@ export interface BenchTrip {
 
 /** One org, `n` drivers, trucks and IN_TRANSIT trips created 60 days ago (so old fixes are accepted). */
 export async function makeTrips(url: string, databaseUrl: string, n: number): Promise<BenchTrip[]> {
-  const owner = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: 'Bench Owner', password: 'password-123' });
+  const owner = await call(url, 'POST', '/auth/register', {
+    phone: nextPhone(),
+    name: 'Bench Owner',
+    password: 'password-123',
+  });
   const org = await call(url, 'POST', '/orgs', { name: 'Bench Traders' }, owner.accessToken);
   const trips: BenchTrip[] = [];
   for (let i = 0; i < n; i++) {
-    const driver = await call(url, 'POST', '/auth/register', { phone: nextPhone(), name: `Driver ${i}`, password: 'password-123' });
+    const driver = await call(url, 'POST', '/auth/register', {
+      phone: nextPhone(),
+      name: `Driver ${i}`,
+      password: 'password-123',
+    });
     const deviceId = `bench-${randomBytes(6).toString('hex')}`;
-    const profile = await call(url, 'POST', `/orgs/${org.id}/drivers`, { phone: driver.user.phone, deviceId }, owner.accessToken);
-    const truck = await call(url, 'POST', `/orgs/${org.id}/trucks`, { number: `BENCH ${i} ${deviceId}` }, owner.accessToken);
+    const profile = await call(
+      url,
+      'POST',
+      `/orgs/${org.id}/drivers`,
+      { phone: driver.user.phone, deviceId },
+      owner.accessToken,
+    );
+    const truck = await call(
+      url,
+      'POST',
+      `/orgs/${org.id}/trucks`,
+      { number: `BENCH ${i} ${deviceId}` },
+      owner.accessToken,
+    );
     const trip = await call(
       url,
       'POST',
@@ -129,7 +152,8 @@ export async function makeTrips(url: string, databaseUrl: string, n: number): Pr
       },
       owner.accessToken,
     );
-    for (const status of ['LOADING', 'IN_TRANSIT']) await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
+    for (const status of ['LOADING', 'IN_TRANSIT'])
+      await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
     trips.push({ tripId: trip.id, token: driver.accessToken, deviceId });
   }
   const sql = new Client({ connectionString: databaseUrl });
@@ -146,7 +170,11 @@ export class FixClock {
   take(tripId: string, n: number): { latitude: number; longitude: number; timestamp: number }[] {
     const first = this.next.get(tripId) ?? 0;
     this.next.set(tripId, first + n);
-    return Array.from({ length: n }, (_, i) => ({ latitude: 20 + (first + i) * 1e-5, longitude: 75, timestamp: this.start + (first + i) * 1000 }));
+    return Array.from({ length: n }, (_, i) => ({
+      latitude: 20 + (first + i) * 1e-5,
+      longitude: 75,
+      timestamp: this.start + (first + i) * 1000,
+    }));
   }
 }
 

@@ -20,7 +20,17 @@ function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: num
   while (rows.length < total) {
     for (const tripId of tripIds) {
       for (const f of clock.take(tripId, perTrip)) {
-        rows.push({ tripId, recordedAt: new Date(f.timestamp), lat: f.latitude, lng: f.longitude, accuracy: 5, speed: 1, heading: 0, altitude: null, batchId: null });
+        rows.push({
+          tripId,
+          recordedAt: new Date(f.timestamp),
+          lat: f.latitude,
+          lng: f.longitude,
+          accuracy: 5,
+          speed: 1,
+          heading: 0,
+          altitude: null,
+          batchId: null,
+        });
       }
     }
   }
@@ -50,7 +60,13 @@ async function floor(databaseUrl: string, rows: PingRow[]): Promise<number> {
 }
 
 async function writerAlone(databaseUrl: string, rows: PingRow[], strategy: 'unnest' | 'prisma'): Promise<number> {
-  const app = await createApp({ ...baseConfig, databaseUrl, databaseReplicaUrl: undefined, logLevel: 'error', redisKeyPrefix: `bench:w:${Date.now()}:` });
+  const app = await createApp({
+    ...baseConfig,
+    databaseUrl,
+    databaseReplicaUrl: undefined,
+    logLevel: 'error',
+    redisKeyPrefix: `bench:w:${Date.now()}:`,
+  });
   await app.init();
   const writer = app.get(PingWriter);
   const repo = app.get(TrackingRepository);
@@ -152,27 +168,42 @@ async function main(): Promise<void> {
     ];
     const http = async (points: number, connections: number) => {
       const r = await cannon({ url: app.url, connections, duration: HTTP_SECONDS, requests: pingRequests(points) });
-      return { pointsPerSec: round((r.requests.average * points * (r.non2xx ? (r.requests.total - r.non2xx) / r.requests.total : 1)), 0), reqPerSec: round(r.requests.average), p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+      return {
+        pointsPerSec: round(
+          r.requests.average * points * (r.non2xx ? (r.requests.total - r.non2xx) / r.requests.total : 1),
+          0,
+        ),
+        reqPerSec: round(r.requests.average),
+        p50ms: r.latency.p50,
+        p99ms: r.latency.p99,
+        non2xx: r.non2xx,
+        errors: r.errors,
+      };
     };
     const skipped = { pointsPerSec: NaN, reqPerSec: NaN, p50ms: NaN, p99ms: NaN, non2xx: 0, errors: 0 };
     const http10 = full ? await http(10, 64) : skipped;
     const http100 = full ? await http(100, 32) : skipped;
 
-    const osmand = !full ? { requests: { average: NaN }, latency: { p50: NaN, p99: NaN }, non2xx: 0 } : await cannon({
-      url: app.url,
-      connections: 64,
-      duration: HTTP_SECONDS,
-      requests: [
-        {
-          method: 'GET',
-          setupRequest: (req) => {
-            const trip = trips[rr++ % trips.length];
-            const [f] = clock.take(trip.tripId, 1);
-            return { ...req, path: `/api/v1/tracking/osmand?id=${trip.deviceId}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80` };
-          },
-        },
-      ],
-    });
+    const osmand = !full
+      ? { requests: { average: NaN }, latency: { p50: NaN, p99: NaN }, non2xx: 0 }
+      : await cannon({
+          url: app.url,
+          connections: 64,
+          duration: HTTP_SECONDS,
+          requests: [
+            {
+              method: 'GET',
+              setupRequest: (req) => {
+                const trip = trips[rr++ % trips.length];
+                const [f] = clock.take(trip.tripId, 1);
+                return {
+                  ...req,
+                  path: `/api/v1/tracking/osmand?id=${trip.deviceId}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80`,
+                };
+              },
+            },
+          ],
+        });
 
     // 5,000 points/s: 500 requests/s of 10 points, spread over the trips.
     // A short warm-up at the same rate first (JIT, pools, caches), not counted.
@@ -180,20 +211,37 @@ async function main(): Promise<void> {
     // Probes during the steady run, to tell the app's latency from this machine's: the same HTTP stack with
     // no work (GET /health/live) and a one-row INSERT + commit on a connection of its own, each every 10 ms.
     const probes = startProbes(app.url, db.url);
-    const steady = await cannon({ url: app.url, connections: 50, overallRate: 500, duration: HTTP_SECONDS, requests: pingRequests(10) });
+    const steady = await cannon({
+      url: app.url,
+      connections: 50,
+      overallRate: 500,
+      duration: HTTP_SECONDS,
+      requests: pingRequests(10),
+    });
     const probed = await probes.stop();
 
     const result = {
       bench: 'tracking',
       only: ONLY ?? 'all',
       trips: TRIPS,
-      settings: { PING_WRITER_MAX_IN_FLIGHT: process.env.PING_WRITER_MAX_IN_FLIGHT ?? 'default', TRIP_STATE_CACHE_MS: process.env.TRIP_STATE_CACHE_MS ?? 'default' },
+      settings: {
+        PING_WRITER_MAX_IN_FLIGHT: process.env.PING_WRITER_MAX_IN_FLIGHT ?? 'default',
+        TRIP_STATE_CACHE_MS: process.env.TRIP_STATE_CACHE_MS ?? 'default',
+      },
       loadavg1m: round(loadavg()[0], 2),
       floor_pg_insert_1000_rows_per_stmt: { pointsPerSec: round(floorRate) },
-      pingWriter_alone: { unnest: { pointsPerSec: round(writerUnnest) }, prisma_createManyAndReturn: { pointsPerSec: round(writerPrisma) } },
+      pingWriter_alone: {
+        unnest: { pointsPerSec: round(writerUnnest) },
+        prisma_createManyAndReturn: { pointsPerSec: round(writerPrisma) },
+      },
       http_ping_10_points: http10,
       http_ping_100_points: http100,
-      osmand_single_point: { pointsPerSec: round(osmand.requests.average), p50ms: osmand.latency.p50, p99ms: osmand.latency.p99, non2xx: osmand.non2xx },
+      osmand_single_point: {
+        pointsPerSec: round(osmand.requests.average),
+        p50ms: osmand.latency.p50,
+        p99ms: osmand.latency.p99,
+        non2xx: osmand.non2xx,
+      },
       at_5k_points_per_sec: {
         achievedPointsPerSec: round(steady.requests.average * 10),
         p50ms: steady.latency.p50,

@@ -15,7 +15,12 @@ describe('auth', () => {
       const res = await t.api.post('/auth/register', { phone, name: 'Ravi', password: 'longenough' });
       expect(res.status).toBe(201);
       expect(res.body.success).toBe(true);
-      expect(res.body.data.user).toEqual({ id: expect.any(String), phone, name: 'Ravi', createdAt: expect.any(String) });
+      expect(res.body.data.user).toEqual({
+        id: expect.any(String),
+        phone,
+        name: 'Ravi',
+        createdAt: expect.any(String),
+      });
       expect(res.body.data.accessToken).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
       expect(typeof res.body.data.refreshToken).toBe('string');
       expect(JSON.stringify(res.body)).not.toContain('longenough');
@@ -36,7 +41,12 @@ describe('auth', () => {
     });
 
     it('rejects unknown keys', async () => {
-      const res = await t.api.post('/auth/register', { phone: newPhone(), name: 'X', password: 'longenough', role: 'OWNER' });
+      const res = await t.api.post('/auth/register', {
+        phone: newPhone(),
+        name: 'X',
+        password: 'longenough',
+        role: 'OWNER',
+      });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
     });
@@ -152,7 +162,9 @@ describe('auth', () => {
 
     it('two concurrent refreshes with one token: at most one succeeds', async () => {
       const u = await newUser(t.api);
-      const results = await Promise.all([1, 2, 3].map(() => t.api.post('/auth/refresh', { refreshToken: u.refreshToken })));
+      const results = await Promise.all(
+        [1, 2, 3].map(() => t.api.post('/auth/refresh', { refreshToken: u.refreshToken })),
+      );
       expect(results.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
       expect(results.filter((r) => r.status === 401).length).toBeGreaterThanOrEqual(2);
     });

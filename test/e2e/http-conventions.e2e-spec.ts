@@ -27,7 +27,10 @@ describe('HTTP conventions', () => {
   });
 
   it('malformed JSON is a 400 MALFORMED_JSON', async () => {
-    const res = await t.api.post('/auth/login', undefined, { raw: '{"phone": "+91', headers: { 'content-type': 'application/json' } });
+    const res = await t.api.post('/auth/login', undefined, {
+      raw: '{"phone": "+91',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ success: false, error: { code: 'MALFORMED_JSON' } });
   });
@@ -50,7 +53,11 @@ describe('HTTP conventions', () => {
   it('compresses bodies over 1 KiB when asked, not small ones', async () => {
     const org = await newOrg(t.api);
     for (let i = 0; i < 12; i++) {
-      await t.api.post(`/orgs/${org.id}/trucks`, { number: `RJ14 GB ${1000 + i}`, type: 'CONTAINER' }, { token: org.owner.accessToken });
+      await t.api.post(
+        `/orgs/${org.id}/trucks`,
+        { number: `RJ14 GB ${1000 + i}`, type: 'CONTAINER' },
+        { token: org.owner.accessToken },
+      );
     }
     const res = await fetch(`${t.url}/api/v1/orgs/${org.id}/trucks?limit=100`, {
       headers: { authorization: `Bearer ${org.owner.accessToken}`, 'accept-encoding': 'gzip' },
@@ -74,7 +81,9 @@ describe('HTTP conventions', () => {
   it('serves the OpenAPI document and UI at /docs', async () => {
     const json = await t.root.get('/docs/openapi.json');
     expect(json.status).toBe(200);
-    expect(Object.keys(json.body.paths)).toEqual(expect.arrayContaining(['/api/v1/auth/login', '/api/v1/orgs/{orgId}/members']));
+    expect(Object.keys(json.body.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/auth/login', '/api/v1/orgs/{orgId}/members']),
+    );
     const ui = await fetch(`${t.url}/docs`);
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger');

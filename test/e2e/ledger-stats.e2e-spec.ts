@@ -22,15 +22,26 @@ describe('org stats', () => {
     queue = t.app.get<Queue>(getQueueToken(QUEUES.stats));
     seller = await newOrg(t.api);
     buyer = await newOrg(t.api);
-    const acc = await t.api.post(`/orgs/${seller.id}/accounts`, { counterpartyOrgId: buyer.id }, { token: seller.owner.accessToken });
-    await t.api.post(`/ledger/accounts/${acc.body.data.id}/invoices`, { number: 'S-1', amount: 12_345 }, { token: seller.owner.accessToken });
+    const acc = await t.api.post(
+      `/orgs/${seller.id}/accounts`,
+      { counterpartyOrgId: buyer.id },
+      { token: seller.owner.accessToken },
+    );
+    await t.api.post(
+      `/ledger/accounts/${acc.body.data.id}/invoices`,
+      { number: 'S-1', amount: 12_345 },
+      { token: seller.owner.accessToken },
+    );
     // A trip between them with two pings today and one yesterday.
-    const truck = await t.sql.query(`INSERT INTO trucks (id, org_id, number) VALUES (gen_random_uuid(), $1, 'RJ14 1') RETURNING id`, [seller.id]);
+    const truck = await t.sql.query(
+      `INSERT INTO trucks (id, org_id, number) VALUES (gen_random_uuid(), $1, 'RJ14 1') RETURNING id`,
+      [seller.id],
+    );
     const u = await newUser(t.api);
-    const driver = await t.sql.query(`INSERT INTO driver_profiles (id, org_id, user_id) VALUES (gen_random_uuid(), $1, $2) RETURNING id`, [
-      seller.id,
-      u.id,
-    ]);
+    const driver = await t.sql.query(
+      `INSERT INTO driver_profiles (id, org_id, user_id) VALUES (gen_random_uuid(), $1, $2) RETURNING id`,
+      [seller.id, u.id],
+    );
     const trip = await t.sql.query(
       `INSERT INTO trips (id, source_org_id, destination_org_id, truck_id, driver_id, status, start_name, start_lat, start_lng,
                           end_name, end_lat, end_lng, updated_at)
@@ -61,13 +72,21 @@ describe('org stats', () => {
     expect(typeof s.body.data.refreshedAt).toBe('string');
     expect(s.body.data.ageSeconds).toBeGreaterThanOrEqual(0);
     const b = await t.api.get(`/orgs/${buyer.id}/stats`, { token: buyer.owner.accessToken });
-    expect(b.body.data).toMatchObject({ tripsByStatus: { IN_TRANSIT: 1 }, receivables: { INR: 0 }, payables: { INR: 12_345 } });
+    expect(b.body.data).toMatchObject({
+      tripsByStatus: { IN_TRANSIT: 1 },
+      receivables: { INR: 0 },
+      payables: { INR: 12_345 },
+    });
   });
 
   it('is a snapshot: new postings show after the next refresh', async () => {
     const acc = await t.api.get(`/orgs/${seller.id}/accounts`, { token: seller.owner.accessToken });
     const before = (await t.api.get(`/orgs/${seller.id}/stats`, { token: seller.owner.accessToken })).body.data;
-    await t.api.post(`/ledger/accounts/${acc.body.data[0].id}/payments`, { amount: 345, method: 'UPI' }, { token: seller.owner.accessToken });
+    await t.api.post(
+      `/ledger/accounts/${acc.body.data[0].id}/payments`,
+      { amount: 345, method: 'UPI' },
+      { token: seller.owner.accessToken },
+    );
     const stale = (await t.api.get(`/orgs/${seller.id}/stats`, { token: seller.owner.accessToken })).body.data;
     expect(stale.receivables).toEqual(before.receivables);
     await refreshed();

@@ -19,7 +19,11 @@ describe('ledger', () => {
   });
 
   async function newAccount(a: TestOrg, b: TestOrg, currency?: string): Promise<string> {
-    const res = await t.api.post(`/orgs/${a.id}/accounts`, { counterpartyOrgId: b.id, ...(currency ? { currency } : {}) }, auth(a.owner));
+    const res = await t.api.post(
+      `/orgs/${a.id}/accounts`,
+      { counterpartyOrgId: b.id, ...(currency ? { currency } : {}) },
+      auth(a.owner),
+    );
     if (res.status !== 201) throw new Error(`account: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.data.id;
   }
@@ -90,7 +94,11 @@ describe('ledger', () => {
       expect(again.body.error.code).toBe('ALREADY_EXISTS');
       expect(again.body.error.details[0].accountId).toBe(id);
 
-      const usd = await t.api.post(`/orgs/${buyer.id}/accounts`, { counterpartyOrgId: seller.id, currency: 'USD' }, auth(buyerAcct));
+      const usd = await t.api.post(
+        `/orgs/${buyer.id}/accounts`,
+        { counterpartyOrgId: seller.id, currency: 'USD' },
+        auth(buyerAcct),
+      );
       expect(usd.status).toBe(201);
       expect(usd.body.data.id).not.toBe(id);
 
@@ -102,7 +110,10 @@ describe('ledger', () => {
 
       const page1 = await t.api.get(`/orgs/${buyer.id}/accounts?limit=1`, auth(buyerAcct));
       expect(page1.body.data).toHaveLength(1);
-      const page2 = await t.api.get(`/orgs/${buyer.id}/accounts?limit=1&cursor=${page1.body.meta.nextCursor}`, auth(buyerAcct));
+      const page2 = await t.api.get(
+        `/orgs/${buyer.id}/accounts?limit=1&cursor=${page1.body.meta.nextCursor}`,
+        auth(buyerAcct),
+      );
       expect(page2.body.data).toHaveLength(1);
       expect(page2.body.data[0].id).not.toBe(page1.body.data[0].id);
     });
@@ -122,7 +133,9 @@ describe('ledger', () => {
 
     it('ledger roles only: staff 403, non-members 404', async () => {
       expect((await t.api.get(`/orgs/${seller.id}/accounts`, auth(sellerStaff))).status).toBe(403);
-      expect((await t.api.post(`/orgs/${seller.id}/accounts`, { counterpartyOrgId: outsider.id }, auth(sellerStaff))).status).toBe(403);
+      expect(
+        (await t.api.post(`/orgs/${seller.id}/accounts`, { counterpartyOrgId: outsider.id }, auth(sellerStaff))).status,
+      ).toBe(403);
       expect((await t.api.get(`/orgs/${seller.id}/accounts`, auth(outsiderAcct))).status).toBe(404);
       expect((await t.api.get(`/orgs/${seller.id}/accounts`)).status).toBe(401);
     });
@@ -141,7 +154,12 @@ describe('ledger', () => {
     let buyer2: TestOrg;
 
     it('an invoice raises what the buyer owes: two entries summing to zero', async () => {
-      const res = await invoice(accountId, seller2.owner, { number: 'INV-1', amount: 150_000, dueDate: '2026-12-31', memo: 'Wheat, 10 t' });
+      const res = await invoice(accountId, seller2.owner, {
+        number: 'INV-1',
+        amount: 150_000,
+        dueDate: '2026-12-31',
+        memo: 'Wheat, 10 t',
+      });
       expect(res.status).toBe(201);
       const inv = res.body.data;
       expect(inv).toMatchObject({
@@ -178,7 +196,11 @@ describe('ledger', () => {
       const over = await invoice(accountId, buyer2.owner, { number: 'OVER', amount: 2 ** 53 - 1 });
       expect(over.status).toBe(422);
       expect(over.body.error.code).toBe('BALANCE_LIMIT_EXCEEDED');
-      const rev = await t.api.post(`/ledger/entries/${ok.body.data.entries[0].id}/reverse`, { reason: 'test' }, auth(buyer2.owner));
+      const rev = await t.api.post(
+        `/ledger/entries/${ok.body.data.entries[0].id}/reverse`,
+        { reason: 'test' },
+        auth(buyer2.owner),
+      );
       expect(rev.status).toBe(201);
       await checkInvariants(accountId);
     });
@@ -189,7 +211,9 @@ describe('ledger', () => {
       expect(res.body.error.code).toBe('CURRENCY_MISMATCH');
       const bad = await invoice(accountId, seller2.owner, { number: 'XX-1', amount: 100, currency: 'XXQ' });
       expect(bad.status).toBe(400);
-      expect((await invoice(accountId, seller2.owner, { number: 'INR-1', amount: 100, currency: 'INR' })).status).toBe(201);
+      expect((await invoice(accountId, seller2.owner, { number: 'INR-1', amount: 100, currency: 'INR' })).status).toBe(
+        201,
+      );
     });
 
     it('invoice numbers are unique per account: the same body again is the first invoice, another body 409', async () => {
@@ -201,15 +225,28 @@ describe('ledger', () => {
       const other = await invoice(accountId, seller2.owner, { ...body, amount: 701 });
       expect(other.status).toBe(409);
       expect(other.body.error.code).toBe('INVOICE_NUMBER_TAKEN');
-      const n = await t.sql.query(`SELECT count(*)::int AS n FROM invoices WHERE account_id = $1 AND number = 'INV-UNIQ'`, [accountId]);
+      const n = await t.sql.query(
+        `SELECT count(*)::int AS n FROM invoices WHERE account_id = $1 AND number = 'INV-UNIQ'`,
+        [accountId],
+      );
       expect(n.rows[0].n).toBe(1);
     });
 
     it('payments settle invoices: status follows, overpaying is 422', async () => {
       const inv = (await invoice(accountId, seller2.owner, { number: 'INV-PAY', amount: 1000 })).body.data;
-      const part = await payment(accountId, buyer2.owner, { amount: 400, method: 'UPI', reference: 'UTR 1', invoiceId: inv.id });
+      const part = await payment(accountId, buyer2.owner, {
+        amount: 400,
+        method: 'UPI',
+        reference: 'UTR 1',
+        invoiceId: inv.id,
+      });
       expect(part.status).toBe(201);
-      expect(part.body.data).toMatchObject({ payerOrgId: buyer2.id, payeeOrgId: seller2.id, invoiceId: inv.id, amount: 400 });
+      expect(part.body.data).toMatchObject({
+        payerOrgId: buyer2.id,
+        payeeOrgId: seller2.id,
+        invoiceId: inv.id,
+        amount: 400,
+      });
       let row = (await t.sql.query('SELECT status, amount_paid::int FROM invoices WHERE id = $1', [inv.id])).rows[0];
       expect(row).toEqual({ status: 'PARTIALLY_PAID', amount_paid: 400 });
 
@@ -218,7 +255,12 @@ describe('ledger', () => {
       expect(over.body.error.code).toBe('OVERPAYMENT');
       expect(over.body.error.details[0].outstanding).toBe(600);
 
-      const wrongWay = await payment(accountId, seller2.owner, { amount: 1, method: 'cash', invoiceId: inv.id, direction: 'PAID' });
+      const wrongWay = await payment(accountId, seller2.owner, {
+        amount: 1,
+        method: 'cash',
+        invoiceId: inv.id,
+        direction: 'PAID',
+      });
       expect(wrongWay.status).toBe(422);
 
       const rest = await payment(accountId, seller2.owner, { amount: 600, method: 'cash', invoiceId: inv.id });
@@ -227,16 +269,32 @@ describe('ledger', () => {
       row = (await t.sql.query('SELECT status, amount_paid::int FROM invoices WHERE id = $1', [inv.id])).rows[0];
       expect(row).toEqual({ status: 'PAID', amount_paid: 1000 });
 
-      expect((await payment(accountId, seller2.owner, { amount: 1, method: 'cash', invoiceId: randomUUID() })).status).toBe(404);
+      expect(
+        (await payment(accountId, seller2.owner, { amount: 1, method: 'cash', invoiceId: randomUUID() })).status,
+      ).toBe(404);
       await checkInvariants(accountId);
     });
 
     it('the response is the stored posting: same body, times and running balances as the rows', async () => {
-      const inv = await invoice(accountId, seller2.owner, { number: 'INV-ROWS', amount: 321, dueDate: '2026-12-31', memo: 'rows' });
+      const inv = await invoice(accountId, seller2.owner, {
+        number: 'INV-ROWS',
+        amount: 321,
+        dueDate: '2026-12-31',
+        memo: 'rows',
+      });
       expect(inv.status).toBe(201);
       const body = inv.body.data;
-      expect(body).toMatchObject({ number: 'INV-ROWS', amount: 321, amountPaid: 0, status: 'OPEN', dueDate: '2026-12-31', memo: 'rows', tripId: null });
-      const posting = (await t.sql.query('SELECT response, seq FROM ledger_postings WHERE id = $1', [body.postingId])).rows[0];
+      expect(body).toMatchObject({
+        number: 'INV-ROWS',
+        amount: 321,
+        amountPaid: 0,
+        status: 'OPEN',
+        dueDate: '2026-12-31',
+        memo: 'rows',
+        tripId: null,
+      });
+      const posting = (await t.sql.query('SELECT response, seq FROM ledger_postings WHERE id = $1', [body.postingId]))
+        .rows[0];
       expect(posting.response).toEqual(body);
       const rows = await t.sql.query(
         `SELECT id, org_id AS "orgId", seq, amount::float8 AS amount, running_balance::float8 AS "runningBalance", created_at AS "createdAt"
@@ -277,46 +335,75 @@ describe('ledger', () => {
       expect(blocked.status).toBe(409);
       expect(blocked.body.error.code).toBe('NOT_REVERSIBLE');
 
-      const notPoster = await t.api.post(`/ledger/entries/${pay.entries[0].id}/reverse`, { reason: 'x' }, auth(seller2.owner));
+      const notPoster = await t.api.post(
+        `/ledger/entries/${pay.entries[0].id}/reverse`,
+        { reason: 'x' },
+        auth(seller2.owner),
+      );
       expect(notPoster.status).toBe(403);
-      expect((await t.api.post(`/ledger/entries/${pay.entries[0].id}/reverse`, { reason: 'x' }, auth(outsiderAcct))).status).toBe(404);
-      expect((await t.api.post(`/ledger/entries/${randomUUID()}/reverse`, { reason: 'x' }, auth(seller2.owner))).status).toBe(404);
-      expect((await t.api.post(`/ledger/entries/${pay.entries[0].id}/reverse`, {}, auth(buyer2.owner))).status).toBe(400);
+      expect(
+        (await t.api.post(`/ledger/entries/${pay.entries[0].id}/reverse`, { reason: 'x' }, auth(outsiderAcct))).status,
+      ).toBe(404);
+      expect(
+        (await t.api.post(`/ledger/entries/${randomUUID()}/reverse`, { reason: 'x' }, auth(seller2.owner))).status,
+      ).toBe(404);
+      expect((await t.api.post(`/ledger/entries/${pay.entries[0].id}/reverse`, {}, auth(buyer2.owner))).status).toBe(
+        400,
+      );
 
-      const revPay = await t.api.post(`/ledger/entries/${pay.entries[1].id}/reverse`, { reason: 'bounced' }, auth(buyer2.owner));
+      const revPay = await t.api.post(
+        `/ledger/entries/${pay.entries[1].id}/reverse`,
+        { reason: 'bounced' },
+        auth(buyer2.owner),
+      );
       expect(revPay.status).toBe(201);
       expect(revPay.body.data.reversalOfPostingId).toBe(pay.postingId);
       expect(revPay.body.data.entries.map((e: { amount: number }) => e.amount).sort()).toEqual([-300, 300]);
       expect((await t.sql.query('SELECT status FROM invoices WHERE id = $1', [inv.id])).rows[0].status).toBe('OPEN');
 
-      const twice = await t.api.post(`/ledger/entries/${pay.entries[0].id}/reverse`, { reason: 'again' }, auth(buyer2.owner));
+      const twice = await t.api.post(
+        `/ledger/entries/${pay.entries[0].id}/reverse`,
+        { reason: 'again' },
+        auth(buyer2.owner),
+      );
       expect(twice.status).toBe(409);
       expect(twice.body.error.code).toBe('ALREADY_REVERSED');
-      const ofReversal = await t.api.post(`/ledger/entries/${revPay.body.data.entries[0].id}/reverse`, { reason: 'undo' }, auth(buyer2.owner));
+      const ofReversal = await t.api.post(
+        `/ledger/entries/${revPay.body.data.entries[0].id}/reverse`,
+        { reason: 'undo' },
+        auth(buyer2.owner),
+      );
       expect(ofReversal.status).toBe(409);
       expect(ofReversal.body.error.code).toBe('NOT_REVERSIBLE');
 
-      const revInv = await t.api.post(`/ledger/entries/${invEntry}/reverse`, { reason: 'cancelled order' }, auth(seller2.owner));
+      const revInv = await t.api.post(
+        `/ledger/entries/${invEntry}/reverse`,
+        { reason: 'cancelled order' },
+        auth(seller2.owner),
+      );
       expect(revInv.status).toBe(201);
-      expect((await t.sql.query('SELECT status FROM invoices WHERE id = $1', [inv.id])).rows[0].status).toBe('REVERSED');
+      expect((await t.sql.query('SELECT status FROM invoices WHERE id = $1', [inv.id])).rows[0].status).toBe(
+        'REVERSED',
+      );
       const payReversed = await payment(accountId, buyer2.owner, { amount: 1, method: 'UPI', invoiceId: inv.id });
       expect(payReversed.status).toBe(409);
       expect(payReversed.body.error.code).toBe('INVOICE_REVERSED');
 
       // The originals stay.
-      const originals = await t.sql.query('SELECT count(*)::int AS n FROM ledger_entries WHERE posting_id = ANY($1::uuid[])', [
-        [inv.postingId, pay.postingId],
-      ]);
+      const originals = await t.sql.query(
+        'SELECT count(*)::int AS n FROM ledger_entries WHERE posting_id = ANY($1::uuid[])',
+        [[inv.postingId, pay.postingId]],
+      );
       expect(originals.rows[0].n).toBe(4);
       await checkInvariants(accountId);
     });
 
     it('an invoice trip must be a trip between the two orgs', async () => {
       const tripRow = async (src: string, dst: string) => {
-        const truck = await t.sql.query(`INSERT INTO trucks (id, org_id, number) VALUES (gen_random_uuid(), $1, $2) RETURNING id`, [
-          src,
-          `T${Math.random()}`,
-        ]);
+        const truck = await t.sql.query(
+          `INSERT INTO trucks (id, org_id, number) VALUES (gen_random_uuid(), $1, $2) RETURNING id`,
+          [src, `T${Math.random()}`],
+        );
         const u = await newUser(t.api);
         const driver = await t.sql.query(
           `INSERT INTO driver_profiles (id, org_id, user_id) VALUES (gen_random_uuid(), $1, $2) RETURNING id`,
@@ -386,10 +473,10 @@ describe('ledger', () => {
       expect(again.status).toBe(201);
       expect(again.headers.get('idempotent-replayed')).toBe('true');
       expect(again.body.data).toEqual(first.body.data);
-      const n = await t.sql.query('SELECT count(*)::int AS n FROM ledger_postings WHERE account_id = $1 AND idempotency_key = $2', [
-        accountId,
-        key,
-      ]);
+      const n = await t.sql.query(
+        'SELECT count(*)::int AS n FROM ledger_postings WHERE account_id = $1 AND idempotency_key = $2',
+        [accountId, key],
+      );
       expect(n.rows[0].n).toBe(1);
     });
 
@@ -406,7 +493,8 @@ describe('ledger', () => {
 
     it('concurrent requests with one key make one posting', async () => {
       const key = randomUUID();
-      const before = (await t.sql.query('SELECT entry_count FROM ledger_accounts WHERE id = $1', [accountId])).rows[0].entry_count;
+      const before = (await t.sql.query('SELECT entry_count FROM ledger_accounts WHERE id = $1', [accountId])).rows[0]
+        .entry_count;
       const results = await Promise.all(
         Array.from({ length: 12 }, () => invoice(accountId, seller.owner, { number: 'CONC-1', amount: 333 }, key)),
       );
@@ -438,7 +526,8 @@ describe('ledger', () => {
       const results = await Promise.all(
         Array.from({ length: 50 }, (_, i) => {
           if (i % 3 === 0) return invoice(accountId, a.owner, { number: `C-${i}`, amount: 1000 + i }, `k-${i}`);
-          if (i % 3 === 1) return payment(accountId, b.owner, { amount: 100 + i, method: 'UPI', invoiceId: inv.id }, `k-${i}`);
+          if (i % 3 === 1)
+            return payment(accountId, b.owner, { amount: 100 + i, method: 'UPI', invoiceId: inv.id }, `k-${i}`);
           return payment(accountId, b.owner, { amount: 7 + i, method: 'cash', direction: 'PAID' }, `k-${i}`);
         }),
       );
@@ -475,9 +564,13 @@ describe('ledger', () => {
     });
 
     it('rejects UPDATE and DELETE of entries', async () => {
-      await expect(t.sql.query('UPDATE ledger_entries SET amount = amount + 1 WHERE id = $1', [entryId])).rejects.toThrow(/append-only/);
+      await expect(
+        t.sql.query('UPDATE ledger_entries SET amount = amount + 1 WHERE id = $1', [entryId]),
+      ).rejects.toThrow(/append-only/);
       await expect(t.sql.query('DELETE FROM ledger_entries WHERE id = $1', [entryId])).rejects.toThrow(/append-only/);
-      await expect(t.sql.query('DELETE FROM ledger_postings WHERE id = $1', [postingId])).rejects.toThrow(/append-only/);
+      await expect(t.sql.query('DELETE FROM ledger_postings WHERE id = $1', [postingId])).rejects.toThrow(
+        /append-only/,
+      );
       const row = await t.sql.query('SELECT amount::int FROM ledger_entries WHERE id = $1', [entryId]);
       expect(Math.abs(row.rows[0].amount)).toBe(500);
     });
@@ -526,8 +619,16 @@ describe('ledger', () => {
       for (let i = 1; i <= 25; i++) {
         const res =
           i % 4 === 0
-            ? await payment(accountId, b.owner, { amount: 40 * i, method: 'cash', memo: `part "${i}", thanks\nnext line` })
-            : await invoice(accountId, a.owner, { number: `S-${i}`, amount: 100 * i, memo: i === 1 ? 'comma, "quote"' : undefined });
+            ? await payment(accountId, b.owner, {
+                amount: 40 * i,
+                method: 'cash',
+                memo: `part "${i}", thanks\nnext line`,
+              })
+            : await invoice(accountId, a.owner, {
+                number: `S-${i}`,
+                amount: 100 * i,
+                memo: i === 1 ? 'comma, "quote"' : undefined,
+              });
         stamps.push(res.body.data.createdAt);
       }
     });
@@ -593,7 +694,18 @@ describe('ledger', () => {
       expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
       const text = await res.text();
       const rows = parseCsv(text);
-      expect(rows[0]).toEqual(['seq', 'entryId', 'postingId', 'createdAt', 'kind', 'document', 'memo', 'amount', 'runningBalance', 'currency']);
+      expect(rows[0]).toEqual([
+        'seq',
+        'entryId',
+        'postingId',
+        'createdAt',
+        'kind',
+        'document',
+        'memo',
+        'amount',
+        'runningBalance',
+        'currency',
+      ]);
       const data = rows.slice(1);
       expect(data).toHaveLength(25);
       const json = await t.api.get(`/ledger/accounts/${accountId}/statement`, auth(b.owner));
@@ -654,7 +766,9 @@ describe('ledger', () => {
       } finally {
         await t.sql.query('DROP TRIGGER test_fail_at_commit ON outbox_events; DROP FUNCTION test_fail_at_commit();');
       }
-      const events = await t.sql.query(`SELECT count(*)::int AS n FROM outbox_events WHERE data->>'number' = 'ROLLBACK-ME'`);
+      const events = await t.sql.query(
+        `SELECT count(*)::int AS n FROM outbox_events WHERE data->>'number' = 'ROLLBACK-ME'`,
+      );
       expect(events.rows[0].n).toBe(0);
       const acc = await checkInvariants(accountId);
       expect(acc.entry_count).toBe(0);

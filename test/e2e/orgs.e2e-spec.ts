@@ -15,7 +15,9 @@ describe('orgs, members, trucks, drivers', () => {
       expect(res.status).toBe(201);
       expect(res.body.data).toMatchObject({ name: 'Gupta Logistics', city: 'Indore' });
       const me = await t.api.get('/me', { token: owner.accessToken });
-      expect(me.body.data.memberships).toEqual([{ orgId: res.body.data.id, role: 'OWNER', orgName: 'Gupta Logistics' }]);
+      expect(me.body.data.memberships).toEqual([
+        { orgId: res.body.data.id, role: 'OWNER', orgName: 'Gupta Logistics' },
+      ]);
     });
 
     it('validates the body', async () => {
@@ -74,10 +76,17 @@ describe('orgs, members, trucks, drivers', () => {
         { token: org.owner.accessToken },
       );
       expect(add.status).toBe(201);
-      expect(add.body.data).toMatchObject({ orgId: org.id, userId: accountant.id, role: 'ACCOUNTANT', user: { name: 'Asha' } });
+      expect(add.body.data).toMatchObject({
+        orgId: org.id,
+        userId: accountant.id,
+        role: 'ACCOUNTANT',
+        user: { name: 'Asha' },
+      });
       const list = await t.api.get(`/orgs/${org.id}/members`, { token: accountant.accessToken });
       expect(list.status).toBe(200);
-      expect(list.body.data.map((m: { userId: string }) => m.userId).sort()).toEqual([org.owner.id, accountant.id].sort());
+      expect(list.body.data.map((m: { userId: string }) => m.userId).sort()).toEqual(
+        [org.owner.id, accountant.id].sort(),
+      );
       expect(list.body.meta).toEqual({ nextCursor: null });
     });
 
@@ -86,7 +95,11 @@ describe('orgs, members, trucks, drivers', () => {
       const staff = await newMember(t.api, org, 'STAFF');
       const other = await newUser(t.api);
       expect((await t.api.get(`/orgs/${org.id}/members`, { token: staff.accessToken })).status).toBe(200);
-      const res = await t.api.post(`/orgs/${org.id}/members`, { phone: other.phone, role: 'STAFF' }, { token: staff.accessToken });
+      const res = await t.api.post(
+        `/orgs/${org.id}/members`,
+        { phone: other.phone, role: 'STAFF' },
+        { token: staff.accessToken },
+      );
       expect(res.status).toBe(403);
     });
 
@@ -94,7 +107,11 @@ describe('orgs, members, trucks, drivers', () => {
       const org = await newOrg(t.api);
       const admin = await newMember(t.api, org, 'ADMIN');
       const other = await newUser(t.api);
-      const res = await t.api.post(`/orgs/${org.id}/members`, { phone: other.phone, role: 'OWNER' }, { token: admin.accessToken });
+      const res = await t.api.post(
+        `/orgs/${org.id}/members`,
+        { phone: other.phone, role: 'OWNER' },
+        { token: admin.accessToken },
+      );
       expect(res.status).toBe(403);
     });
 
@@ -145,7 +162,9 @@ describe('orgs, members, trucks, drivers', () => {
       } while (cursor && pages < 10);
       expect(seen).toHaveLength(5);
       expect(new Set(seen).size).toBe(5);
-      const all = await t.sql.query('SELECT id FROM memberships WHERE org_id = $1 ORDER BY created_at DESC, id DESC', [org.id]);
+      const all = await t.sql.query('SELECT id FROM memberships WHERE org_id = $1 ORDER BY created_at DESC, id DESC', [
+        org.id,
+      ]);
       expect(seen).toEqual(all.rows.map((r) => r.id));
     });
 
@@ -163,14 +182,27 @@ describe('orgs, members, trucks, drivers', () => {
     it('managers add trucks; numbers are unique per org after normalising', async () => {
       const org = await newOrg(t.api);
       const tok = { token: org.owner.accessToken };
-      const res = await t.api.post(`/orgs/${org.id}/trucks`, { number: 'rj14 ga  1234', type: 'TRAILER', capacityKg: 25000 }, tok);
+      const res = await t.api.post(
+        `/orgs/${org.id}/trucks`,
+        { number: 'rj14 ga  1234', type: 'TRAILER', capacityKg: 25000 },
+        tok,
+      );
       expect(res.status).toBe(201);
-      expect(res.body.data).toMatchObject({ orgId: org.id, number: 'RJ14 GA 1234', type: 'TRAILER', capacityKg: 25000 });
+      expect(res.body.data).toMatchObject({
+        orgId: org.id,
+        number: 'RJ14 GA 1234',
+        type: 'TRAILER',
+        capacityKg: 25000,
+      });
       const dup = await t.api.post(`/orgs/${org.id}/trucks`, { number: 'RJ14 GA 1234' }, tok);
       expect(dup.status).toBe(409);
       // Another org may have the same number.
       const other = await newOrg(t.api);
-      const ok = await t.api.post(`/orgs/${other.id}/trucks`, { number: 'RJ14 GA 1234' }, { token: other.owner.accessToken });
+      const ok = await t.api.post(
+        `/orgs/${other.id}/trucks`,
+        { number: 'RJ14 GA 1234' },
+        { token: other.owner.accessToken },
+      );
       expect(ok.status).toBe(201);
       const list = await t.api.get(`/orgs/${org.id}/trucks`, tok);
       expect(list.body.data).toHaveLength(1);
@@ -180,11 +212,19 @@ describe('orgs, members, trucks, drivers', () => {
       const org = await newOrg(t.api);
       const staff = await newMember(t.api, org, 'STAFF');
       const outsider = await newUser(t.api);
-      const bad = await t.api.post(`/orgs/${org.id}/trucks`, { number: 'X1', capacityKg: -5 }, { token: org.owner.accessToken });
+      const bad = await t.api.post(
+        `/orgs/${org.id}/trucks`,
+        { number: 'X1', capacityKg: -5 },
+        { token: org.owner.accessToken },
+      );
       expect(bad.status).toBe(400);
       expect(bad.body.error.details[0].path).toBe('capacityKg');
-      expect((await t.api.post(`/orgs/${org.id}/trucks`, { number: 'X1' }, { token: staff.accessToken })).status).toBe(403);
-      expect((await t.api.post(`/orgs/${org.id}/trucks`, { number: 'X1' }, { token: outsider.accessToken })).status).toBe(404);
+      expect((await t.api.post(`/orgs/${org.id}/trucks`, { number: 'X1' }, { token: staff.accessToken })).status).toBe(
+        403,
+      );
+      expect(
+        (await t.api.post(`/orgs/${org.id}/trucks`, { number: 'X1' }, { token: outsider.accessToken })).status,
+      ).toBe(404);
       expect((await t.api.get(`/orgs/${org.id}/trucks`, { token: outsider.accessToken })).status).toBe(404);
       expect((await t.api.get(`/orgs/${org.id}/trucks`, { token: staff.accessToken })).status).toBe(200);
     });
@@ -222,9 +262,17 @@ describe('orgs, members, trucks, drivers', () => {
       const org = await newOrg(t.api);
       const staff = await newMember(t.api, org, 'STAFF');
       const headers = { 'Idempotency-Key': 'retry-after-error' };
-      const denied = await t.api.post(`/orgs/${org.id}/trucks`, { number: 'UP1' }, { token: staff.accessToken, headers });
+      const denied = await t.api.post(
+        `/orgs/${org.id}/trucks`,
+        { number: 'UP1' },
+        { token: staff.accessToken, headers },
+      );
       expect(denied.status).toBe(403);
-      const ok = await t.api.post(`/orgs/${org.id}/trucks`, { number: 'UP1' }, { token: org.owner.accessToken, headers });
+      const ok = await t.api.post(
+        `/orgs/${org.id}/trucks`,
+        { number: 'UP1' },
+        { token: org.owner.accessToken, headers },
+      );
       expect(ok.status).toBe(201);
     });
   });
@@ -259,16 +307,25 @@ describe('orgs, members, trucks, drivers', () => {
       const missing = await t.api.post(`/orgs/${org.id}/drivers`, { phone: '+919999999998' }, tok);
       expect(missing.status).toBe(422);
       const d = await newUser(t.api);
-      expect((await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone, deviceId: 'dev-x' }, tok)).status).toBe(201);
+      expect((await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone, deviceId: 'dev-x' }, tok)).status).toBe(
+        201,
+      );
       const again = await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone }, tok);
       expect(again.status).toBe(409);
       const other = await newOrg(t.api);
       const d2 = await newUser(t.api);
-      const taken = await t.api.post(`/orgs/${other.id}/drivers`, { phone: d2.phone, deviceId: 'dev-x' }, { token: other.owner.accessToken });
+      const taken = await t.api.post(
+        `/orgs/${other.id}/drivers`,
+        { phone: d2.phone, deviceId: 'dev-x' },
+        { token: other.owner.accessToken },
+      );
       expect(taken.status).toBe(409);
       expect(taken.body.error.details[0].path).toBe('deviceId');
       // The failed attempt changed nothing: d2 did not become a member of `other`.
-      const m = await t.sql.query('SELECT count(*)::int AS n FROM memberships WHERE org_id = $1 AND user_id = $2', [other.id, d2.id]);
+      const m = await t.sql.query('SELECT count(*)::int AS n FROM memberships WHERE org_id = $1 AND user_id = $2', [
+        other.id,
+        d2.id,
+      ]);
       expect(m.rows[0].n).toBe(0);
     });
 
@@ -276,7 +333,9 @@ describe('orgs, members, trucks, drivers', () => {
       const org = await newOrg(t.api);
       const staff = await newMember(t.api, org, 'STAFF');
       const d = await newUser(t.api);
-      expect((await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone }, { token: staff.accessToken })).status).toBe(403);
+      expect(
+        (await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone }, { token: staff.accessToken })).status,
+      ).toBe(403);
     });
   });
 });

@@ -29,12 +29,23 @@ describe('realtime while Redis is down', () => {
     clock += 1000;
     const res = await t.api.post(
       '/tracking/ping',
-      { tripId, locations: [{ latitude: 26.9 + ((clock / 1000) % 1000) * 0.00005, longitude: 75.8, timestamp: new Date(clock).toISOString() }] },
+      {
+        tripId,
+        locations: [
+          {
+            latitude: 26.9 + ((clock / 1000) % 1000) * 0.00005,
+            longitude: 75.8,
+            timestamp: new Date(clock).toISOString(),
+          },
+        ],
+      },
       { token: w.driver.accessToken },
     );
-    if (res.status !== 200 || res.body.data.accepted !== 1) throw new Error(`ping: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 200 || res.body.data.accepted !== 1)
+      throw new Error(`ping: ${res.status} ${JSON.stringify(res.body)}`);
   }
-  const pointsIn = (w: Watcher, room: string) => w.inRoom(room, 'trip.location').flatMap((e) => e.points as unknown[]).length;
+  const pointsIn = (w: Watcher, room: string) =>
+    w.inRoom(room, 'trip.location').flatMap((e) => e.points as unknown[]).length;
 
   it('pings are stored and reach watchers on the same node; cross-node delivery resumes by itself when Redis is back', async () => {
     const w = await newWorld(t.api);

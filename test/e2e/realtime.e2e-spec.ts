@@ -40,7 +40,13 @@ describe('realtime (Socket.IO)', () => {
   function point() {
     clock += 1000;
     const s = (clock / 1000) % 10_000;
-    return { latitude: 26.9 + s * 0.00005, longitude: 75.8, timestamp: new Date(clock).toISOString(), speed: 5, heading: 0 };
+    return {
+      latitude: 26.9 + s * 0.00005,
+      longitude: 75.8,
+      timestamp: new Date(clock).toISOString(),
+      speed: 5,
+      heading: 0,
+    };
   }
 
   async function ping(baseUrl: string, w: TripWorld, tripId: string, n = 1): Promise<void> {
@@ -55,7 +61,8 @@ describe('realtime (Socket.IO)', () => {
   }
 
   const seqs = (w: Watcher, room: string) => w.inRoom(room).map((e) => e.seq!);
-  const points = (w: Watcher, room: string) => w.inRoom(room, 'trip.location').flatMap((e) => e.points as { recordedAt: string }[]);
+  const points = (w: Watcher, room: string) =>
+    w.inRoom(room, 'trip.location').flatMap((e) => e.points as { recordedAt: string }[]);
 
   describe('handshake', () => {
     it('accepts a valid token over websocket and over long-polling', async () => {
@@ -71,7 +78,10 @@ describe('realtime (Socket.IO)', () => {
       const u = await newUser(t.api);
       expect((await refusal(t.url, undefined)).data.code).toBe('UNAUTHENTICATED');
       expect((await refusal(t.url, 'not-a-jwt')).data.code).toBe('INVALID_TOKEN');
-      const forged = new JwtService({ secret: 'another-secret-of-enough-length' }).sign({ sub: u.id, sid: 'x' }, { issuer: 'waybill' });
+      const forged = new JwtService({ secret: 'another-secret-of-enough-length' }).sign(
+        { sub: u.id, sid: 'x' },
+        { issuer: 'waybill' },
+      );
       expect((await refusal(t.url, forged)).data.code).toBe('INVALID_TOKEN');
       const expired = new JwtService({ secret: t.config.jwtSecret }).sign(
         { sub: u.id, sid: 'x', exp: Math.floor(Date.now() / 1000) - 10 },
@@ -83,23 +93,32 @@ describe('realtime (Socket.IO)', () => {
 
     it('a session logged out is refused', async () => {
       const u = await newUser(t.api);
-      expect((await t.api.post('/auth/logout', { refreshToken: u.refreshToken }, { token: u.accessToken })).status).toBe(204);
+      expect(
+        (await t.api.post('/auth/logout', { refreshToken: u.refreshToken }, { token: u.accessToken })).status,
+      ).toBe(204);
       expect((await refusal(t.url, u.accessToken)).data.code).toBe('INVALID_TOKEN');
     });
 
     it('disconnects a socket when its token expires, unless it re-authenticates first', async () => {
       const u = await newUser(t.api);
       const jwt = new JwtService({ secret: t.config.jwtSecret });
-      const shortLived = (s: number) => jwt.sign({ sub: u.id, sid: 'short' }, { issuer: 'waybill', algorithm: 'HS256', expiresIn: s });
+      const shortLived = (s: number) =>
+        jwt.sign({ sub: u.id, sid: 'short' }, { issuer: 'waybill', algorithm: 'HS256', expiresIn: s });
       const w = await watch(t.url, shortLived(1));
       const renewed = await watch(t.url, shortLived(1));
       const ack = await renewed.request('auth', { token: shortLived(60) });
       expect(ack).toEqual({ ok: true, expiresAt: expect.any(String) });
-      await w.waitFor((x) => x.events.some((e) => e.event === 'auth.expired') && !x.socket.connected, 'auth.expired then disconnect');
+      await w.waitFor(
+        (x) => x.events.some((e) => e.event === 'auth.expired') && !x.socket.connected,
+        'auth.expired then disconnect',
+      );
       expect(w.events.find((e) => e.event === 'auth.expired')).toMatchObject({ code: 'TOKEN_EXPIRED' });
       // Another user's token is not a renewal.
       const other = await newUser(t.api);
-      expect(await renewed.request('auth', { token: other.accessToken })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+      expect(await renewed.request('auth', { token: other.accessToken })).toMatchObject({
+        ok: false,
+        error: { code: 'FORBIDDEN' },
+      });
       expect(renewed.socket.connected).toBe(true);
     });
   });
@@ -118,8 +137,13 @@ describe('realtime (Socket.IO)', () => {
       expect(await outsider.request('subscribe', { room })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
       // Another org's driver is no driver of this trip.
       const otherDriver = await watch(t.url, other.driver.accessToken);
-      expect(await otherDriver.request('subscribe', { room })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
-      expect(await outsider.request('subscribe', { room: tripRoom('0190f0a0-0000-7000-8000-000000000000') })).toMatchObject({
+      expect(await otherDriver.request('subscribe', { room })).toMatchObject({
+        ok: false,
+        error: { code: 'NOT_FOUND' },
+      });
+      expect(
+        await outsider.request('subscribe', { room: tripRoom('0190f0a0-0000-7000-8000-000000000000') }),
+      ).toMatchObject({
         ok: false,
         error: { code: 'NOT_FOUND' },
       });
@@ -130,14 +154,27 @@ describe('realtime (Socket.IO)', () => {
       const accountant = await newMember(t.api, w.source, 'ACCOUNTANT');
       const a = await watch(t.url, accountant.accessToken);
       expect(await a.request('subscribe', { room: orgRoom(w.source.id) })).toEqual({ ok: true });
-      expect(await a.request('subscribe', { room: orgRoom(w.destination.id) })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+      expect(await a.request('subscribe', { room: orgRoom(w.destination.id) })).toMatchObject({
+        ok: false,
+        error: { code: 'NOT_FOUND' },
+      });
       const driver = await watch(t.url, w.driver.accessToken);
-      expect(await driver.request('subscribe', { room: orgRoom(w.source.id) })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+      expect(await driver.request('subscribe', { room: orgRoom(w.source.id) })).toMatchObject({
+        ok: false,
+        error: { code: 'FORBIDDEN' },
+      });
       expect(await a.request('subscribe', { room: 'thread:0190f0a0-0000-7000-8000-000000000000' })).toMatchObject({
         ok: false,
         error: { code: 'ROOM_NOT_SUPPORTED' },
       });
-      for (const bad of [undefined, 'trip:1', { room: 42 }, { room: 'truck:0190f0a0-0000-7000-8000-000000000000' }, { room: orgRoom(w.source.id), sinceSeq: -1 }, { room: orgRoom(w.source.id), extra: 1 }]) {
+      for (const bad of [
+        undefined,
+        'trip:1',
+        { room: 42 },
+        { room: 'truck:0190f0a0-0000-7000-8000-000000000000' },
+        { room: orgRoom(w.source.id), sinceSeq: -1 },
+        { room: orgRoom(w.source.id), extra: 1 },
+      ]) {
         expect(await a.request('subscribe', bad)).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
       }
       expect(await a.request('unsubscribe', {})).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
@@ -145,7 +182,10 @@ describe('realtime (Socket.IO)', () => {
       // Without an ack callback, the error still comes back, as an event.
       a.socket.emit('subscribe', { room: 'nope' });
       await a.waitFor((x) => x.events.some((e) => e.event === 'rt.error'), 'rt.error');
-      expect(a.events.find((e) => e.event === 'rt.error')).toMatchObject({ request: 'subscribe', error: { code: 'VALIDATION_FAILED' } });
+      expect(a.events.find((e) => e.event === 'rt.error')).toMatchObject({
+        request: 'subscribe',
+        error: { code: 'VALIDATION_FAILED' },
+      });
       expect(a.socket.connected).toBe(true);
     });
 
@@ -160,9 +200,17 @@ describe('realtime (Socket.IO)', () => {
       }
       const del = await t.api.delete(`/orgs/${w.source.id}/members/${staff.id}`, { token: w.source.owner.accessToken });
       expect(del.status).toBe(204);
-      await removed.waitFor((x) => x.events.filter((e) => e.event === 'room.revoked').length === 2, 'both rooms revoked');
+      await removed.waitFor(
+        (x) => x.events.filter((e) => e.event === 'room.revoked').length === 2,
+        'both rooms revoked',
+      );
       await moveTo(t.api, w, tripId, 'ARRIVED');
-      await control.waitFor((x) => x.inRoom(tripRoom(tripId), 'trip.status').length > 0 && x.inRoom(orgRoom(w.source.id), 'trip.status').length > 0, 'status');
+      await control.waitFor(
+        (x) =>
+          x.inRoom(tripRoom(tripId), 'trip.status').length > 0 &&
+          x.inRoom(orgRoom(w.source.id), 'trip.status').length > 0,
+        'status',
+      );
       expect(removed.events.filter((e) => e.event === 'trip.status')).toEqual([]);
     });
   });
@@ -185,19 +233,44 @@ describe('realtime (Socket.IO)', () => {
         room,
         seq: expect.any(Number),
         tripId,
-        points: [1, 2].map(() => ({ lat: expect.any(Number), lng: 75.8, speed: 5, heading: 0, recordedAt: expect.any(String) })),
+        points: [1, 2].map(() => ({
+          lat: expect.any(Number),
+          lng: 75.8,
+          speed: 5,
+          heading: 0,
+          recordedAt: expect.any(String),
+        })),
       });
-      expect(s.inRoom(room, 'trip.status')[0]).toEqual({ event: 'trip.status', room, seq: expect.any(Number), tripId, status: 'ARRIVED', at: expect.any(String) });
+      expect(s.inRoom(room, 'trip.status')[0]).toEqual({
+        event: 'trip.status',
+        room,
+        seq: expect.any(Number),
+        tripId,
+        status: 'ARRIVED',
+        at: expect.any(String),
+      });
       const all = seqs(s, room);
       expect(all).toEqual(all.map((_, i) => all[0] + i));
       await orgWatch.waitFor((x) => x.inRoom(orgRoom(w.source.id), 'trip.status').length === 1, 'org status');
-      expect(orgWatch.inRoom(orgRoom(w.source.id))[0]).toMatchObject({ tripId, status: 'ARRIVED', seq: expect.any(Number) });
+      expect(orgWatch.inRoom(orgRoom(w.source.id))[0]).toMatchObject({
+        tripId,
+        status: 'ARRIVED',
+        seq: expect.any(Number),
+      });
 
       // trip.event: appended by features (QR scans) through TripsService.
       const { TripsService } = await import('../../src/modules/trips/trips.service');
       await t.app.get(TripsService).appendEvent(tripId, { type: 'SCAN', at: new Date(), data: { action: 'LOAD' } });
       await s.waitFor((x) => x.inRoom(room, 'trip.event').length === 1, 'trip.event');
-      expect(s.inRoom(room, 'trip.event')[0]).toEqual({ event: 'trip.event', room, seq: expect.any(Number), tripId, type: 'SCAN', at: expect.any(String), data: { action: 'LOAD' } });
+      expect(s.inRoom(room, 'trip.event')[0]).toEqual({
+        event: 'trip.event',
+        room,
+        seq: expect.any(Number),
+        tripId,
+        type: 'SCAN',
+        at: expect.any(String),
+        data: { action: 'LOAD' },
+      });
     });
 
     it('coalesces a burst of trip.location into at most one event per window, dropping no point', async () => {
@@ -206,7 +279,11 @@ describe('realtime (Socket.IO)', () => {
       const s = await watch(t.url, w.source.owner.accessToken);
       expect(await s.request('subscribe', { room })).toEqual({ ok: true });
       const publisher = t.app.get(RealtimePublisher);
-      for (let i = 0; i < 50; i++) publisher.publish(room, 'trip.location', { tripId, points: [{ lat: i, lng: 0, speed: null, heading: null, recordedAt: `p${i}` }] });
+      for (let i = 0; i < 50; i++)
+        publisher.publish(room, 'trip.location', {
+          tripId,
+          points: [{ lat: i, lng: 0, speed: null, heading: null, recordedAt: `p${i}` }],
+        });
       await s.waitFor((x) => points(x, room).length === 50, 'fifty points');
       // The first point goes out at once; the other 49 arrived within one window and form one event.
       expect(s.inRoom(room, 'trip.location').map((e) => (e.points as unknown[]).length)).toEqual([1, 49]);
@@ -283,7 +360,10 @@ describe('realtime (Socket.IO)', () => {
       const s = await watch(t.url, w.source.owner.accessToken);
       const short = await startAnotherNode(t, { realtimeLogMaxEvents: 10 });
       try {
-        for (let i = 0; i < 60; i++) short.app.get(RealtimePublisher).publish(room, 'trip.status', { tripId, status: 'IN_TRANSIT', at: String(i) });
+        for (let i = 0; i < 60; i++)
+          short.app
+            .get(RealtimePublisher)
+            .publish(room, 'trip.status', { tripId, status: 'IN_TRANSIT', at: String(i) });
         const b = await connectWatcher(short.url, w.source.owner.accessToken);
         open.push(b);
         expect(await b.request('subscribe', { room })).toEqual({ ok: true });
@@ -295,7 +375,11 @@ describe('realtime (Socket.IO)', () => {
         // A complete replay from a recent seq is not truncated.
         const s2 = await watch(t.url, w.source.owner.accessToken);
         const last = b.inRoom(room)[0].seq!;
-        expect(await s2.request('subscribe', { room, sinceSeq: last - 3 })).toEqual({ ok: true, replayed: 3, lastSeq: last });
+        expect(await s2.request('subscribe', { room, sinceSeq: last - 3 })).toEqual({
+          ok: true,
+          replayed: 3,
+          lastSeq: last,
+        });
         expect(seqs(s2, room)).toEqual([last - 2, last - 1, last]);
       } finally {
         await short.close();

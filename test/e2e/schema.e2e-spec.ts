@@ -61,16 +61,36 @@ describe('the migrated database matches schema.prisma', () => {
     }
 
     it.each([
-      ['an extra column', 'ALTER TABLE users ADD COLUMN nickname text', /users\.nickname: in database but not in schema/],
+      [
+        'an extra column',
+        'ALTER TABLE users ADD COLUMN nickname text',
+        /users\.nickname: in database but not in schema/,
+      ],
       ['a dropped column', 'ALTER TABLE orgs DROP COLUMN city', /orgs\.city: missing in database/],
       ['a changed type', 'ALTER TABLE trucks ALTER COLUMN capacity_kg TYPE bigint', /trucks\.capacity_kg: type bigint/],
       ['nullability', 'ALTER TABLE users ALTER COLUMN name DROP NOT NULL', /users\.name: nullable in database/],
       ['a default', "ALTER TABLE orgs ALTER COLUMN city SET DEFAULT 'Delhi'", /orgs\.city: default/],
       ['a dropped index', 'DROP INDEX memberships_user_id_idx', /memberships_user_id_idx on memberships: missing/],
-      ['a unique index made plain', 'DROP INDEX users_phone_key; CREATE INDEX users_phone_key ON users(phone)', /users_phone_key/],
-      ['index order', 'DROP INDEX trucks_org_id_created_at_id_idx; CREATE INDEX trucks_org_id_created_at_id_idx ON trucks(org_id, created_at, id)', /trucks_org_id_created_at_id_idx/],
-      ['an extra index', 'CREATE INDEX orgs_name_idx ON orgs(name)', /orgs_name_idx on orgs: in database but not in schema/],
-      ['a foreign key action', 'ALTER TABLE trucks DROP CONSTRAINT trucks_org_id_fkey, ADD CONSTRAINT trucks_org_id_fkey FOREIGN KEY (org_id) REFERENCES orgs(id) ON DELETE RESTRICT ON UPDATE CASCADE', /trucks_org_id_fkey/],
+      [
+        'a unique index made plain',
+        'DROP INDEX users_phone_key; CREATE INDEX users_phone_key ON users(phone)',
+        /users_phone_key/,
+      ],
+      [
+        'index order',
+        'DROP INDEX trucks_org_id_created_at_id_idx; CREATE INDEX trucks_org_id_created_at_id_idx ON trucks(org_id, created_at, id)',
+        /trucks_org_id_created_at_id_idx/,
+      ],
+      [
+        'an extra index',
+        'CREATE INDEX orgs_name_idx ON orgs(name)',
+        /orgs_name_idx on orgs: in database but not in schema/,
+      ],
+      [
+        'a foreign key action',
+        'ALTER TABLE trucks DROP CONSTRAINT trucks_org_id_fkey, ADD CONSTRAINT trucks_org_id_fkey FOREIGN KEY (org_id) REFERENCES orgs(id) ON DELETE RESTRICT ON UPDATE CASCADE',
+        /trucks_org_id_fkey/,
+      ],
       ['an enum value', "ALTER TYPE role ADD VALUE 'AUDITOR'", /enum role: values/],
       ['an extra table', 'CREATE TABLE scratch (id int)', /table scratch: in database but not in schema/],
     ])('in the database: %s', async (_label, change, expected) => {
@@ -79,10 +99,26 @@ describe('the migrated database matches schema.prisma', () => {
     });
 
     it.each([
-      ['a new field', (s: string) => s.replace('  city      String?\n', '  city      String?\n  region    String?\n'), /orgs\.region: missing in database/],
-      ['an optional field made required', (s: string) => s.replace('  city      String?\n', '  city      String\n'), /orgs\.city: nullable in database, required in schema/],
-      ['a new index', (s: string) => s.replace('  @@map("orgs")', '  @@index([name])\n  @@map("orgs")'), /orgs_name_idx on orgs: missing in database/],
-      ['a renamed table', (s: string) => s.replace('@@map("trucks")', '@@map("vehicles")'), /table vehicles: missing in database/],
+      [
+        'a new field',
+        (s: string) => s.replace('  city      String?\n', '  city      String?\n  region    String?\n'),
+        /orgs\.region: missing in database/,
+      ],
+      [
+        'an optional field made required',
+        (s: string) => s.replace('  city      String?\n', '  city      String\n'),
+        /orgs\.city: nullable in database, required in schema/,
+      ],
+      [
+        'a new index',
+        (s: string) => s.replace('  @@map("orgs")', '  @@index([name])\n  @@map("orgs")'),
+        /orgs_name_idx on orgs: missing in database/,
+      ],
+      [
+        'a renamed table',
+        (s: string) => s.replace('@@map("trucks")', '@@map("vehicles")'),
+        /table vehicles: missing in database/,
+      ],
     ])('in the schema: %s', async (_label, edit, expected) => {
       const changed = edit(datamodel);
       expect(changed).not.toEqual(datamodel);

@@ -52,7 +52,9 @@ async function startChild(databaseUrl: string): Promise<Child> {
   });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += String(d)));
-  const exited = new Promise<number | string | null>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal)));
+  const exited = new Promise<number | string | null>((resolve) =>
+    proc.on('exit', (code, signal) => resolve(code ?? signal)),
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     if (proc.exitCode !== null) throw new Error(`app exited: ${stderr}`);

@@ -92,8 +92,14 @@ describe('tracking', () => {
         { latitude: 26.9002, longitude: 75.8, timestamp: new Date(ms + 20_000).toISOString() },
       ]);
       expect(res.body.data.accepted).toBe(3);
-      const rows = await t.sql.query(`SELECT recorded_at FROM trip_pings WHERE trip_id = $1 ORDER BY recorded_at`, [trip.id]);
-      expect(rows.rows.map((r) => (r.recorded_at as Date).getTime())).toEqual([ms, Math.floor(ms / 1000) * 1000 + 10_000, ms + 20_000]);
+      const rows = await t.sql.query(`SELECT recorded_at FROM trip_pings WHERE trip_id = $1 ORDER BY recorded_at`, [
+        trip.id,
+      ]);
+      expect(rows.rows.map((r) => (r.recorded_at as Date).getTime())).toEqual([
+        ms,
+        Math.floor(ms / 1000) * 1000 + 10_000,
+        ms + 20_000,
+      ]);
     });
 
     it('rejects the whole request for a wrong trip, a trip of another driver, or an inactive trip, storing nothing', async () => {
@@ -102,12 +108,24 @@ describe('tracking', () => {
       const unknown = await ping(w, '0190a000-0000-7000-8000-000000000000', [pt(t0, 0)]);
       expect(unknown.status).toBe(404);
       const other = await newDriver(t.api, w.source);
-      const notMine = await t.api.post('/tracking/ping', { tripId: trip.id, locations: [pt(t0, 0)] }, { token: other.user.accessToken });
+      const notMine = await t.api.post(
+        '/tracking/ping',
+        { tripId: trip.id, locations: [pt(t0, 0)] },
+        { token: other.user.accessToken },
+      );
       expect(notMine.status).toBe(404);
-      const owner = await t.api.post('/tracking/ping', { tripId: trip.id, locations: [pt(t0, 0)] }, { token: w.source.owner.accessToken });
+      const owner = await t.api.post(
+        '/tracking/ping',
+        { tripId: trip.id, locations: [pt(t0, 0)] },
+        { token: w.source.owner.accessToken },
+      );
       expect(owner.status).toBe(404);
       const planned = await newTrip(t.api, (await newWorld(t.api)) as TripWorld);
-      const plannedRes = await t.api.post('/tracking/ping', { tripId: planned.id, locations: [pt(t0, 0)] }, { token: w.driver.accessToken });
+      const plannedRes = await t.api.post(
+        '/tracking/ping',
+        { tripId: planned.id, locations: [pt(t0, 0)] },
+        { token: w.driver.accessToken },
+      );
       expect(plannedRes.status).toBe(404);
       // The assigned driver of a PLANNED (and later a COMPLETED) trip: 409.
       const w2 = await newWorld(t.api);
@@ -125,11 +143,31 @@ describe('tracking', () => {
     it('validates the envelope: 1..1000 locations, a uuid tripId, no unknown keys', async () => {
       const { w, trip } = await world();
       expect((await ping(w, trip.id, [])).status).toBe(400);
-      const tooMany = await ping(w, trip.id, Array.from({ length: 1001 }, (_, i) => pt(base(), i)));
+      const tooMany = await ping(
+        w,
+        trip.id,
+        Array.from({ length: 1001 }, (_, i) => pt(base(), i)),
+      );
       expect(tooMany.status).toBe(400);
       expect(tooMany.body.error.details[0].path).toBe('locations');
-      expect((await t.api.post('/tracking/ping', { tripId: 'x', locations: [pt(base(), 0)] }, { token: w.driver.accessToken })).status).toBe(400);
-      expect((await t.api.post('/tracking/ping', { tripId: trip.id, locations: [pt(base(), 0)], driverId: 'x' }, { token: w.driver.accessToken })).status).toBe(400);
+      expect(
+        (
+          await t.api.post(
+            '/tracking/ping',
+            { tripId: 'x', locations: [pt(base(), 0)] },
+            { token: w.driver.accessToken },
+          )
+        ).status,
+      ).toBe(400);
+      expect(
+        (
+          await t.api.post(
+            '/tracking/ping',
+            { tripId: trip.id, locations: [pt(base(), 0)], driverId: 'x' },
+            { token: w.driver.accessToken },
+          )
+        ).status,
+      ).toBe(400);
       expect((await t.api.post('/tracking/ping', { tripId: trip.id, locations: [pt(base(), 0)] })).status).toBe(401);
     });
 
@@ -137,7 +175,11 @@ describe('tracking', () => {
       const { w, trip } = await world();
       const t0 = base() - 1000_000;
       await t.sql.query(`UPDATE trips SET created_at = $2 WHERE id = $1`, [trip.id, new Date(t0 - 1000)]);
-      const res = await ping(w, trip.id, Array.from({ length: 1000 }, (_, i) => pt(t0, i)));
+      const res = await ping(
+        w,
+        trip.id,
+        Array.from({ length: 1000 }, (_, i) => pt(t0, i)),
+      );
       expect(res.body.data).toEqual({ accepted: 1000, duplicates: 0, rejected: [] });
       expect(await count(trip.id)).toBe(1000);
     });
@@ -194,7 +236,11 @@ describe('tracking', () => {
       await afterFlushDone();
       off();
       const detail = await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken });
-      expect(detail.body.data.latestLocation).toMatchObject({ lat: newer[2].latitude, lng: 75.8, recordedAt: newer[2].timestamp });
+      expect(detail.body.data.latestLocation).toMatchObject({
+        lat: newer[2].latitude,
+        lng: 75.8,
+        recordedAt: newer[2].timestamp,
+      });
       const track = [...newer, ...older]
         .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
         .map((p) => ({ lat: p.latitude, lng: p.longitude }));
@@ -204,7 +250,9 @@ describe('tracking', () => {
 
       const locations = events.filter((e) => e.event === 'trip.location' && e.room === `trip:${trip.id}`);
       expect(locations).toHaveLength(2);
-      expect((locations[0].payload.points as { recordedAt: string }[]).map((p) => p.recordedAt)).toEqual(newer.map((p) => p.timestamp));
+      expect((locations[0].payload.points as { recordedAt: string }[]).map((p) => p.recordedAt)).toEqual(
+        newer.map((p) => p.timestamp),
+      );
       expect(locations[1].payload).toMatchObject({ tripId: trip.id });
       expect((locations[1].payload.points as unknown[]).length).toBe(3);
     });
@@ -249,7 +297,9 @@ describe('tracking', () => {
         const latest = await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });
         expect(latest.body.data.recordedAt).toBe(pt(t0, 10).timestamp);
         // The speed filter compares with the acknowledged point too: 1 km in 1 s after it is a jump.
-        const jump = await ping(w, trip.id, [{ latitude: pt(t0, 10).latitude + 0.01, longitude: 75.8, timestamp: new Date(t0 + 11_000).toISOString() }]);
+        const jump = await ping(w, trip.id, [
+          { latitude: pt(t0, 10).latitude + 0.01, longitude: 75.8, timestamp: new Date(t0 + 11_000).toISOString() },
+        ]);
         expect(jump.body.data.rejected).toEqual([expect.objectContaining({ index: 0, reason: 'SPEED_JUMP' })]);
       } finally {
         await blocker.query('ROLLBACK');
@@ -263,12 +313,19 @@ describe('tracking', () => {
     it('GET history: a range, oldest first, with a keyset cursor, and as GeoJSON', async () => {
       const { w, trip } = await world();
       const t0 = base();
-      await ping(w, trip.id, Array.from({ length: 10 }, (_, i) => pt(t0, 9 - i)));
+      await ping(
+        w,
+        trip.id,
+        Array.from({ length: 10 }, (_, i) => pt(t0, 9 - i)),
+      );
       const token = w.destination.owner.accessToken;
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const res: any = await t.api.get(`/tracking/trips/${trip.id}/history?limit=4${cursor ? `&cursor=${cursor}` : ''}`, { token });
+        const res: any = await t.api.get(
+          `/tracking/trips/${trip.id}/history?limit=4${cursor ? `&cursor=${cursor}` : ''}`,
+          { token },
+        );
         expect(res.status).toBe(200);
         seen.push(...res.body.data.map((p: { recordedAt: string }) => p.recordedAt));
         cursor = res.body.meta.nextCursor;
@@ -277,11 +334,18 @@ describe('tracking', () => {
       const from = encodeURIComponent(pt(t0, 3).timestamp);
       const to = encodeURIComponent(pt(t0, 6).timestamp);
       const range = await t.api.get(`/tracking/trips/${trip.id}/history?from=${from}&to=${to}`, { token });
-      expect(range.body.data.map((p: { recordedAt: string }) => p.recordedAt)).toEqual([3, 4, 5, 6].map((s) => pt(t0, s).timestamp));
+      expect(range.body.data.map((p: { recordedAt: string }) => p.recordedAt)).toEqual(
+        [3, 4, 5, 6].map((s) => pt(t0, s).timestamp),
+      );
       const geo = await t.api.get(`/tracking/trips/${trip.id}/history?format=geojson&from=${from}&to=${to}`, { token });
       expect(geo.body.data).toMatchObject({
         type: 'FeatureCollection',
-        features: [{ type: 'Feature', geometry: { type: 'LineString', coordinates: [3, 4, 5, 6].map((s) => [75.8, pt(t0, s).latitude]) } }],
+        features: [
+          {
+            type: 'Feature',
+            geometry: { type: 'LineString', coordinates: [3, 4, 5, 6].map((s) => [75.8, pt(t0, s).latitude]) },
+          },
+        ],
         nextCursor: null,
       });
       expect((await t.api.get(`/tracking/trips/${trip.id}/history?limit=5001`, { token })).status).toBe(400);
@@ -311,13 +375,26 @@ describe('tracking', () => {
       const types = log.body.data.map((e: { type: string }) => e.type);
       expect(types.slice(0, 5)).toEqual(expect.arrayContaining(['STOPPED', 'OVERSPEED', 'ARRIVAL', 'STATUS_CHANGED']));
       expect(log.body.data.find((e: { type: string }) => e.type === 'STOPPED').at).toBe(at(180));
-      expect(log.body.data.find((e: { type: string }) => e.type === 'OVERSPEED').data).toMatchObject({ speedMps: 30, limitMps: 25 });
+      expect(log.body.data.find((e: { type: string }) => e.type === 'OVERSPEED').data).toMatchObject({
+        speedMps: 30,
+        limitMps: 25,
+      });
       const published = events.filter((e) => e.room === `trip:${trip.id}`);
-      expect(published.filter((e) => e.event === 'trip.event').map((e) => e.payload.type)).toEqual(['STOPPED', 'OVERSPEED', 'ARRIVAL']);
+      expect(published.filter((e) => e.event === 'trip.event').map((e) => e.payload.type)).toEqual([
+        'STOPPED',
+        'OVERSPEED',
+        'ARRIVAL',
+      ]);
       expect(published.filter((e) => e.event === 'trip.status').map((e) => e.payload.status)).toEqual(['ARRIVED']);
-      expect(events.some((e) => e.room === `org:${w.destination.id}` && e.event === 'trip.status' && e.payload.status === 'ARRIVED')).toBe(true);
+      expect(
+        events.some(
+          (e) => e.room === `org:${w.destination.id}` && e.event === 'trip.status' && e.payload.status === 'ARRIVED',
+        ),
+      ).toBe(true);
       // Still taking pings while ARRIVED.
-      expect((await ping(w, trip.id, [{ latitude: 28.6136, longitude: 77.2088, timestamp: at(7500) }])).body.data.accepted).toBe(1);
+      expect(
+        (await ping(w, trip.id, [{ latitude: 28.6136, longitude: 77.2088, timestamp: at(7500) }])).body.data.accepted,
+      ).toBe(1);
     });
   });
 
@@ -330,14 +407,24 @@ describe('tracking', () => {
       await t.sql.query(`UPDATE trips SET created_at = now() - interval '2 hours' WHERE id = $1`, [tripId]);
     });
     const stored = async () =>
-      (await t.sql.query(`SELECT lat, lng, speed, heading, altitude, accuracy, recorded_at FROM trip_pings WHERE trip_id = $1 ORDER BY recorded_at`, [tripId])).rows;
-    const raw = (method: string, path: string, init: RequestInit = {}) => fetch(`${t.url}/api/v1/tracking/osmand${path}`, { method, ...init });
+      (
+        await t.sql.query(
+          `SELECT lat, lng, speed, heading, altitude, accuracy, recorded_at FROM trip_pings WHERE trip_id = $1 ORDER BY recorded_at`,
+          [tripId],
+        )
+      ).rows;
+    const raw = (method: string, path: string, init: RequestInit = {}) =>
+      fetch(`${t.url}/api/v1/tracking/osmand${path}`, { method, ...init });
 
     it('Traccar Client (Android) style: POST with the query string and an empty body; speed in knots', async () => {
       const ts = Math.floor(Date.now() / 1000) - 50;
-      const res = await raw('POST', `?id=${w.deviceId}&timestamp=${ts}&lat=26.912400&lon=75.787300&speed=10.0&bearing=90.0&altitude=431.0&accuracy=12.0&batt=89.0`, {
-        headers: { 'user-agent': 'Traccar Client', 'content-length': '0' },
-      });
+      const res = await raw(
+        'POST',
+        `?id=${w.deviceId}&timestamp=${ts}&lat=26.912400&lon=75.787300&speed=10.0&bearing=90.0&altitude=431.0&accuracy=12.0&batt=89.0`,
+        {
+          headers: { 'user-agent': 'Traccar Client', 'content-length': '0' },
+        },
+      );
       expect(res.status).toBe(200);
       expect(await res.text()).toBe('');
       const rows = await stored();
@@ -353,7 +440,10 @@ describe('tracking', () => {
 
     it('OsmAnd style GET with deviceid, location=lat,lon and a millisecond timestamp', async () => {
       const ms = Date.now() - 40_000;
-      const res = await raw('GET', `?deviceid=${w.deviceId}&location=26.9125,75.7873&timestamp=${ms}&hdop=5&altitude=430&speed=0`);
+      const res = await raw(
+        'GET',
+        `?deviceid=${w.deviceId}&location=26.9125,75.7873&timestamp=${ms}&hdop=5&altitude=430&speed=0`,
+      );
       expect(res.status).toBe(200);
       expect((await stored()).map((r) => (r.recorded_at as Date).getTime())).toContain(ms);
     });
@@ -384,7 +474,10 @@ describe('tracking', () => {
         },
         device_id: w.deviceId,
       };
-      const res = await raw('POST', '', { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await raw('POST', '', {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       expect(res.status).toBe(200);
       const row = (await stored()).find((r) => (r.recorded_at as Date).toISOString() === iso);
       expect(row).toMatchObject({ lat: 26.9127, speed: 8.25, heading: 180, accuracy: 4.5 });
@@ -403,7 +496,11 @@ describe('tracking', () => {
   it('a member who can see the trip but is not its driver cannot post for it', async () => {
     const { w, trip } = await world();
     const staff = await newMember(t.api, w.source, 'STAFF');
-    const res = await t.api.post('/tracking/ping', { tripId: trip.id, locations: [pt(base(), 0)] }, { token: staff.accessToken });
+    const res = await t.api.post(
+      '/tracking/ping',
+      { tripId: trip.id, locations: [pt(base(), 0)] },
+      { token: staff.accessToken },
+    );
     expect(res.status).toBe(404);
   });
 });

@@ -67,7 +67,14 @@ describe('trips', () => {
       const staff = await newMember(t.api, w.destination, 'STAFF');
       const accountant = await newMember(t.api, w.destination, 'ACCOUNTANT');
       const outsider = await newUser(t.api);
-      const body = { sourceOrgId: w.source.id, destinationOrgId: w.destination.id, truckId: w.truckId, driverId: w.driverId, startPoint: JAIPUR, endPoint: DELHI };
+      const body = {
+        sourceOrgId: w.source.id,
+        destinationOrgId: w.destination.id,
+        truckId: w.truckId,
+        driverId: w.driverId,
+        startPoint: JAIPUR,
+        endPoint: DELHI,
+      };
       expect((await t.api.post('/trips', body, { token: staff.accessToken })).status).toBe(201);
       const forbidden = await t.api.post('/trips', body, { token: accountant.accessToken });
       expect(forbidden.status).toBe(403);
@@ -80,7 +87,14 @@ describe('trips', () => {
       const [truck, driver] = await Promise.all([newTruck(t.api, other), newDriver(t.api, other)]);
       const res = await t.api.post(
         '/trips',
-        { sourceOrgId: w.source.id, destinationOrgId: w.destination.id, truckId: truck, driverId: driver.driverId, startPoint: JAIPUR, endPoint: DELHI },
+        {
+          sourceOrgId: w.source.id,
+          destinationOrgId: w.destination.id,
+          truckId: truck,
+          driverId: driver.driverId,
+          startPoint: JAIPUR,
+          endPoint: DELHI,
+        },
         { token: w.source.owner.accessToken },
       );
       expect(res.status).toBe(400);
@@ -91,7 +105,15 @@ describe('trips', () => {
     it('validates the body, naming each field', async () => {
       const res = await t.api.post(
         '/trips',
-        { sourceOrgId: 'nope', destinationOrgId: w.destination.id, truckId: w.truckId, driverId: w.driverId, startPoint: { name: 'X', lat: 91, lng: 0 }, endPoint: DELHI, extra: 1 },
+        {
+          sourceOrgId: 'nope',
+          destinationOrgId: w.destination.id,
+          truckId: w.truckId,
+          driverId: w.driverId,
+          startPoint: { name: 'X', lat: 91, lng: 0 },
+          endPoint: DELHI,
+          extra: 1,
+        },
         { token: w.source.owner.accessToken },
       );
       expect(res.status).toBe(400);
@@ -114,7 +136,9 @@ describe('trips', () => {
       expect(asOtherDriver.body.error.code).toBe('NOT_FOUND');
       expect((await t.api.get(`/trips/${trip.id}`, { token: outsider.accessToken })).status).toBe(404);
       expect((await t.api.get(`/trips/${trip.id}/events`, { token: outsider.accessToken })).status).toBe(404);
-      expect((await t.api.get(`/trips/0190a000-0000-7000-8000-000000000000`, { token: w.source.owner.accessToken })).status).toBe(404);
+      expect(
+        (await t.api.get(`/trips/0190a000-0000-7000-8000-000000000000`, { token: w.source.owner.accessToken })).status,
+      ).toBe(404);
     });
 
     it('a driver lists only the trips assigned to them', async () => {
@@ -145,7 +169,9 @@ describe('trips', () => {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const res: any = await t.api.get(`/trips?orgId=${x.source.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: x.source.owner.accessToken });
+        const res: any = await t.api.get(`/trips?orgId=${x.source.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, {
+          token: x.source.owner.accessToken,
+        });
         expect(res.status).toBe(200);
         seen.push(...res.body.data.map((r: { id: string }) => r.id));
         cursor = res.body.meta.nextCursor;
@@ -159,7 +185,9 @@ describe('trips', () => {
       expect(cancelled.body.data.map((r: { id: string }) => r.id)).toEqual([ids[1]]);
       const asDest = await t.api.get(`/trips?orgId=${x.source.id}&side=destination`, { token });
       expect(asDest.body.data).toEqual([]);
-      const destSide = await t.api.get(`/trips?orgId=${x.destination.id}&side=destination&status=LOADING`, { token: x.destination.owner.accessToken });
+      const destSide = await t.api.get(`/trips?orgId=${x.destination.id}&side=destination&status=LOADING`, {
+        token: x.destination.owner.accessToken,
+      });
       expect(destSide.body.data.map((r: { id: string }) => r.id)).toEqual([ids[3]]);
       const byDriver = await t.api.get(`/trips?driverId=${x.driverId}&limit=100`, { token });
       expect(byDriver.body.data).toHaveLength(5);
@@ -178,7 +206,10 @@ describe('trips', () => {
     it('?fields= selects dotted paths into relations, joined, whatever the page size', async () => {
       const token = x.source.owner.accessToken;
       const counter = countQueries('trips');
-      const res = await t.api.get(`/trips?orgId=${x.source.id}&limit=5&fields=id,status,truck.number,driver.name,sourceOrg.name,latestLocation`, { token });
+      const res = await t.api.get(
+        `/trips?orgId=${x.source.id}&limit=5&fields=id,status,truck.number,driver.name,sourceOrg.name,latestLocation`,
+        { token },
+      );
       const queries = counter.stop();
       expect(res.status).toBe(200);
       expect(res.body.data).toHaveLength(5);
@@ -202,7 +233,10 @@ describe('trips', () => {
 
       // One side of one org: a single query, relations joined.
       const oneSide = countQueries('trips');
-      const sideRes = await t.api.get(`/trips?orgId=${x.source.id}&side=source&limit=5&fields=id,status,truck.number,driver.name`, { token });
+      const sideRes = await t.api.get(
+        `/trips?orgId=${x.source.id}&side=source&limit=5&fields=id,status,truck.number,driver.name`,
+        { token },
+      );
       const sideQueries = oneSide.stop();
       expect(sideRes.body.data).toHaveLength(5);
       expect(sideQueries).toHaveLength(1);
@@ -210,7 +244,9 @@ describe('trips', () => {
 
       const detailCounter = countQueries('trips');
       const one = await t.api.get(`/trips/${ids[0]}?fields=driver.phone,destinationOrg`, { token });
-      const detailQueries = detailCounter.stop().filter((q) => /driver_profiles|users|orgs/.test(q) && /SELECT/i.test(q));
+      const detailQueries = detailCounter
+        .stop()
+        .filter((q) => /driver_profiles|users|orgs/.test(q) && /SELECT/i.test(q));
       expect(one.body.data).toEqual({
         driver: { phone: expect.stringMatching(/^\+91/) },
         destinationOrg: { id: x.destination.id, name: 'Gupta Mandi', city: 'Jaipur' },
@@ -224,7 +260,9 @@ describe('trips', () => {
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
       expect(res.body.error.message).toContain('truck.secret');
       expect(res.body.error.details.map((d: { field: string }) => d.field)).toEqual(['truck.secret', 'bogus']);
-      const detail = await t.api.get(`/trips/${ids[0]}?fields=driver.passwordHash`, { token: x.source.owner.accessToken });
+      const detail = await t.api.get(`/trips/${ids[0]}?fields=driver.passwordHash`, {
+        token: x.source.owner.accessToken,
+      });
       expect(detail.status).toBe(400);
     });
   });
@@ -240,15 +278,28 @@ describe('trips', () => {
       off();
       const detail = await t.api.get(`/trips/${trip.id}`, { token: x.destination.owner.accessToken });
       expect(detail.body.data.status).toBe('COMPLETED');
-      const statusEvents = seen.filter((e) => e.event === 'trip.status' && e.room === `trip:${trip.id}`).map((e) => e.payload.status);
+      const statusEvents = seen
+        .filter((e) => e.event === 'trip.status' && e.room === `trip:${trip.id}`)
+        .map((e) => e.payload.status);
       expect(statusEvents).toEqual(['LOADING', 'IN_TRANSIT', 'ARRIVED', 'COMPLETED']);
       expect(seen.some((e) => e.room === `org:${x.destination.id}` && e.payload.status === 'COMPLETED')).toBe(true);
 
       const log = await t.api.get(`/trips/${trip.id}/events?limit=3`, { token: x.destination.owner.accessToken });
       expect(log.status).toBe(200);
-      expect(log.body.data.map((e: { data: { to: string } }) => e.data.to)).toEqual(['COMPLETED', 'ARRIVED', 'IN_TRANSIT']);
-      expect(log.body.data[0]).toMatchObject({ type: 'STATUS_CHANGED', tripId: trip.id, actorUserId: x.source.owner.id, data: { from: 'ARRIVED', to: 'COMPLETED' } });
-      const rest = await t.api.get(`/trips/${trip.id}/events?limit=3&cursor=${log.body.meta.nextCursor}`, { token: x.destination.owner.accessToken });
+      expect(log.body.data.map((e: { data: { to: string } }) => e.data.to)).toEqual([
+        'COMPLETED',
+        'ARRIVED',
+        'IN_TRANSIT',
+      ]);
+      expect(log.body.data[0]).toMatchObject({
+        type: 'STATUS_CHANGED',
+        tripId: trip.id,
+        actorUserId: x.source.owner.id,
+        data: { from: 'ARRIVED', to: 'COMPLETED' },
+      });
+      const rest = await t.api.get(`/trips/${trip.id}/events?limit=3&cursor=${log.body.meta.nextCursor}`, {
+        token: x.destination.owner.accessToken,
+      });
       expect(rest.body.data.map((e: { data: { to: string } }) => e.data.to)).toEqual(['LOADING', 'PLANNED']);
       expect(rest.body.meta.nextCursor).toBeNull();
     });
@@ -256,13 +307,21 @@ describe('trips', () => {
     it('an illegal move is 409 ILLEGAL_TRANSITION naming both states', async () => {
       const x = await newWorld(t.api);
       const trip = await newTrip(t.api, x);
-      const res = await t.api.post(`/trips/${trip.id}/status`, { status: 'ARRIVED' }, { token: x.source.owner.accessToken });
+      const res = await t.api.post(
+        `/trips/${trip.id}/status`,
+        { status: 'ARRIVED' },
+        { token: x.source.owner.accessToken },
+      );
       expect(res.status).toBe(409);
       expect(res.body.error.code).toBe('ILLEGAL_TRANSITION');
       expect(res.body.error.message).toContain('PLANNED');
       expect(res.body.error.message).toContain('ARRIVED');
       await moveTo(t.api, x, trip.id, 'LOADING', 'IN_TRANSIT', 'ARRIVED');
-      const cancel = await t.api.post(`/trips/${trip.id}/status`, { status: 'CANCELLED' }, { token: x.source.owner.accessToken });
+      const cancel = await t.api.post(
+        `/trips/${trip.id}/status`,
+        { status: 'CANCELLED' },
+        { token: x.source.owner.accessToken },
+      );
       expect(cancel.status).toBe(409);
       expect(cancel.body.error.details[0]).toMatchObject({ from: 'ARRIVED', to: 'CANCELLED' });
     });
@@ -271,11 +330,16 @@ describe('trips', () => {
       const x = await newWorld(t.api);
       const trip = await newTrip(t.api, x);
       const results = await Promise.all(
-        Array.from({ length: 8 }, () => t.api.post(`/trips/${trip.id}/status`, { status: 'LOADING' }, { token: x.source.owner.accessToken })),
+        Array.from({ length: 8 }, () =>
+          t.api.post(`/trips/${trip.id}/status`, { status: 'LOADING' }, { token: x.source.owner.accessToken }),
+        ),
       );
       expect(results.filter((r) => r.status === 200)).toHaveLength(1);
       expect(results.filter((r) => r.status === 409 && r.body.error.code === 'ILLEGAL_TRANSITION')).toHaveLength(7);
-      const log = await t.sql.query(`SELECT count(*)::int AS n FROM trip_events WHERE trip_id = $1 AND data->>'to' = 'LOADING'`, [trip.id]);
+      const log = await t.sql.query(
+        `SELECT count(*)::int AS n FROM trip_events WHERE trip_id = $1 AND data->>'to' = 'LOADING'`,
+        [trip.id],
+      );
       expect(log.rows[0].n).toBe(1);
     });
 
@@ -284,13 +348,21 @@ describe('trips', () => {
       const first = await newTrip(t.api, x);
       const second = await newTrip(t.api, x);
       await moveTo(t.api, x, first.id, 'LOADING');
-      const busy = await t.api.post(`/trips/${second.id}/status`, { status: 'LOADING' }, { token: x.source.owner.accessToken });
+      const busy = await t.api.post(
+        `/trips/${second.id}/status`,
+        { status: 'LOADING' },
+        { token: x.source.owner.accessToken },
+      );
       expect(busy.status).toBe(409);
       expect(busy.body.error.code).toBe('DRIVER_BUSY');
 
       const otherDriver = await newDriver(t.api, x.source);
       const sameTruck = await newTrip(t.api, x, { driverId: otherDriver.driverId });
-      const truckBusy = await t.api.post(`/trips/${sameTruck.id}/status`, { status: 'LOADING' }, { token: x.source.owner.accessToken });
+      const truckBusy = await t.api.post(
+        `/trips/${sameTruck.id}/status`,
+        { status: 'LOADING' },
+        { token: x.source.owner.accessToken },
+      );
       expect(truckBusy.status).toBe(409);
       expect(truckBusy.body.error.code).toBe('TRUCK_BUSY');
 
@@ -298,7 +370,11 @@ describe('trips', () => {
       await moveTo(t.api, x, first.id, 'CANCELLED');
       const y = await newWorld(t.api);
       const racers = await Promise.all([newTrip(t.api, y), newTrip(t.api, y), newTrip(t.api, y)]);
-      const raced = await Promise.all(racers.map((r) => t.api.post(`/trips/${r.id}/status`, { status: 'LOADING' }, { token: y.source.owner.accessToken })));
+      const raced = await Promise.all(
+        racers.map((r) =>
+          t.api.post(`/trips/${r.id}/status`, { status: 'LOADING' }, { token: y.source.owner.accessToken }),
+        ),
+      );
       expect(raced.filter((r) => r.status === 200)).toHaveLength(1);
       expect(raced.filter((r) => r.status === 409 && r.body.error.code === 'DRIVER_BUSY')).toHaveLength(2);
     });
@@ -306,13 +382,25 @@ describe('trips', () => {
     it('the driver may start and arrive but not complete or cancel; an accountant may not move it', async () => {
       const x = await newWorld(t.api);
       const trip = await newTrip(t.api, x);
-      const driverMove = await t.api.post(`/trips/${trip.id}/status`, { status: 'LOADING', note: 'loading at gate 3' }, { token: x.driver.accessToken });
+      const driverMove = await t.api.post(
+        `/trips/${trip.id}/status`,
+        { status: 'LOADING', note: 'loading at gate 3' },
+        { token: x.driver.accessToken },
+      );
       expect(driverMove.status).toBe(200);
       expect(driverMove.body.data.status).toBe('LOADING');
-      const cancel = await t.api.post(`/trips/${trip.id}/status`, { status: 'CANCELLED' }, { token: x.driver.accessToken });
+      const cancel = await t.api.post(
+        `/trips/${trip.id}/status`,
+        { status: 'CANCELLED' },
+        { token: x.driver.accessToken },
+      );
       expect(cancel.status).toBe(403);
       const accountant = await newMember(t.api, x.destination, 'ACCOUNTANT');
-      const res = await t.api.post(`/trips/${trip.id}/status`, { status: 'IN_TRANSIT' }, { token: accountant.accessToken });
+      const res = await t.api.post(
+        `/trips/${trip.id}/status`,
+        { status: 'IN_TRANSIT' },
+        { token: accountant.accessToken },
+      );
       expect(res.status).toBe(403);
       const log = await t.api.get(`/trips/${trip.id}/events`, { token: x.source.owner.accessToken });
       expect(log.body.data[0].data).toEqual({ from: 'PLANNED', to: 'LOADING', note: 'loading at gate 3' });

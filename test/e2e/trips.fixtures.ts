@@ -16,21 +16,35 @@ let truckSeq = 0;
 
 export async function newTruck(api: Api, org: TestOrg): Promise<string> {
   truckSeq += 1;
-  const res = await api.post(`/orgs/${org.id}/trucks`, { number: `RJ14 T ${truckSeq} ${randomUUID().slice(0, 6)}` }, { token: org.owner.accessToken });
+  const res = await api.post(
+    `/orgs/${org.id}/trucks`,
+    { number: `RJ14 T ${truckSeq} ${randomUUID().slice(0, 6)}` },
+    { token: org.owner.accessToken },
+  );
   if (res.status !== 201) throw new Error(`truck: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.data.id;
 }
 
-export async function newDriver(api: Api, org: TestOrg): Promise<{ user: TestUser; driverId: string; deviceId: string }> {
+export async function newDriver(
+  api: Api,
+  org: TestOrg,
+): Promise<{ user: TestUser; driverId: string; deviceId: string }> {
   const user = await newUser(api, 'Driver Ramesh');
   const deviceId = `dev-${randomUUID()}`;
-  const res = await api.post(`/orgs/${org.id}/drivers`, { phone: user.phone, deviceId }, { token: org.owner.accessToken });
+  const res = await api.post(
+    `/orgs/${org.id}/drivers`,
+    { phone: user.phone, deviceId },
+    { token: org.owner.accessToken },
+  );
   if (res.status !== 201) throw new Error(`driver: ${res.status} ${JSON.stringify(res.body)}`);
   return { user, driverId: res.body.data.id, deviceId };
 }
 
 export async function newWorld(api: Api): Promise<TripWorld> {
-  const [source, destination] = await Promise.all([newOrg(api, undefined, 'Sharma Traders'), newOrg(api, undefined, 'Gupta Mandi')]);
+  const [source, destination] = await Promise.all([
+    newOrg(api, undefined, 'Sharma Traders'),
+    newOrg(api, undefined, 'Gupta Mandi'),
+  ]);
   const [truckId, d] = await Promise.all([newTruck(api, source), newDriver(api, source)]);
   return { source, destination, truckId, driver: d.user, driverId: d.driverId, deviceId: d.deviceId };
 }

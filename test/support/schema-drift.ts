@@ -126,7 +126,11 @@ function normDefault(expr: string | null): string | null {
 
 const norm = (s: string) => s.replace(/"/g, '').replace(/\s+/g, ' ').trim();
 
-export async function schemaDifferences(datamodel: string, sql: Client, options: { ignoreIndexes?: string[] } = {}): Promise<string[]> {
+export async function schemaDifferences(
+  datamodel: string,
+  sql: Client,
+  options: { ignoreIndexes?: string[] } = {},
+): Promise<string[]> {
   const dmmf = (await getDMMF({ datamodel })) as unknown as {
     datamodel: { models: DmmfModel[]; enums: DmmfEnum[]; indexes: DmmfIndex[] };
   };
@@ -194,15 +198,20 @@ export async function schemaDifferences(datamodel: string, sql: Client, options:
       }
       actual.delete(col);
       const type = columnType(f, enumDb);
-      if (norm(a.type) !== norm(type)) diffs.push(`column ${table}.${col}: type ${a.type} in database, ${type} in schema`);
+      if (norm(a.type) !== norm(type))
+        diffs.push(`column ${table}.${col}: type ${a.type} in database, ${type} in schema`);
       const required = f.isRequired || f.isList;
       if (a.notnull !== f.isRequired && !(f.isList && a.notnull === required)) {
-        diffs.push(`column ${table}.${col}: ${a.notnull ? 'NOT NULL' : 'nullable'} in database, ${f.isRequired ? 'required' : 'optional'} in schema`);
+        diffs.push(
+          `column ${table}.${col}: ${a.notnull ? 'NOT NULL' : 'nullable'} in database, ${f.isRequired ? 'required' : 'optional'} in schema`,
+        );
       }
       const expectedDefault = normDefault(columnDefault(f));
       const actualDefault = normDefault(a.def);
       if (expectedDefault !== actualDefault) {
-        diffs.push(`column ${table}.${col}: default ${a.def ?? 'none'} in database, ${columnDefault(f) ?? 'none'} in schema`);
+        diffs.push(
+          `column ${table}.${col}: default ${a.def ?? 'none'} in database, ${columnDefault(f) ?? 'none'} in schema`,
+        );
       }
     }
     for (const col of actual.keys()) diffs.push(`column ${table}.${col}: in database but not in schema`);
@@ -227,11 +236,13 @@ export async function schemaDifferences(datamodel: string, sql: Client, options:
     const expected = `CREATE ${unique}INDEX ${name} ON public.${table} USING ${method} (${colList})`;
     const a = dbIdx.get(name);
     if (!a) diffs.push(`index ${name} on ${table}: missing in database`);
-    else if (norm(a.def) !== norm(expected)) diffs.push(`index ${name}: "${a.def}" in database, "${expected}" in schema`);
+    else if (norm(a.def) !== norm(expected))
+      diffs.push(`index ${name}: "${a.def}" in database, "${expected}" in schema`);
     dbIdx.delete(name);
   }
   for (const [name, r] of dbIdx) {
-    if (!options.ignoreIndexes?.includes(name)) diffs.push(`index ${name} on ${r.table}: in database but not in schema`);
+    if (!options.ignoreIndexes?.includes(name))
+      diffs.push(`index ${name} on ${r.table}: in database but not in schema`);
   }
 
   // Foreign keys
@@ -256,7 +267,8 @@ export async function schemaDifferences(datamodel: string, sql: Client, options:
       if (onDelete !== 'NoAction') expected += ` ON DELETE ${action(onDelete)}`;
       const a = dbFk.get(name);
       if (!a) diffs.push(`foreign key ${name}: missing in database`);
-      else if (norm(a.def) !== norm(expected)) diffs.push(`foreign key ${name}: "${a.def}" in database, "${expected}" in schema`);
+      else if (norm(a.def) !== norm(expected))
+        diffs.push(`foreign key ${name}: "${a.def}" in database, "${expected}" in schema`);
       dbFk.delete(name);
     }
   }

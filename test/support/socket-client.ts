@@ -50,7 +50,11 @@ export class Watcher {
 
   /** An acknowledged request (`subscribe`, `unsubscribe`, `auth`). */
   request<T = any>(event: string, payload?: unknown, timeoutMs = 10_000): Promise<T> {
-    return (payload === undefined ? this.socket.timeout(timeoutMs).emitWithAck(event) : this.socket.timeout(timeoutMs).emitWithAck(event, payload)) as Promise<T>;
+    return (
+      payload === undefined
+        ? this.socket.timeout(timeoutMs).emitWithAck(event)
+        : this.socket.timeout(timeoutMs).emitWithAck(event, payload)
+    ) as Promise<T>;
   }
 
   close(): void {
@@ -83,7 +87,10 @@ export function connectWatcher(url: string, token: string | undefined, opts: Con
 }
 
 /** The `connect_error` of a refused handshake. */
-export async function refusal(url: string, token: string | undefined): Promise<{ message: string; data: { code: string; message: string } }> {
+export async function refusal(
+  url: string,
+  token: string | undefined,
+): Promise<{ message: string; data: { code: string; message: string } }> {
   try {
     const w = await connectWatcher(url, token);
     w.close();
@@ -100,7 +107,10 @@ export interface AppNode {
 }
 
 /** Another app node on the same database and Redis (key prefix) as `first`: a second server of the same deployment. */
-export async function startAnotherNode(first: Pick<TestApp, 'config'>, overrides: Partial<AppConfig> = {}): Promise<AppNode> {
+export async function startAnotherNode(
+  first: Pick<TestApp, 'config'>,
+  overrides: Partial<AppConfig> = {},
+): Promise<AppNode> {
   const app = await createApp({ ...first.config, ...overrides });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.getHttpServer().address() as { port: number };
@@ -133,9 +143,13 @@ export class PrivateRedis {
 
   async start(): Promise<void> {
     if (this.proc) return;
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     this.proc = proc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('redis-server did not start')), 10_000);

@@ -14,10 +14,16 @@ describe('toErrorResponse', () => {
   });
 
   it('domain errors keep their code, message and details', () => {
-    const res = toErrorResponse(new DomainError(ErrorCode.ALREADY_MEMBER, 'dup', [{ path: 'phone', message: 'x' }]), 'r1');
+    const res = toErrorResponse(
+      new DomainError(ErrorCode.ALREADY_MEMBER, 'dup', [{ path: 'phone', message: 'x' }]),
+      'r1',
+    );
     expect(res).toMatchObject({
       status: 409,
-      body: { success: false, error: { code: 'ALREADY_MEMBER', message: 'dup', details: [{ path: 'phone', message: 'x' }], requestId: 'r1' } },
+      body: {
+        success: false,
+        error: { code: 'ALREADY_MEMBER', message: 'dup', details: [{ path: 'phone', message: 'x' }], requestId: 'r1' },
+      },
     });
     expect(toErrorResponse(new NotFoundError('Org'), 'r').status).toBe(404);
   });
@@ -43,7 +49,9 @@ describe('toErrorResponse', () => {
   it('framework errors keep their status in the envelope', () => {
     expect(toErrorResponse(new NotFoundException('Cannot GET /x'), 'r').body.error.code).toBe('ROUTE_NOT_FOUND');
     expect(toErrorResponse(new PayloadTooLargeException(), 'r').status).toBe(413);
-    expect(toErrorResponse(new BadRequestException('Unexpected end of JSON input'), 'r').body.error.code).toBe('MALFORMED_JSON');
+    expect(toErrorResponse(new BadRequestException('Unexpected end of JSON input'), 'r').body.error.code).toBe(
+      'MALFORMED_JSON',
+    );
     expect(toErrorResponse({ code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }, 'r').status).toBe(413);
   });
 
@@ -52,6 +60,9 @@ describe('toErrorResponse', () => {
     const res = toErrorResponse(err, 'req-9');
     expect(res.status).toBe(500);
     expect(res.unexpected).toBe(true);
-    expect(res.body).toEqual({ success: false, error: { code: 'INTERNAL', message: 'Internal error', requestId: 'req-9' } });
+    expect(res.body).toEqual({
+      success: false,
+      error: { code: 'INTERNAL', message: 'Internal error', requestId: 'req-9' },
+    });
   });
 });

@@ -86,7 +86,8 @@ export function toErrorResponse(err: unknown, requestId: string): ErrorResponse 
 
 function build(err: unknown): ErrorResponse {
   if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers);
-  if (err instanceof ZodError) return fromCode(ErrorCode.VALIDATION_FAILED, 'The request is not valid', zodDetails(err));
+  if (err instanceof ZodError)
+    return fromCode(ErrorCode.VALIDATION_FAILED, 'The request is not valid', zodDetails(err));
 
   const e = err as { code?: unknown; statusCode?: unknown; name?: string; meta?: unknown; getZodError?: () => unknown };
   if (typeof e?.getZodError === 'function') {

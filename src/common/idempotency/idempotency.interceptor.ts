@@ -129,5 +129,9 @@ export class IdempotencyInterceptor implements NestInterceptor, OnModuleInit, On
 export const Idempotent = () =>
   applyDecorators(
     UseInterceptors(IdempotencyInterceptor),
-    ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Retry key: same key + same body returns the first result' }),
+    ApiHeader({
+      name: 'Idempotency-Key',
+      required: false,
+      description: 'Retry key: same key + same body returns the first result',
+    }),
   );

@@ -9,17 +9,21 @@ describe('cursor pagination', () => {
     expect(decodeCursor(c)).toEqual(pos);
   });
 
-  it.each(['', 'garbage', Buffer.from('[1,2]').toString('base64url'), Buffer.from('["not-a-date","x"]').toString('base64url')])(
-    'rejects a tampered cursor %p with a validation error',
-    (bad) => {
-      expect(() => decodeCursor(bad)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
-    },
-  );
+  it.each([
+    '',
+    'garbage',
+    Buffer.from('[1,2]').toString('base64url'),
+    Buffer.from('["not-a-date","x"]').toString('base64url'),
+  ])('rejects a tampered cursor %p with a validation error', (bad) => {
+    expect(() => decodeCursor(bad)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
+  });
 
   it('continues strictly after the cursor, breaking createdAt ties on id', () => {
     const args = keysetArgs(encodeCursor(pos));
     expect(args.orderBy).toEqual([{ createdAt: 'desc' }, { id: 'desc' }]);
-    expect(args.where).toEqual({ OR: [{ createdAt: { lt: pos.createdAt } }, { createdAt: pos.createdAt, id: { lt: pos.id } }] });
+    expect(args.where).toEqual({
+      OR: [{ createdAt: { lt: pos.createdAt } }, { createdAt: pos.createdAt, id: { lt: pos.id } }],
+    });
     expect(keysetArgs(encodeCursor(pos), 'asc').where).toEqual({
       OR: [{ createdAt: { gt: pos.createdAt } }, { createdAt: pos.createdAt, id: { gt: pos.id } }],
     });

@@ -21,8 +21,6 @@ export function parseWith<S extends ZodType>(schema: S, input: unknown): z.infer
 }
 
 /** E.164 phone numbers: `+` and 8 to 15 digits. */
-export const phoneSchema = z
-  .string()
-  .regex(/^\+[1-9]\d{7,14}$/, 'must be an E.164 phone number such as +919812345678');
+export const phoneSchema = z.string().regex(/^\+[1-9]\d{7,14}$/, 'must be an E.164 phone number such as +919812345678');
 
 export const uuidSchema = z.uuid();

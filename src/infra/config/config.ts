@@ -31,7 +31,11 @@ const envSchema = z.object({
   MAX_SPEED_MPS: z.coerce.number().positive().max(1000).default(70),
   ARRIVAL_RADIUS_M: z.coerce.number().positive().max(100_000).default(300),
   OVERSPEED_LIMIT_MPS: z.coerce.number().positive().max(1000).default(25),
-  STOPPED_MINUTES: z.coerce.number().positive().max(24 * 60).default(15),
+  STOPPED_MINUTES: z.coerce
+    .number()
+    .positive()
+    .max(24 * 60)
+    .default(15),
   PING_WRITER_WINDOW_MS: int(0, 1000).default(3),
   PING_WRITER_MAX_ROWS: int(1, 50_000).default(5000),
   PING_WRITER_MAX_IN_FLIGHT: int(1, 16).default(2),

@@ -87,7 +87,9 @@ export async function migrate(databaseUrl: string, dir: string): Promise<Migrati
     const done = new Map(rows.map((r) => [r.migration_name, r]));
     for (const row of rows) {
       if (!row.finished_at) {
-        throw new MigrationError(`Migration ${row.migration_name} was started but never finished; resolve it before migrating.`);
+        throw new MigrationError(
+          `Migration ${row.migration_name} was started but never finished; resolve it before migrating.`,
+        );
       }
     }
     const applied: string[] = [];

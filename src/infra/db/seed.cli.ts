@@ -21,7 +21,9 @@ async function main(): Promise<void> {
     ]);
     const org = async (name: string, city: string, ownerId: string) => {
       const existing = await db.org.findFirst({ where: { name, memberships: { some: { userId: ownerId } } } });
-      return existing ?? db.org.create({ data: { name, city, memberships: { create: { userId: ownerId, role: 'OWNER' } } } });
+      return (
+        existing ?? db.org.create({ data: { name, city, memberships: { create: { userId: ownerId, role: 'OWNER' } } } })
+      );
     };
     const source = await org('Sharma Traders', 'Jaipur', sharma.id);
     await org('Gupta Wholesale', 'Indore', gupta.id);

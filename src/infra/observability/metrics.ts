@@ -17,7 +17,12 @@ function once<T>(name: string, make: () => T): T {
 
 export const wsConnections = once(
   'waybill_ws_connections',
-  () => new Gauge({ name: 'waybill_ws_connections', help: 'Socket.IO clients connected to this process', registers: [metricsRegistry] }),
+  () =>
+    new Gauge({
+      name: 'waybill_ws_connections',
+      help: 'Socket.IO clients connected to this process',
+      registers: [metricsRegistry],
+    }),
 );
 
 export const wsRoomSubscriptions = once(

@@ -7,7 +7,11 @@ describe('LocationCoalescer', () => {
   it('sends the first point at once, merges a burst into one event per window, and drops nothing', () => {
     let now = 1_000_000;
     const sent: { room: string; points: number[] }[] = [];
-    const c = new LocationCoalescer(100, (room, p) => sent.push({ room, points: p.points as number[] }), () => now);
+    const c = new LocationCoalescer(
+      100,
+      (room, p) => sent.push({ room, points: p.points as number[] }),
+      () => now,
+    );
     c.offer('trip:a', { tripId: 'a', points: [1] });
     expect(sent).toEqual([{ room: 'trip:a', points: [1] }]);
     for (let i = 2; i <= 5; i++) {

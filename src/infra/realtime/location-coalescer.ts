@@ -5,7 +5,10 @@
  * window ends.
  */
 export class LocationCoalescer {
-  private readonly rooms = new Map<string, { lastSentAt: number; pending: Record<string, unknown> | null; timer: NodeJS.Timeout | null }>();
+  private readonly rooms = new Map<
+    string,
+    { lastSentAt: number; pending: Record<string, unknown> | null; timer: NodeJS.Timeout | null }
+  >();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(

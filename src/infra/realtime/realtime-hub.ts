@@ -2,7 +2,12 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationShu
 import CircuitBreaker from 'opossum';
 import type { Server, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { breakerState, realtimeBroadcastLatency, realtimeEventsPublished, realtimeReplays } from '../observability/metrics';
+import {
+  breakerState,
+  realtimeBroadcastLatency,
+  realtimeEventsPublished,
+  realtimeReplays,
+} from '../observability/metrics';
 import { LocationCoalescer } from './location-coalescer';
 import { InProcessRealtimePublisher, RealtimeEventName, RealtimePublisher } from './realtime-publisher';
 import { RoomLog } from './room-log';
@@ -72,14 +77,21 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     super();
-    this.coalescer = new LocationCoalescer(config.realtimeLocationIntervalMs, (room, payload) => void this.send(room, 'trip.location', payload));
-    this.breaker = new CircuitBreaker((room: string, event: RealtimeEventName, json: string, floor: number) => this.log.append(room, event, json, floor), {
-      name: 'realtime-redis',
-      timeout: config.realtimeBreakerTimeoutMs,
-      resetTimeout: config.realtimeBreakerResetMs,
-      errorThresholdPercentage: 50,
-      volumeThreshold: 3,
-    });
+    this.coalescer = new LocationCoalescer(
+      config.realtimeLocationIntervalMs,
+      (room, payload) => void this.send(room, 'trip.location', payload),
+    );
+    this.breaker = new CircuitBreaker(
+      (room: string, event: RealtimeEventName, json: string, floor: number) =>
+        this.log.append(room, event, json, floor),
+      {
+        name: 'realtime-redis',
+        timeout: config.realtimeBreakerTimeoutMs,
+        resetTimeout: config.realtimeBreakerResetMs,
+        errorThresholdPercentage: 50,
+        volumeThreshold: 3,
+      },
+    );
     breakerState.set({ breaker: 'realtime-redis' }, 0);
     // One line per state change, never one per event.
     this.breaker.on('open', () => {
@@ -96,7 +108,9 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
   /** Called by the gateway once Socket.IO is up. */
   attach(io: Server): void {
     this.io = io;
-    io.on(NODE_EVENT, (room: string, event: RealtimeEventName, envelope: RoomEnvelope, t0: number) => this.deliver(room, { event, envelope, t0, origin: 'remote' }));
+    io.on(NODE_EVENT, (room: string, event: RealtimeEventName, envelope: RoomEnvelope, t0: number) =>
+      this.deliver(room, { event, envelope, t0, origin: 'remote' }),
+    );
   }
 
   get breakerOpen(): boolean {
@@ -163,7 +177,12 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
         for (const e of events) {
           if (e.seq > upTo) break;
           if (s.last !== undefined && e.seq <= s.last) continue;
-          this.broadcast(room, s, { event: e.event, envelope: { ...e.payload, room, seq: e.seq }, t0: e.at, origin: 'remote' });
+          this.broadcast(room, s, {
+            event: e.event,
+            envelope: { ...e.payload, room, seq: e.seq },
+            t0: e.at,
+            origin: 'remote',
+          });
         }
       })
       .catch(() => undefined)

@@ -42,4 +42,3 @@ export class InProcessRealtimePublisher extends RealtimePublisher {
     return () => this.emitter.off('event', listener);
   }
 }
-

@@ -36,7 +36,8 @@ function expiryOf(token: string): number {
 }
 
 function errorBody(err: unknown): { code: string; message: string; details?: unknown[] } {
-  if (err instanceof DomainError) return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  if (err instanceof DomainError)
+    return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
   return { code: ErrorCode.INTERNAL, message: 'Internal error' };
 }
 
@@ -103,9 +104,11 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
 
   private async authenticate(socket: Socket): Promise<void> {
     const token: unknown = (socket.handshake.auth as Record<string, unknown> | undefined)?.token;
-    if (typeof token !== 'string' || !token) throw new UnauthenticatedError(ErrorCode.UNAUTHENTICATED, 'auth.token is required in the handshake');
+    if (typeof token !== 'string' || !token)
+      throw new UnauthenticatedError(ErrorCode.UNAUTHENTICATED, 'auth.token is required in the handshake');
     const principal = this.tokens.verify(token);
-    if (await this.revocations.isRevoked(principal.sessionId)) throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
+    if (await this.revocations.isRevoked(principal.sessionId))
+      throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
     const state: SocketState = { principal, expiresAt: expiryOf(token), rooms: new Map() };
     Object.assign(socket.data as object, state);
   }
@@ -114,16 +117,20 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   private on(socket: Socket, event: string, handler: (payload: unknown) => Promise<Ack>): void {
     socket.on(event, (...args: unknown[]) => {
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (a: Ack) => void) : null;
-      Promise.resolve(args[0]).then(handler).then(
-        (result) => result,
-        (err: unknown): Ack => {
-          if (!(err instanceof DomainError)) this.logger.error(`${event} failed: ${(err as Error).stack ?? String(err)}`);
-          return { ok: false, error: errorBody(err) };
-        },
-      ).then((result) => {
-        if (ack) ack(result);
-        else if (!result.ok) socket.emit('rt.error', { request: event, error: result.error });
-      });
+      Promise.resolve(args[0])
+        .then(handler)
+        .then(
+          (result) => result,
+          (err: unknown): Ack => {
+            if (!(err instanceof DomainError))
+              this.logger.error(`${event} failed: ${(err as Error).stack ?? String(err)}`);
+            return { ok: false, error: errorBody(err) };
+          },
+        )
+        .then((result) => {
+          if (ack) ack(result);
+          else if (!result.ok) socket.emit('rt.error', { request: event, error: result.error });
+        });
     });
   }
 
@@ -143,7 +150,12 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     // A replay restarts delivery of this room to the socket from sinceSeq.
     void socket.leave(room);
     const outcome = await this.hub.joinWithReplay(socket, room, sinceSeq);
-    return { ok: true, replayed: outcome.replayed, lastSeq: outcome.lastSeq, ...(outcome.truncated ? { truncated: true } : {}) };
+    return {
+      ok: true,
+      replayed: outcome.replayed,
+      lastSeq: outcome.lastSeq,
+      ...(outcome.truncated ? { truncated: true } : {}),
+    };
   }
 
   private async unsubscribe(socket: Socket, payload: unknown): Promise<Ack> {
@@ -157,8 +169,10 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     const { token } = parseWith(authSchema, payload);
     const principal = this.tokens.verify(token);
     const state = stateOf(socket);
-    if (principal.userId !== state.principal.userId) throw new DomainError(ErrorCode.FORBIDDEN, 'The token belongs to another user');
-    if (await this.revocations.isRevoked(principal.sessionId)) throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
+    if (principal.userId !== state.principal.userId)
+      throw new DomainError(ErrorCode.FORBIDDEN, 'The token belongs to another user');
+    if (await this.revocations.isRevoked(principal.sessionId))
+      throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
     state.principal = principal;
     state.expiresAt = expiryOf(token);
     this.scheduleExpiry(socket);
@@ -179,10 +193,16 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     const state = stateOf(socket);
     if (state.expiryTimer) clearTimeout(state.expiryTimer);
     const ms = Math.min(state.expiresAt - Date.now(), 2 ** 31 - 1);
-    state.expiryTimer = setTimeout(() => {
-      socket.emit('auth.expired', { code: ErrorCode.TOKEN_EXPIRED, message: 'The access token has expired; reconnect with a fresh one' });
-      socket.disconnect(true);
-    }, Math.max(0, ms));
+    state.expiryTimer = setTimeout(
+      () => {
+        socket.emit('auth.expired', {
+          code: ErrorCode.TOKEN_EXPIRED,
+          message: 'The access token has expired; reconnect with a fresh one',
+        });
+        socket.disconnect(true);
+      },
+      Math.max(0, ms),
+    );
     state.expiryTimer.unref();
   }
 

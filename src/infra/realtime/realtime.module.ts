@@ -19,7 +19,12 @@ export class RealtimeGatewayModule {}
 @Global()
 @Module({
   imports: [RealtimeGatewayModule],
-  providers: [InProcessRealtimePublisher, RoomLog, RealtimeHub, { provide: RealtimePublisher, useExisting: RealtimeHub }],
+  providers: [
+    InProcessRealtimePublisher,
+    RoomLog,
+    RealtimeHub,
+    { provide: RealtimePublisher, useExisting: RealtimeHub },
+  ],
   exports: [RealtimePublisher, InProcessRealtimePublisher, RealtimeHub, RealtimeGatewayModule],
 })
 export class RealtimeModule {}

@@ -14,4 +14,5 @@ export const authSchema = z.strictObject({
   token: z.string().min(1).max(4096),
 });
 
-export type Ack = { ok: true; [key: string]: unknown } | { ok: false; error: { code: string; message: string; details?: unknown[] } };
+export type Ack =
+  { ok: true; [key: string]: unknown } | { ok: false; error: { code: string; message: string; details?: unknown[] } };

@@ -68,6 +68,8 @@ export class RedisIoAdapter extends IoAdapter {
 
   private async quitClients(): Promise<void> {
     const clients = this.clients.splice(0);
-    await Promise.all(clients.map((c) => (c.status === 'ready' ? c.quit().catch(() => c.disconnect()) : c.disconnect())));
+    await Promise.all(
+      clients.map((c) => (c.status === 'ready' ? c.quit().catch(() => c.disconnect()) : c.disconnect())),
+    );
   }
 }

@@ -17,7 +17,9 @@ const idSchema = z.uuid();
 export function parseRoom(room: string): { kind: RoomKind; id: string } {
   const m = ROOM.exec(room);
   if (!m || !idSchema.safeParse(m[2]).success) {
-    throw new ValidationError([{ path: 'room', message: 'must be trip:<tripId>, org:<orgId> or thread:<threadId> with a UUID' }]);
+    throw new ValidationError([
+      { path: 'room', message: 'must be trip:<tripId>, org:<orgId> or thread:<threadId> with a UUID' },
+    ]);
   }
   return { kind: m[1] as RoomKind, id: m[2] };
 }

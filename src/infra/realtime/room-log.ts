@@ -130,7 +130,12 @@ export class RoomLog implements OnModuleInit, OnApplicationShutdown {
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
       if (Number(f.t) < oldestKept) continue;
-      events.push({ seq: Number(id.split('-')[0]), event: f.e as RealtimeEventName, payload: JSON.parse(f.p) as Record<string, unknown>, at: Number(f.t) });
+      events.push({
+        seq: Number(id.split('-')[0]),
+        event: f.e as RealtimeEventName,
+        payload: JSON.parse(f.p) as Record<string, unknown>,
+        at: Number(f.t),
+      });
     }
     let truncated = sinceSeq > current; // a seq this log never issued (Redis lost its data)
     let expected = sinceSeq + 1;

@@ -34,7 +34,8 @@ export class AuthService {
     try {
       user = await this.repo.createUser({ phone: input.phone, name: input.name, passwordHash });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new DomainError(ErrorCode.PHONE_TAKEN, 'This phone number is already registered');
+      if (isUniqueViolation(err))
+        throw new DomainError(ErrorCode.PHONE_TAKEN, 'This phone number is already registered');
       throw err;
     }
     return { user: toUserView(user), ...(await this.startSession(user.id)) };

@@ -29,5 +29,4 @@ export const passwordHasher = {
 };
 
 /** A real hash of nothing, compared against when a phone is unknown so both paths take as long. */
-export const DECOY_HASH =
-  'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$' + Buffer.alloc(KEY_LENGTH).toString('base64url');
+export const DECOY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$' + Buffer.alloc(KEY_LENGTH).toString('base64url');

@@ -113,12 +113,26 @@ export interface PostingRequest {
   outboxIds: [string, string];
   memo: string | null;
   invoice?: { number: string; amount: number; tripId: string | null; dueDate: string | null };
-  payment?: { amount: number; method: string; reference: string | null; invoiceId: string | null; direction: 'RECEIVED' | 'PAID' | null };
+  payment?: {
+    amount: number;
+    method: string;
+    reference: string | null;
+    invoiceId: string | null;
+    direction: 'RECEIVED' | 'PAID' | null;
+  };
 }
 
 /** Why `ledger_post` wrote nothing (see its migration for the details each carries). */
 export type PostingRefusal =
-  | { error: 'ACCOUNT_NOT_FOUND' | 'IDEMPOTENCY_KEY_REUSED' | 'INVOICE_NUMBER_TAKEN' | 'INVOICE_NOT_FOUND' | 'INVOICE_REVERSED' | 'BALANCE_LIMIT_EXCEEDED' }
+  | {
+      error:
+        | 'ACCOUNT_NOT_FOUND'
+        | 'IDEMPOTENCY_KEY_REUSED'
+        | 'INVOICE_NUMBER_TAKEN'
+        | 'INVOICE_NOT_FOUND'
+        | 'INVOICE_REVERSED'
+        | 'BALANCE_LIMIT_EXCEEDED';
+    }
   | { error: 'DIRECTION_MISMATCH'; mustBe: 'RECEIVED' | 'PAID' }
   | { error: 'OVERPAYMENT'; outstanding: number };
 
@@ -150,7 +164,13 @@ export class LockedAccount {
 
   async findPostingForReversal(postingId: string): Promise<PostingForReversal | null> {
     const rows = await this.tx.$queryRaw<
-      { id: string; kind: PostingForReversal['kind']; posted_by_org_id: string; reversed_by: string | null; response: unknown }[]
+      {
+        id: string;
+        kind: PostingForReversal['kind'];
+        posted_by_org_id: string;
+        reversed_by: string | null;
+        response: unknown;
+      }[]
     >`
       SELECT p.id, p.kind::text AS kind, p.posted_by_org_id, p.response,
              (SELECT r.id FROM ledger_postings r WHERE r.reversal_of_id = p.id) AS reversed_by
@@ -231,7 +251,8 @@ export class LockedAccount {
     }
     if (plan.outbox.length) {
       const events = plan.outbox.map(
-        (o) => Prisma.sql`(${o.id}::uuid, ${o.type}, ${o.orgId}::uuid, ${JSON.stringify(o.data)}::jsonb, ${at}::timestamptz)`,
+        (o) =>
+          Prisma.sql`(${o.id}::uuid, ${o.type}, ${o.orgId}::uuid, ${JSON.stringify(o.data)}::jsonb, ${at}::timestamptz)`,
       );
       parts.push(Prisma.sql`o AS (
         INSERT INTO outbox_events (id, type, org_id, data, created_at) VALUES ${Prisma.join(events)})`);
@@ -276,7 +297,11 @@ const ENTRY_JOINS = Prisma.sql`
 
 const POSTING_TX = { maxWait: 10_000, timeout: 15_000 } as const;
 /** A statement streams for as long as the client reads. */
-const STREAM_TX = { maxWait: 10_000, timeout: 3_600_000, isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead };
+const STREAM_TX = {
+  maxWait: 10_000,
+  timeout: 3_600_000,
+  isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead,
+};
 
 @Injectable()
 export class LedgerRepository {
@@ -336,7 +361,10 @@ export class LedgerRepository {
 
   /** The account an entry belongs to (for reversals). */
   async findEntry(entryId: string): Promise<{ accountId: string; postingId: string } | null> {
-    return this.db.primary.ledgerEntry.findUnique({ where: { id: entryId }, select: { accountId: true, postingId: true } });
+    return this.db.primary.ledgerEntry.findUnique({
+      where: { id: entryId },
+      select: { accountId: true, postingId: true },
+    });
   }
 
   /**
@@ -344,7 +372,11 @@ export class LedgerRepository {
    * not a member). From the primary, like OrgsService.roleOf: a role just
    * granted or taken away counts at once.
    */
-  async rolesOf(userId: string, orgAId: string, orgBId: string): Promise<{ roleA: string | null; roleB: string | null }> {
+  async rolesOf(
+    userId: string,
+    orgAId: string,
+    orgBId: string,
+  ): Promise<{ roleA: string | null; roleB: string | null }> {
     const rows = await this.db.primary.$queryRaw<{ org_id: string; role: string }[]>`
       SELECT org_id::text, role::text FROM memberships
       WHERE user_id = ${userId}::uuid AND org_id IN (${orgAId}::uuid, ${orgBId}::uuid)`;

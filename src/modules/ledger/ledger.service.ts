@@ -76,11 +76,17 @@ function postingHash(kind: string, side: string, target: string, body: unknown):
 }
 
 function balanceLimit(): DomainError {
-  return new DomainError(ErrorCode.BALANCE_LIMIT_EXCEEDED, 'The balance would leave the range of exact JSON integers (2^53-1)');
+  return new DomainError(
+    ErrorCode.BALANCE_LIMIT_EXCEEDED,
+    'The balance would leave the range of exact JSON integers (2^53-1)',
+  );
 }
 
 function keyReused(): DomainError {
-  return new DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, 'This Idempotency-Key was already used with a different request');
+  return new DomainError(
+    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+    'This Idempotency-Key was already used with a different request',
+  );
 }
 
 @Injectable()
@@ -166,7 +172,8 @@ export class LedgerService {
         { path: 'counterpartyOrgId', message: 'not found' },
       ]);
     }
-    const [orgAId, orgBId] = orgId < input.counterpartyOrgId ? [orgId, input.counterpartyOrgId] : [input.counterpartyOrgId, orgId];
+    const [orgAId, orgBId] =
+      orgId < input.counterpartyOrgId ? [orgId, input.counterpartyOrgId] : [input.counterpartyOrgId, orgId];
     const created = await this.repo.createAccount({ orgAId, orgBId, currency: input.currency }, principal.userId);
     if (!created) {
       const existing = await this.repo.findAccountByPair(orgAId, orgBId, input.currency);
@@ -177,7 +184,12 @@ export class LedgerService {
     return this.accountView(created, orgId);
   }
 
-  async listAccounts(principal: Principal, orgId: string, cursor: string | undefined, limit: number): Promise<Page<AccountView>> {
+  async listAccounts(
+    principal: Principal,
+    orgId: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<Page<AccountView>> {
     await this.orgs.requireRole(principal, orgId, LEDGER_ROLES);
     const page = await this.repo.listAccounts(orgId, cursor, limit);
     return page.map((row) => this.accountView(row, orgId));
@@ -192,7 +204,14 @@ export class LedgerService {
 
   // -------------------------------------------------------------- postings
 
-  private entryViews(account: AccountKey, postingId: string, seq: number, kind: EntryView['kind'], entries: NewEntry[], at: Date): EntryView[] {
+  private entryViews(
+    account: AccountKey,
+    postingId: string,
+    seq: number,
+    kind: EntryView['kind'],
+    entries: NewEntry[],
+    at: Date,
+  ): EntryView[] {
     return entries.map((e) => ({
       id: e.id,
       accountId: account.id,
@@ -235,7 +254,11 @@ export class LedgerService {
   }
 
   /** The stored first response for a retry, or an error when the key was used for something else. */
-  private async replayByKey<T>(locked: LockedAccount, key: string | undefined, hash: string): Promise<PostingResult<T> | null> {
+  private async replayByKey<T>(
+    locked: LockedAccount,
+    key: string | undefined,
+    hash: string,
+  ): Promise<PostingResult<T> | null> {
     if (!key) return null;
     const existing = await locked.findByIdempotencyKey(key);
     if (!existing) return null;
@@ -265,9 +288,11 @@ export class LedgerService {
       case 'IDEMPOTENCY_KEY_REUSED':
         throw keyReused();
       case 'INVOICE_NUMBER_TAKEN':
-        throw new DomainError(ErrorCode.INVOICE_NUMBER_TAKEN, `Invoice ${input.number} already exists on this account`, [
-          { path: 'number', message: 'already used on this account' },
-        ]);
+        throw new DomainError(
+          ErrorCode.INVOICE_NUMBER_TAKEN,
+          `Invoice ${input.number} already exists on this account`,
+          [{ path: 'number', message: 'already used on this account' }],
+        );
       case 'INVOICE_NOT_FOUND':
         throw new NotFoundError('Invoice');
       case 'INVOICE_REVERSED':
@@ -302,9 +327,11 @@ export class LedgerService {
     const { account, side } = await this.access(principal, accountId, asOrgId);
     this.checkCurrency(account, input.currency);
     if (input.tripId && !(await this.trips.isTripBetween(input.tripId, account.orgAId, account.orgBId))) {
-      throw new DomainError(ErrorCode.TRIP_NOT_BETWEEN_ORGS, 'The trip is not a trip between the two orgs of this account', [
-        { path: 'tripId', message: 'not a trip between these orgs' },
-      ]);
+      throw new DomainError(
+        ErrorCode.TRIP_NOT_BETWEEN_ORGS,
+        'The trip is not a trip between the two orgs of this account',
+        [{ path: 'tripId', message: 'not a trip between these orgs' }],
+      );
     }
     const outcome = await this.repo.post({
       ...this.postingIds(principal, account, side),
@@ -312,7 +339,12 @@ export class LedgerService {
       idempotencyKey: idempotencyKey ?? null,
       requestHash: postingHash('INVOICE', side, account.id, input),
       memo: input.memo ?? null,
-      invoice: { number: input.number, amount: input.amount, tripId: input.tripId ?? null, dueDate: input.dueDate ?? null },
+      invoice: {
+        number: input.number,
+        amount: input.amount,
+        tripId: input.tripId ?? null,
+        dueDate: input.dueDate ?? null,
+      },
     });
     return this.postingResult<InvoiceView>(outcome, input);
   }
@@ -487,10 +519,19 @@ export class LedgerService {
   ): Promise<Page<StatementEntryView & { accountId: string; orgId: string; currency: string }>> {
     const { account, side } = await this.access(principal, accountId, q.asOrgId);
     const page = await this.repo.listEntries(account.id, side, { from: q.from, to: q.to }, q.cursor, q.limit);
-    return page.map((row) => ({ ...this.statementEntry(row), accountId: account.id, orgId: side, currency: account.currency }));
+    return page.map((row) => ({
+      ...this.statementEntry(row),
+      accountId: account.id,
+      orgId: side,
+      currency: account.currency,
+    }));
   }
 
-  private head(access: AccountAccess, q: { from?: Date; to?: Date }, b: { openingBalance: bigint; closingBalance: bigint; firstSeq: number; lastSeq: number }): StatementHead {
+  private head(
+    access: AccountAccess,
+    q: { from?: Date; to?: Date },
+    b: { openingBalance: bigint; closingBalance: bigint; firstSeq: number; lastSeq: number },
+  ): StatementHead {
     return {
       accountId: access.account.id,
       orgId: access.side,

@@ -111,7 +111,11 @@ export class OrgsRepository {
 
   async listTrucks(orgId: string, cursor: string | undefined, limit: number): Promise<Page<TruckView>> {
     const k = keysetArgs(cursor);
-    const rows = await this.db.read.truck.findMany({ where: { orgId, ...k.where }, orderBy: k.orderBy, take: limit + 1 });
+    const rows = await this.db.read.truck.findMany({
+      where: { orgId, ...k.where },
+      orderBy: k.orderBy,
+      take: limit + 1,
+    });
     return toPage(rows, limit);
   }
 
@@ -131,11 +135,7 @@ export class OrgsRepository {
   }
 
   /** A driver profile, and a DRIVER membership when the user is not yet a member. */
-  createDriver(
-    orgId: string,
-    userId: string,
-    data: { licenseNo?: string; deviceId?: string },
-  ): Promise<DriverView> {
+  createDriver(orgId: string, userId: string, data: { licenseNo?: string; deviceId?: string }): Promise<DriverView> {
     return this.db.write.$transaction(async (tx) => {
       await tx.membership.upsert({
         where: { orgId_userId: { orgId, userId } },

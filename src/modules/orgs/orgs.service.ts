@@ -27,7 +27,11 @@ export class OrgsService {
    * The caller's role in the org, or an error: a non-member gets 404 (the org
    * might as well not exist), a member whose role is not allowed gets 403.
    */
-  async requireRole(principal: Principal, orgId: string, allowed: readonly OrgRole[] = ORG_ROLES.any): Promise<OrgRole> {
+  async requireRole(
+    principal: Principal,
+    orgId: string,
+    allowed: readonly OrgRole[] = ORG_ROLES.any,
+  ): Promise<OrgRole> {
     const role = await this.repo.findRole(orgId, principal.userId);
     if (!role) throw new NotFoundError('Org');
     if (!allowed.includes(role)) throw new ForbiddenError();
@@ -50,12 +54,21 @@ export class OrgsService {
     return org;
   }
 
-  async updateOrg(principal: Principal, orgId: string, data: { name?: string; city?: string | null }): Promise<OrgView> {
+  async updateOrg(
+    principal: Principal,
+    orgId: string,
+    data: { name?: string; city?: string | null },
+  ): Promise<OrgView> {
     await this.requireRole(principal, orgId, ORG_ROLES.manage);
     return this.repo.updateOrg(orgId, data);
   }
 
-  async listMembers(principal: Principal, orgId: string, cursor: string | undefined, limit: number): Promise<Page<MemberView>> {
+  async listMembers(
+    principal: Principal,
+    orgId: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<Page<MemberView>> {
     await this.requireRole(principal, orgId);
     return this.repo.listMembers(orgId, cursor, limit);
   }
@@ -91,13 +104,19 @@ export class OrgsService {
     const callerRole = await this.requireRole(principal, orgId, isSelf ? ORG_ROLES.any : ORG_ROLES.manage);
     const target = await this.repo.findMember(orgId, userId);
     if (!target) throw new NotFoundError('Member');
-    if (target.role === 'OWNER' && callerRole !== 'OWNER') throw new ForbiddenError('Only an owner can remove an owner');
+    if (target.role === 'OWNER' && callerRole !== 'OWNER')
+      throw new ForbiddenError('Only an owner can remove an owner');
     const result = await this.repo.removeMember(orgId, userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
   }
 
-  async listTrucks(principal: Principal, orgId: string, cursor: string | undefined, limit: number): Promise<Page<TruckView>> {
+  async listTrucks(
+    principal: Principal,
+    orgId: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<Page<TruckView>> {
     await this.requireRole(principal, orgId);
     return this.repo.listTrucks(orgId, cursor, limit);
   }
@@ -111,12 +130,18 @@ export class OrgsService {
     try {
       return await this.repo.createTruck(orgId, data);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new DomainError(ErrorCode.ALREADY_EXISTS, `Truck ${data.number} already exists in this org`);
+      if (isUniqueViolation(err))
+        throw new DomainError(ErrorCode.ALREADY_EXISTS, `Truck ${data.number} already exists in this org`);
       throw err;
     }
   }
 
-  async listDrivers(principal: Principal, orgId: string, cursor: string | undefined, limit: number): Promise<Page<DriverView>> {
+  async listDrivers(
+    principal: Principal,
+    orgId: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<Page<DriverView>> {
     await this.requireRole(principal, orgId);
     return this.repo.listDrivers(orgId, cursor, limit);
   }
@@ -137,7 +162,8 @@ export class OrgsService {
           { path: 'deviceId', message: 'already registered' },
         ]);
       }
-      if (isUniqueViolation(err)) throw new DomainError(ErrorCode.ALREADY_EXISTS, 'This user is already a driver of this org');
+      if (isUniqueViolation(err))
+        throw new DomainError(ErrorCode.ALREADY_EXISTS, 'This user is already a driver of this org');
       throw err;
     }
   }

@@ -42,7 +42,8 @@ export class StatsScheduler implements OnApplicationBootstrap {
       const every = this.config.statsRefreshMs;
       // A changed interval leaves the old schedule behind: drop it.
       for (const job of await this.queue.getRepeatableJobs()) {
-        if (job.name === REFRESH_STATS_JOB && Number(job.every) !== every) await this.queue.removeRepeatableByKey(job.key);
+        if (job.name === REFRESH_STATS_JOB && Number(job.every) !== every)
+          await this.queue.removeRepeatableByKey(job.key);
       }
       await this.queue.add(REFRESH_STATS_JOB, {}, { repeat: { every }, jobId: 'org-stats-refresh' });
     } catch (err) {

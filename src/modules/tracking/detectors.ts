@@ -43,7 +43,10 @@ export function detect(
   cfg: DetectorConfig,
 ): { events: DetectedEvent[]; arrive: boolean; state: DetectorState } {
   const events: DetectedEvent[] = [];
-  const state: DetectorState = { overspeeding: input.state.overspeeding, stop: input.state.stop ? { ...input.state.stop } : null };
+  const state: DetectorState = {
+    overspeeding: input.state.overspeeding,
+    stop: input.state.stop ? { ...input.state.stop } : null,
+  };
   const inTransit = input.status === 'IN_TRANSIT';
   let arrive = false;
   let prev = input.previous;
@@ -76,7 +79,12 @@ export function detect(
           events.push({
             type: 'STOPPED',
             at: p.recordedAt,
-            data: { since: state.stop.since, minutes: Math.round(stoppedMs / 6000) / 10, lat: state.stop.lat, lng: state.stop.lng },
+            data: {
+              since: state.stop.since,
+              minutes: Math.round(stoppedMs / 6000) / 10,
+              lat: state.stop.lat,
+              lng: state.stop.lng,
+            },
           });
         }
       }
@@ -84,7 +92,11 @@ export function detect(
         const toEnd = distanceM(p, input.end);
         if (toEnd <= cfg.arrivalRadiusM) {
           arrive = true;
-          events.push({ type: 'ARRIVAL', at: p.recordedAt, data: { lat: p.lat, lng: p.lng, distanceToEndM: Math.round(toEnd) } });
+          events.push({
+            type: 'ARRIVAL',
+            at: p.recordedAt,
+            data: { lat: p.lat, lng: p.lng, distanceToEndM: Math.round(toEnd) },
+          });
         }
       }
     } else {

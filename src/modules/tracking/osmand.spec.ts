@@ -5,18 +5,43 @@ const now = new Date('2026-01-01T12:00:00Z');
 describe('parseOsmAnd', () => {
   it('reads the query string of Traccar Client / OsmAnd (speed in knots)', () => {
     const r = parseOsmAnd(
-      { id: '123456', timestamp: '1767268800', lat: '26.9124', lon: '75.7873', speed: '10.0', bearing: '90.5', altitude: '431.0', accuracy: '12.0', batt: '89.0' },
+      {
+        id: '123456',
+        timestamp: '1767268800',
+        lat: '26.9124',
+        lon: '75.7873',
+        speed: '10.0',
+        bearing: '90.5',
+        altitude: '431.0',
+        accuracy: '12.0',
+        batt: '89.0',
+      },
       undefined,
       now,
     );
     expect(r).toEqual({
-      fix: { deviceId: '123456', latitude: 26.9124, longitude: 75.7873, timestamp: 1767268800000, speed: 10 * KNOTS_TO_MPS, heading: 90.5, altitude: 431, accuracy: 12 },
+      fix: {
+        deviceId: '123456',
+        latitude: 26.9124,
+        longitude: 75.7873,
+        timestamp: 1767268800000,
+        speed: 10 * KNOTS_TO_MPS,
+        heading: 90.5,
+        altitude: 431,
+        accuracy: 12,
+      },
     });
   });
 
   it('reads deviceid, location=lat,lon, heading, ms and ISO timestamps, a form body', () => {
-    const a = parseOsmAnd({}, { deviceid: 'abc', location: '26.9,75.8', heading: '45', timestamp: '1767268800123' }, now);
-    expect(a).toMatchObject({ fix: { deviceId: 'abc', latitude: 26.9, longitude: 75.8, heading: 45, timestamp: 1767268800123, speed: null } });
+    const a = parseOsmAnd(
+      {},
+      { deviceid: 'abc', location: '26.9,75.8', heading: '45', timestamp: '1767268800123' },
+      now,
+    );
+    expect(a).toMatchObject({
+      fix: { deviceId: 'abc', latitude: 26.9, longitude: 75.8, heading: 45, timestamp: 1767268800123, speed: null },
+    });
     const b = parseOsmAnd({ id: 'abc', lat: '1', lon: '2', timestamp: '2026-01-01T11:00:00Z' }, undefined, now);
     expect(b).toMatchObject({ fix: { timestamp: Date.parse('2026-01-01T11:00:00Z') } });
     const c = parseOsmAnd({ id: 'abc', lat: '1', lon: '2' }, undefined, now);
@@ -41,7 +66,16 @@ describe('parseOsmAnd', () => {
       now,
     );
     expect(r).toEqual({
-      fix: { deviceId: 'traccar-1', latitude: 26.9, longitude: 75.8, timestamp: Date.parse('2026-01-01T11:59:00Z'), speed: 12.5, heading: null, altitude: 400, accuracy: 5 },
+      fix: {
+        deviceId: 'traccar-1',
+        latitude: 26.9,
+        longitude: 75.8,
+        timestamp: Date.parse('2026-01-01T11:59:00Z'),
+        speed: 12.5,
+        heading: null,
+        altitude: 400,
+        accuracy: 5,
+      },
     });
   });
 

@@ -60,7 +60,8 @@ export function parseOsmAnd(query: Params, body: unknown, now: Date): { fix: Osm
       lon = b;
     }
   }
-  if (lat === null || lon === null) errors.push({ path: 'lat', message: 'lat and lon (or location=lat,lon) are required' });
+  if (lat === null || lon === null)
+    errors.push({ path: 'lat', message: 'lat and lon (or location=lat,lon) are required' });
 
   const ts = str(p.timestamp);
   const when = ts === undefined ? now : parseTimestamp(ts);
@@ -90,7 +91,8 @@ function parseTraccarJson(body: Params, query: Params, now: Date): { fix: OsmAnd
   if (!deviceId) errors.push({ path: 'device_id', message: 'device_id is required' });
   const lat = num(coords.latitude);
   const lon = num(coords.longitude);
-  if (lat === null || lon === null) errors.push({ path: 'location.coords', message: 'latitude and longitude are required' });
+  if (lat === null || lon === null)
+    errors.push({ path: 'location.coords', message: 'latitude and longitude are required' });
   const when = location.timestamp === undefined ? now : parseTimestamp(location.timestamp);
   if (!when) errors.push({ path: 'location.timestamp', message: 'expected ISO-8601 or epoch seconds/milliseconds' });
   if (errors.length) return { errors };

@@ -24,7 +24,12 @@ describe('parseTimestamp', () => {
 });
 
 describe('checkPoints', () => {
-  const p = (over: Record<string, unknown>) => ({ latitude: 26.9, longitude: 75.8, timestamp: '2026-01-01T11:00:00Z', ...over });
+  const p = (over: Record<string, unknown>) => ({
+    latitude: 26.9,
+    longitude: 75.8,
+    timestamp: '2026-01-01T11:00:00Z',
+    ...over,
+  });
 
   it('keeps good points and rejects each bad one with its reason', () => {
     const { candidates, rejected } = checkPoints(
@@ -59,7 +64,14 @@ describe('checkPoints', () => {
 
   it('normalises optional fields', () => {
     const { candidates } = checkPoints([p({ speed: -1, heading: 370, accuracy: 5, batchId: 'b1' })], ctx);
-    expect(candidates[0].row).toMatchObject({ tripId: trip, speed: null, heading: 10, accuracy: 5, batchId: 'b1', altitude: null });
+    expect(candidates[0].row).toMatchObject({
+      tripId: trip,
+      speed: null,
+      heading: 10,
+      accuracy: 5,
+      batchId: 'b1',
+      altitude: null,
+    });
   });
 });
 
@@ -67,7 +79,17 @@ describe('speedFilter', () => {
   const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 11, 0, s));
   const cand = (index: number, s: number, lat: number) => ({
     index,
-    row: { tripId: trip, recordedAt: at(s), lat, lng: 75.8, accuracy: null, speed: null, heading: null, altitude: null, batchId: null },
+    row: {
+      tripId: trip,
+      recordedAt: at(s),
+      lat,
+      lng: 75.8,
+      accuracy: null,
+      speed: null,
+      heading: null,
+      altitude: null,
+      batchId: null,
+    },
   });
   // 0.001 degree of latitude is about 111 m.
 
@@ -78,7 +100,10 @@ describe('speedFilter', () => {
   });
 
   it('compares with the neighbour in time, not the order of the batch, and with the stored track', () => {
-    const stored = [{ lat: 26.9, lng: 75.8, recordedAt: at(0) }, { lat: 27.5, lng: 75.8, recordedAt: at(100) }];
+    const stored = [
+      { lat: 26.9, lng: 75.8, recordedAt: at(0) },
+      { lat: 27.5, lng: 75.8, recordedAt: at(100) },
+    ];
     // Index 0 comes after the stored jump point in time; index 1 lies between the two stored fixes.
     const { kept, rejected } = speedFilter([cand(0, 110, 27.5004), cand(1, 5, 26.9002)], stored, 70);
     expect(rejected).toEqual([]);

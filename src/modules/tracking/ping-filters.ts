@@ -15,12 +15,7 @@ export interface PingRow {
 }
 
 export type RejectReason =
-  | 'INVALID'
-  | 'OUT_OF_RANGE'
-  | 'NULL_ISLAND'
-  | 'FUTURE_TIMESTAMP'
-  | 'BEFORE_TRIP_START'
-  | 'SPEED_JUMP';
+  'INVALID' | 'OUT_OF_RANGE' | 'NULL_ISLAND' | 'FUTURE_TIMESTAMP' | 'BEFORE_TRIP_START' | 'SPEED_JUMP';
 
 export interface Rejection {
   index: number;
@@ -88,7 +83,10 @@ const nonNegative = (v: number | null | undefined) => (v === undefined || v === 
  * shape, range, exactly (0,0), more than 5 minutes in the future, before the
  * trip was created.
  */
-export function checkPoints(locations: readonly unknown[], ctx: FilterContext): { candidates: Candidate[]; rejected: Rejection[] } {
+export function checkPoints(
+  locations: readonly unknown[],
+  ctx: FilterContext,
+): { candidates: Candidate[]; rejected: Rejection[] } {
   const candidates: Candidate[] = [];
   const rejected: Rejection[] = [];
   const latest = ctx.now.getTime() + FUTURE_TOLERANCE_MS;
@@ -102,7 +100,11 @@ export function checkPoints(locations: readonly unknown[], ctx: FilterContext): 
     const p = parsed.data;
     const recordedAt = parseTimestamp(p.timestamp);
     if (!recordedAt) {
-      rejected.push({ index, reason: 'INVALID', message: 'timestamp: expected ISO-8601 or epoch seconds/milliseconds' });
+      rejected.push({
+        index,
+        reason: 'INVALID',
+        message: 'timestamp: expected ISO-8601 or epoch seconds/milliseconds',
+      });
       return;
     }
     if (p.latitude < -90 || p.latitude > 90 || p.longitude < -180 || p.longitude > 180) {
@@ -156,7 +158,9 @@ export function speedFilter(
   stored: readonly Fix[],
   maxSpeedMps: number,
 ): { kept: Candidate[]; rejected: Rejection[] } {
-  const sorted = [...candidates].sort((a, b) => a.row.recordedAt.getTime() - b.row.recordedAt.getTime() || a.index - b.index);
+  const sorted = [...candidates].sort(
+    (a, b) => a.row.recordedAt.getTime() - b.row.recordedAt.getTime() || a.index - b.index,
+  );
   const track = [...stored].sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
   const kept: Candidate[] = [];
   const rejected: Rejection[] = [];
@@ -167,7 +171,9 @@ export function speedFilter(
     const t = c.row.recordedAt.getTime();
     while (s < track.length && track[s].recordedAt.getTime() <= t) lastStored = track[s++];
     const prev =
-      lastKept && (!lastStored || lastKept.recordedAt.getTime() >= lastStored.recordedAt.getTime()) ? lastKept : lastStored;
+      lastKept && (!lastStored || lastKept.recordedAt.getTime() >= lastStored.recordedAt.getTime())
+        ? lastKept
+        : lastStored;
     if (prev) {
       const dt = (t - prev.recordedAt.getTime()) / 1000;
       if (dt > 0 && distanceM(prev, c.row) / dt > maxSpeedMps) {

@@ -18,7 +18,10 @@ const row = (s: number, tripId = trip): PingRow => ({
 
 /** An in-memory stand-in for the table's unique key, to test the writer's own accounting. */
 function writerWith(stored: Set<string>, opts: Partial<AppConfig> = {}) {
-  const writer = new PingWriter({} as TrackingRepository, { pingWriterWindowMs: 2, pingWriterMaxRows: 1000, ...opts } as AppConfig);
+  const writer = new PingWriter(
+    {} as TrackingRepository,
+    { pingWriterWindowMs: 2, pingWriterMaxRows: 1000, ...opts } as AppConfig,
+  );
   const statements: number[] = [];
   writer.insert = async (rows) => {
     statements.push(rows.length);
@@ -52,7 +55,11 @@ describe('PingWriter', () => {
 
   it('splits at the row limit without splitting a request', async () => {
     const { writer, statements } = writerWith(new Set(), { pingWriterMaxRows: 4 });
-    const results = await Promise.all([writer.write([row(1), row(2), row(3)]), writer.write([row(4), row(5)]), writer.write([row(6)])]);
+    const results = await Promise.all([
+      writer.write([row(1), row(2), row(3)]),
+      writer.write([row(4), row(5)]),
+      writer.write([row(6)]),
+    ]);
     expect(statements).toEqual([3, 3]);
     expect(results.map((r) => r.accepted)).toEqual([3, 2, 1]);
   });

@@ -39,12 +39,12 @@ export class TrackingController {
   @ApiOperation({
     summary: "Post a batch of the driver's fixes (1..1000)",
     description:
-      '200 means the accepted points are committed. The trip\'s `latestLocation`, `distanceKm`, detected events and the ' +
+      "200 means the accepted points are committed. The trip's `latestLocation`, `distanceKm`, detected events and the " +
       '`trip.location` room event follow right behind the answer (milliseconds later, in commit order per trip): ' +
       'GET /tracking/trips/:tripId/latest on the node that took the points already shows them, trip reads may lag briefly. ' +
       '`duplicates` counts points already stored (same trip and timestamp); ' +
       '`rejected` lists `{index, reason}`: INVALID, OUT_OF_RANGE, NULL_ISLAND, FUTURE_TIMESTAMP, BEFORE_TRIP_START, SPEED_JUMP. ' +
-      'A trip that is not the caller\'s is 404; a trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.',
+      "A trip that is not the caller's is 404; a trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.",
   })
   ping(@CurrentUser() me: Principal, @Body() body: PingDto) {
     return this.tracking.ping(me, body.tripId, body.locations);
@@ -60,7 +60,8 @@ export class TrackingController {
   @ApiBearerAuth()
   @ApiOperation({
     summary: 'The track, oldest first (limit up to 5000)',
-    description: '`format=geojson` returns a FeatureCollection with one LineString (a Point for a single fix), `nextCursor` as a foreign member.',
+    description:
+      '`format=geojson` returns a FeatureCollection with one LineString (a Point for a single fix), `nextCursor` as a foreign member.',
   })
   async history(@CurrentUser() me: Principal, @Param() p: TrackingTripParam, @Query() q: HistoryQuery) {
     const page = await this.tracking.history(me, p.tripId, q);
@@ -71,7 +72,11 @@ export class TrackingController {
   @Get('osmand')
   @Public()
   @HttpCode(200)
-  @ApiOperation({ summary: 'OsmAnd protocol (Traccar Client, OsmAnd, GPSLogger): query string', description: 'id/deviceid, lat/lon or location=lat,lon, timestamp (s, ms or ISO), speed in knots, bearing/heading, altitude, accuracy. 200 with an empty body; unknown device 404; no active trip 409.' })
+  @ApiOperation({
+    summary: 'OsmAnd protocol (Traccar Client, OsmAnd, GPSLogger): query string',
+    description:
+      'id/deviceid, lat/lon or location=lat,lon, timestamp (s, ms or ISO), speed in knots, bearing/heading, altitude, accuracy. 200 with an empty body; unknown device 404; no active trip 409.',
+  })
   osmandGet(@Query() query: Record<string, unknown>): Promise<void> {
     return this.osmand(query, undefined);
   }
@@ -79,8 +84,14 @@ export class TrackingController {
   @Post('osmand')
   @Public()
   @HttpCode(200)
-  @ApiOperation({ summary: 'OsmAnd protocol: query string, form body, or the JSON body of newer Traccar Client versions' })
-  osmandPost(@Query() query: Record<string, unknown>, @Body() body: unknown, @Headers('content-type') _type?: string): Promise<void> {
+  @ApiOperation({
+    summary: 'OsmAnd protocol: query string, form body, or the JSON body of newer Traccar Client versions',
+  })
+  osmandPost(
+    @Query() query: Record<string, unknown>,
+    @Body() body: unknown,
+    @Headers('content-type') _type?: string,
+  ): Promise<void> {
     return this.osmand(query, body);
   }
 

@@ -61,7 +61,11 @@ export class TrackingRepository {
   async insertPingsWithPrisma(rows: readonly PingRow[]): Promise<PingKey[]> {
     if (rows.length === 0) return [];
     const chunk = (tx: typeof this.db.primary, part: readonly PingRow[]) =>
-      tx.tripPing.createManyAndReturn({ data: part as PingRow[], skipDuplicates: true, select: { tripId: true, recordedAt: true } });
+      tx.tripPing.createManyAndReturn({
+        data: part as PingRow[],
+        skipDuplicates: true,
+        select: { tripId: true, recordedAt: true },
+      });
     let created: { tripId: string; recordedAt: Date }[];
     if (rows.length <= PRISMA_CHUNK) {
       created = await chunk(this.db.primary, rows);

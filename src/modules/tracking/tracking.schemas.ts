@@ -24,7 +24,10 @@ export const historyQuerySchema = z
     limit: z.coerce.number().int().min(1).max(5000).default(1000),
     format: z.enum(['json', 'geojson']).default('json'),
   })
-  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { message: 'from must not be after to', path: ['from'] });
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), {
+    message: 'from must not be after to',
+    path: ['from'],
+  });
 export class HistoryQuery extends createZodDto(historyQuerySchema) {}
 
 export const tripIdParamSchema = z.strictObject({ tripId: z.uuid() });

@@ -101,7 +101,8 @@ export class TrackingService implements OnModuleInit {
       }
       if (!newest) continue;
       this.committedLatest.delete(tripId); // re-inserted last: the map's order is its age
-      if (this.committedLatest.size >= COMMITTED_LATEST_MAX) this.committedLatest.delete(this.committedLatest.keys().next().value!);
+      if (this.committedLatest.size >= COMMITTED_LATEST_MAX)
+        this.committedLatest.delete(this.committedLatest.keys().next().value!);
       this.committedLatest.set(tripId, newest);
     }
   }
@@ -119,7 +120,10 @@ export class TrackingService implements OnModuleInit {
 
   private async ingest(state: TripTrackState, locations: readonly unknown[]): Promise<PingResult> {
     if (!isActive(state.status)) {
-      throw new DomainError(ErrorCode.TRIP_NOT_ACTIVE, `The trip is ${state.status}; locations are taken only while LOADING, IN_TRANSIT or ARRIVED`);
+      throw new DomainError(
+        ErrorCode.TRIP_NOT_ACTIVE,
+        `The trip is ${state.status}; locations are taken only while LOADING, IN_TRANSIT or ARRIVED`,
+      );
     }
     const now = new Date();
     const checked = checkPoints(locations, { tripId: state.id, tripCreatedAt: state.createdAt, now });
@@ -153,7 +157,9 @@ export class TrackingService implements OnModuleInit {
         try {
           return await this.planTripUpdate(state, rows);
         } catch (err) {
-          this.logger.error(`updating trip ${tripId} after a flush failed: ${(err as Error).stack ?? (err as Error).message}`);
+          this.logger.error(
+            `updating trip ${tripId} after a flush failed: ${(err as Error).stack ?? (err as Error).message}`,
+          );
           return null;
         }
       }),
@@ -164,7 +170,8 @@ export class TrackingService implements OnModuleInit {
     const latest = plans.filter((p) => p.update.latest);
     if (latest.length) {
       const pipe = this.redis.pipeline();
-      for (const p of latest) pipe.set(latestKey(p.state.id), JSON.stringify(toLatest(p.update.latest!)), 'EX', LATEST_TTL_S);
+      for (const p of latest)
+        pipe.set(latestKey(p.state.id), JSON.stringify(toLatest(p.update.latest!)), 'EX', LATEST_TTL_S);
       await pipe.exec().catch(() => undefined);
     }
     for (const { state, points } of plans) {
@@ -213,12 +220,24 @@ export class TrackingService implements OnModuleInit {
     );
     const latest = newer.length ? newer[newer.length - 1] : null;
     const latestPoint: TrackPoint | null = latest
-      ? { lat: latest.lat, lng: latest.lng, speed: latest.speed, heading: latest.heading ?? null, recordedAt: latest.recordedAt }
+      ? {
+          lat: latest.lat,
+          lng: latest.lng,
+          speed: latest.speed,
+          heading: latest.heading ?? null,
+          recordedAt: latest.recordedAt,
+        }
       : null;
     return {
       state,
       points,
-      update: { latest: latestPoint, distanceDeltaKm: deltaM / 1000, detectorState: detected.state, events: detected.events, arrive: detected.arrive },
+      update: {
+        latest: latestPoint,
+        distanceDeltaKm: deltaM / 1000,
+        detectorState: detected.state,
+        events: detected.events,
+        arrive: detected.arrive,
+      },
     };
   }
 
@@ -239,7 +258,8 @@ export class TrackingService implements OnModuleInit {
         await this.redis.set(latestKey(tripId), JSON.stringify(value), 'EX', LATEST_TTL_S).catch(() => undefined);
       }
     }
-    if (committed && (!value || committed.recordedAt.getTime() > Date.parse(value.recordedAt))) return toLatest(committed);
+    if (committed && (!value || committed.recordedAt.getTime() > Date.parse(value.recordedAt)))
+      return toLatest(committed);
     if (!value) throw new NotFoundError('Location');
     return value;
   }

@@ -36,7 +36,13 @@ const TOP: Record<string, FieldDef> = {
     get: (r) =>
       r.latestRecordedAt == null
         ? null
-        : { lat: r.latestLat, lng: r.latestLng, speed: r.latestSpeed, heading: r.latestHeading, recordedAt: r.latestRecordedAt },
+        : {
+            lat: r.latestLat,
+            lng: r.latestLng,
+            speed: r.latestSpeed,
+            heading: r.latestHeading,
+            recordedAt: r.latestRecordedAt,
+          },
   },
   createdAt: col('createdAt'),
   updatedAt: col('updatedAt'),

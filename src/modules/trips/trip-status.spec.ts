@@ -11,7 +11,9 @@ const LEGAL = new Set([
 ]);
 
 describe('trip state machine', () => {
-  const pairs: [TripStatus, TripStatus][] = TRIP_STATUSES.flatMap((from) => TRIP_STATUSES.map((to) => [from, to] as [TripStatus, TripStatus]));
+  const pairs: [TripStatus, TripStatus][] = TRIP_STATUSES.flatMap((from) =>
+    TRIP_STATUSES.map((to) => [from, to] as [TripStatus, TripStatus]),
+  );
 
   it('covers every pair of states', () => {
     expect(pairs).toHaveLength(36);

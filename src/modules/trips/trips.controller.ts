@@ -3,7 +3,14 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
-import { CreateTripDto, EventsQuery, ListTripsQuery, TransitionDto, TripDetailQuery, TripIdParam } from './trips.schemas';
+import {
+  CreateTripDto,
+  EventsQuery,
+  ListTripsQuery,
+  TransitionDto,
+  TripDetailQuery,
+  TripIdParam,
+} from './trips.schemas';
 import { TripsService } from './trips.service';
 
 @ApiTags('trips')
@@ -39,7 +46,8 @@ export class TripsController {
   @HttpCode(200)
   @ApiOperation({
     summary: 'Move a trip through PLANNED → LOADING → IN_TRANSIT → ARRIVED → COMPLETED (CANCELLED before ARRIVED)',
-    description: 'OWNER/ADMIN/STAFF of either org; the assigned driver may move to LOADING, IN_TRANSIT and ARRIVED. 409 ILLEGAL_TRANSITION, DRIVER_BUSY, TRUCK_BUSY.',
+    description:
+      'OWNER/ADMIN/STAFF of either org; the assigned driver may move to LOADING, IN_TRANSIT and ARRIVED. 409 ILLEGAL_TRANSITION, DRIVER_BUSY, TRUCK_BUSY.',
   })
   transition(@CurrentUser() me: Principal, @Param() p: TripIdParam, @Body() body: TransitionDto) {
     return this.trips.transition(me, p.tripId, body.status, body.note);

@@ -69,7 +69,13 @@ function toTrackState(row: Prisma.TripGetPayload<{ select: typeof TRACK_STATE_SE
     detectorState: row.detectorState,
     latest:
       row.latestRecordedAt && row.latestLat !== null && row.latestLng !== null
-        ? { lat: row.latestLat, lng: row.latestLng, speed: row.latestSpeed, heading: row.latestHeading, recordedAt: row.latestRecordedAt }
+        ? {
+            lat: row.latestLat,
+            lng: row.latestLng,
+            speed: row.latestSpeed,
+            heading: row.latestHeading,
+            recordedAt: row.latestRecordedAt,
+          }
         : null,
   };
 }
@@ -88,7 +94,6 @@ const BULK_TRACK_UPDATE = `
   FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])
     AS u(id, delta_km, detector_state, rec, lat, lng, speed, heading)
   WHERE t.id = u.id`;
-
 
 @Injectable()
 export class TripsRepository {
@@ -152,7 +157,13 @@ export class TripsRepository {
         select: { id: true, createdAt: true },
       });
       await tx.tripEvent.create({
-        data: { tripId: trip.id, type: 'STATUS_CHANGED', at: trip.createdAt, data: { from: null, to: 'PLANNED' }, actorUserId },
+        data: {
+          tripId: trip.id,
+          type: 'STATUS_CHANGED',
+          at: trip.createdAt,
+          data: { from: null, to: 'PLANNED' },
+          actorUserId,
+        },
       });
       return trip;
     });
@@ -227,7 +238,8 @@ export class TripsRepository {
       ...scope.driverIds.map((id) => PrismaSql.sql`driver_id = ${id}::uuid`),
     ];
     const extra: Prisma.Sql[] = [];
-    if (scope.orgId) extra.push(PrismaSql.sql`(source_org_id = ${scope.orgId}::uuid OR destination_org_id = ${scope.orgId}::uuid)`);
+    if (scope.orgId)
+      extra.push(PrismaSql.sql`(source_org_id = ${scope.orgId}::uuid OR destination_org_id = ${scope.orgId}::uuid)`);
     if (filter.status) extra.push(PrismaSql.sql`status = ${filter.status}::trip_status`);
     if (filter.driverId) extra.push(PrismaSql.sql`driver_id = ${filter.driverId}::uuid`);
     if (after) {
@@ -239,7 +251,8 @@ export class TripsRepository {
     const cond = extra.length ? PrismaSql.sql` AND ${PrismaSql.join(extra, ' AND ')}` : PrismaSql.empty;
     const take = limit + 1;
     const ranges = branches.map(
-      (b) => PrismaSql.sql`(SELECT id, created_at FROM trips WHERE ${b}${cond} ORDER BY created_at DESC, id DESC LIMIT ${take})`,
+      (b) =>
+        PrismaSql.sql`(SELECT id, created_at FROM trips WHERE ${b}${cond} ORDER BY created_at DESC, id DESC LIMIT ${take})`,
     );
     const keys = await this.db.read.$queryRaw<{ trip_id: string }[]>`
       SELECT page.id::text AS trip_id FROM (${PrismaSql.join(ranges, ' UNION ')}) page
@@ -288,7 +301,11 @@ export class TripsRepository {
         });
         if (busyTruck) return { kind: 'truck-busy', otherTripId: busyTruck.id } as const;
       }
-      const updated = await tx.trip.update({ where: { id: tripId }, data: { status: to }, select: { updatedAt: true } });
+      const updated = await tx.trip.update({
+        where: { id: tripId },
+        data: { status: to },
+        select: { updatedAt: true },
+      });
       await tx.tripEvent.create({
         data: {
           tripId,
@@ -315,7 +332,13 @@ export class TripsRepository {
 
   async appendEvent(tripId: string, event: NewTripEvent): Promise<TripEventView> {
     return (await this.db.write.tripEvent.create({
-      data: { tripId, type: event.type, at: event.at, data: event.data as Prisma.InputJsonValue | undefined, actorUserId: event.actorUserId ?? null },
+      data: {
+        tripId,
+        type: event.type,
+        at: event.at,
+        data: event.data as Prisma.InputJsonValue | undefined,
+        actorUserId: event.actorUserId ?? null,
+      },
       select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
     })) as TripEventView;
   }
@@ -384,7 +407,11 @@ export class TripsRepository {
             WHERE id = ${tripId}::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`;
           if (rows[0]) {
             arrivedAt = rows[0].updated_at;
-            events.push({ type: 'STATUS_CHANGED', at: arrivedAt, data: { from: 'IN_TRANSIT', to: 'ARRIVED', reason: 'arrival detected' } });
+            events.push({
+              type: 'STATUS_CHANGED',
+              at: arrivedAt,
+              data: { from: 'IN_TRANSIT', to: 'ARRIVED', reason: 'arrival detected' },
+            });
           }
         }
         const created: TripEventView[] = [];
@@ -392,7 +419,13 @@ export class TripsRepository {
           if (e.type === 'ARRIVAL' && !arrivedAt) continue; // arrival is logged once, with the move to ARRIVED
           created.push(
             (await tx.tripEvent.create({
-              data: { tripId, type: e.type as TripEventType, at: e.at, data: e.data as Prisma.InputJsonValue | undefined, actorUserId: e.actorUserId ?? null },
+              data: {
+                tripId,
+                type: e.type as TripEventType,
+                at: e.at,
+                data: e.data as Prisma.InputJsonValue | undefined,
+                actorUserId: e.actorUserId ?? null,
+              },
               select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
             })) as TripEventView,
           );

@@ -28,7 +28,9 @@ const fieldsSchema = z
   .string()
   .max(2000)
   .optional()
-  .describe('comma-separated fields, dotted into relations: id,status,truck.number,driver.name,sourceOrg.name,latestLocation');
+  .describe(
+    'comma-separated fields, dotted into relations: id,status,truck.number,driver.name,sourceOrg.name,latestLocation',
+  );
 
 export const listTripsQuerySchema = pageQuerySchema.extend({
   status: z.enum(TRIP_STATUSES).optional(),

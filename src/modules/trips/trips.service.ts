@@ -1,13 +1,26 @@
 import { Injectable } from '@nestjs/common';
 import { Principal } from '../../common/auth/principal';
-import { DomainError, ErrorDetail, ForbiddenError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
+import {
+  DomainError,
+  ErrorDetail,
+  ForbiddenError,
+  NotFoundError,
+  ValidationError,
+} from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
 import { OrgRoleName, TripScope, TripsRepository } from './trips.repository';
-import { CreateTripInput, ListTripsFilter, TrackUpdate, TripAccess, TripEventView, TripTrackState } from './trips.schemas';
+import {
+  CreateTripInput,
+  ListTripsFilter,
+  TrackUpdate,
+  TripAccess,
+  TripEventView,
+  TripTrackState,
+} from './trips.schemas';
 
 /** Roles that create trips and move them through any state. */
 const OPERATE: readonly OrgRoleName[] = ['OWNER', 'ADMIN', 'STAFF'];
@@ -39,17 +52,24 @@ export class TripsService {
     const orgIds = [...new Set([input.sourceOrgId, input.destinationOrgId])];
     const roles = await this.repo.membershipsOf(principal.userId, orgIds);
     if (roles.length === 0) throw new NotFoundError('Org');
-    if (!roles.some((m) => OPERATE.includes(m.role))) throw new ForbiddenError('Only an owner, admin or staff of either org can create a trip');
+    if (!roles.some((m) => OPERATE.includes(m.role)))
+      throw new ForbiddenError('Only an owner, admin or staff of either org can create a trip');
 
-    const [truck, driver] = await Promise.all([this.repo.findTruckOrg(input.truckId), this.repo.findDriverOrg(input.driverId)]);
+    const [truck, driver] = await Promise.all([
+      this.repo.findTruckOrg(input.truckId),
+      this.repo.findDriverOrg(input.driverId),
+    ]);
     const details: ErrorDetail[] = [];
-    if (!truck || !orgIds.includes(truck.orgId)) details.push({ path: 'truckId', message: 'is not a truck of the source or destination org' });
-    if (!driver || !orgIds.includes(driver.orgId)) details.push({ path: 'driverId', message: 'is not a driver of the source or destination org' });
+    if (!truck || !orgIds.includes(truck.orgId))
+      details.push({ path: 'truckId', message: 'is not a truck of the source or destination org' });
+    if (!driver || !orgIds.includes(driver.orgId))
+      details.push({ path: 'driverId', message: 'is not a driver of the source or destination org' });
     if (details.length) throw new ValidationError(details);
 
     const trip = await this.repo.create(input, principal.userId);
     const at = trip.createdAt.toISOString();
-    for (const orgId of orgIds) this.realtime.publish(orgRoom(orgId), 'trip.status', { tripId: trip.id, status: 'PLANNED', at });
+    for (const orgId of orgIds)
+      this.realtime.publish(orgRoom(orgId), 'trip.status', { tripId: trip.id, status: 'PLANNED', at });
     const row = await this.repo.findSelected(trip.id, DEFAULT_TRIP_FIELDS, true);
     return projectTrip(row!, DEFAULT_TRIP_FIELDS);
   }
@@ -96,7 +116,12 @@ export class TripsService {
     return page.map((row) => projectTrip(row, fields));
   }
 
-  async transition(principal: Principal, tripId: string, to: TripStatus, note?: string): Promise<Record<string, unknown>> {
+  async transition(
+    principal: Principal,
+    tripId: string,
+    to: TripStatus,
+    note?: string,
+  ): Promise<Record<string, unknown>> {
     const viewer = await this.requireVisible(principal, tripId);
     const mayOperate = viewer.orgRoles.some((r) => OPERATE.includes(r));
     if (!mayOperate && !(viewer.isDriver && DRIVER_MOVES.includes(to))) {
@@ -126,15 +151,28 @@ export class TripsService {
     return projectTrip(row!, DEFAULT_TRIP_FIELDS);
   }
 
-  async events(principal: Principal, tripId: string, cursor: string | undefined, limit: number): Promise<Page<TripEventView>> {
+  async events(
+    principal: Principal,
+    tripId: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<Page<TripEventView>> {
     await this.requireVisible(principal, tripId);
     return this.repo.listEvents(tripId, cursor, limit);
   }
 
   /** Appends an event to a trip's log (QR scans and other features) and announces it. */
-  async appendEvent(tripId: string, event: { type: 'SCAN'; at: Date; data?: Record<string, unknown>; actorUserId?: string }): Promise<TripEventView> {
+  async appendEvent(
+    tripId: string,
+    event: { type: 'SCAN'; at: Date; data?: Record<string, unknown>; actorUserId?: string },
+  ): Promise<TripEventView> {
     const view = await this.repo.appendEvent(tripId, event);
-    this.realtime.publish(tripRoom(tripId), 'trip.event', { tripId, type: view.type, at: view.at.toISOString(), data: view.data ?? null });
+    this.realtime.publish(tripRoom(tripId), 'trip.event', {
+      tripId,
+      type: view.type,
+      at: view.at.toISOString(),
+      data: view.data ?? null,
+    });
     return view;
   }
 
@@ -158,8 +196,10 @@ export class TripsService {
     if (hit && now - hit.at < maxAgeMs) return hit.state;
     const state = this.repo.findTrackState(tripId);
     const entry = { at: now, state };
-    if (hit) this.trackStateCache.delete(tripId); // re-inserted last: the map's order is its age
-    else if (this.trackStateCache.size >= ACCESS_CACHE_MAX) this.trackStateCache.delete(this.trackStateCache.keys().next().value!);
+    if (hit)
+      this.trackStateCache.delete(tripId); // re-inserted last: the map's order is its age
+    else if (this.trackStateCache.size >= ACCESS_CACHE_MAX)
+      this.trackStateCache.delete(this.trackStateCache.keys().next().value!);
     this.trackStateCache.set(tripId, entry);
     const forget = () => {
       if (this.trackStateCache.get(tripId) === entry) this.trackStateCache.delete(tripId);
@@ -198,15 +238,25 @@ export class TripsService {
       }
       for (const e of result.events) {
         if (e.type === 'STATUS_CHANGED') continue;
-        this.realtime.publish(tripRoom(state.id), 'trip.event', { tripId: state.id, type: e.type, at: e.at.toISOString(), data: e.data ?? null });
+        this.realtime.publish(tripRoom(state.id), 'trip.event', {
+          tripId: state.id,
+          type: e.type,
+          at: e.at.toISOString(),
+          data: e.data ?? null,
+        });
       }
     }
   }
 
-  private publishStatus(trip: Pick<TripAccess, 'id' | 'sourceOrgId' | 'destinationOrgId'>, status: TripStatus, at: Date): void {
+  private publishStatus(
+    trip: Pick<TripAccess, 'id' | 'sourceOrgId' | 'destinationOrgId'>,
+    status: TripStatus,
+    at: Date,
+  ): void {
     const payload = { tripId: trip.id, status, at: at.toISOString() };
     this.realtime.publish(tripRoom(trip.id), 'trip.status', payload);
-    for (const orgId of new Set([trip.sourceOrgId, trip.destinationOrgId])) this.realtime.publish(orgRoom(orgId), 'trip.status', payload);
+    for (const orgId of new Set([trip.sourceOrgId, trip.destinationOrgId]))
+      this.realtime.publish(orgRoom(orgId), 'trip.status', payload);
   }
 
   private async access(tripId: string): Promise<TripAccess | null> {
