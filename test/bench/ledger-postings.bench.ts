@@ -5,14 +5,10 @@
  * invariants afterwards. Prints one JSON line; never fails on a number.
  */
 import 'reflect-metadata';
-import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { Client } from 'pg';
-import { createApp } from '../../src/app';
-import { loadConfig } from '../../src/infra/config/config';
-import { migrate } from '../../src/infra/db/migration-runner';
+import { freshDatabase, startInProcessApp } from './bench-support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ACCOUNTS = 100;
@@ -48,28 +44,10 @@ const { parentPort, workerData: w } = require('node:worker_threads');
 })();
 `;
 
-function dbUrl(base: string, name: string): string {
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
 async function main(): Promise<void> {
-  const base = loadConfig({ ...process.env, NODE_ENV: 'test' });
-  const name = `waybill_bench_ledger_${Date.now()}`;
-  const databaseUrl = dbUrl(base.databaseUrl, name);
-  await migrate(databaseUrl, join(__dirname, '..', '..', 'prisma', 'migrations'));
-  const app = await createApp({
-    ...base,
-    databaseUrl,
-    databaseReplicaUrl: undefined,
-    redisKeyPrefix: `bench:${randomUUID()}:`,
-    logLevel: 'silent',
-    authRateLimitPerMinute: 1_000_000,
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const port = (app.getHttpServer().address() as { port: number }).port;
-  const api = `http://127.0.0.1:${port}/api/v1`;
+  const db = await freshDatabase('ledger');
+  const databaseUrl = db.url;
+  const { api, close } = await startInProcessApp(databaseUrl);
   const sql = new Client({ connectionString: databaseUrl });
   await sql.connect();
   try {
@@ -155,11 +133,8 @@ async function main(): Promise<void> {
     );
   } finally {
     await sql.end();
-    await app.close();
-    const admin = new Client({ connectionString: dbUrl(base.databaseUrl, 'postgres') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.end();
+    await close();
+    await db.drop();
   }
 }
 

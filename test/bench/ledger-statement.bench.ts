@@ -6,37 +6,16 @@
  * Prints one JSON line; never fails on a number.
  */
 import 'reflect-metadata';
-import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { Client } from 'pg';
-import { createApp } from '../../src/app';
-import { loadConfig } from '../../src/infra/config/config';
-import { migrate } from '../../src/infra/db/migration-runner';
+import { freshDatabase, startInProcessApp } from './bench-support';
 
 const ENTRIES = Number(process.env.BENCH_STATEMENT_ENTRIES ?? 1_000_000);
 const CHUNK = 250_000;
 
-function dbUrl(base: string, name: string): string {
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
 async function main(): Promise<void> {
-  const base = loadConfig({ ...process.env, NODE_ENV: 'test' });
-  const name = `waybill_bench_stmt_${Date.now()}`;
-  const databaseUrl = dbUrl(base.databaseUrl, name);
-  await migrate(databaseUrl, join(__dirname, '..', '..', 'prisma', 'migrations'));
-  const app = await createApp({
-    ...base,
-    databaseUrl,
-    databaseReplicaUrl: undefined,
-    redisKeyPrefix: `bench:${randomUUID()}:`,
-    logLevel: 'silent',
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const port = (app.getHttpServer().address() as { port: number }).port;
-  const api = `http://127.0.0.1:${port}/api/v1`;
+  const db = await freshDatabase('stmt');
+  const databaseUrl = db.url;
+  const { api, close } = await startInProcessApp(databaseUrl);
   const sql = new Client({ connectionString: databaseUrl });
   await sql.connect();
   try {
@@ -137,11 +116,8 @@ async function main(): Promise<void> {
     );
   } finally {
     await sql.end();
-    await app.close();
-    const admin = new Client({ connectionString: dbUrl(base.databaseUrl, 'postgres') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.end();
+    await close();
+    await db.drop();
   }
 }
 

@@ -1,6 +1,6 @@
 /* The watcher side of realtime.bench.ts, in its own process: socket.io-client sockets and (for the app) the ping load. Driven over IPC. */
 import { io, Socket } from 'socket.io-client';
-import { FixClock } from './tracking-support';
+import { FixClock } from './bench-support';
 
 type Cmd =
   | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number }

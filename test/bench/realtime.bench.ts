@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Server } from 'socket.io';
-import { call, freshDatabase, nextPhone, round, startAppProcess } from './tracking-support';
+import { freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
 
 const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
 const SECONDS = Number(process.env.REALTIME_BENCH_SECONDS ?? 5);
@@ -33,56 +33,6 @@ function rssMb(pid: number): number {
 
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
-}
-
-/** One org and `n` IN_TRANSIT trips, created 10 at a time. */
-async function makeTrips(url: string, databaseUrl: string, n: number): Promise<{ ownerToken: string; trips: Trip[] }> {
-  const owner = await call(url, 'POST', '/auth/register', {
-    phone: nextPhone(),
-    name: 'Bench Owner',
-    password: 'password-123',
-  });
-  const org = await call(url, 'POST', '/orgs', { name: 'Bench Traders' }, owner.accessToken);
-  const trips: Trip[] = [];
-  const one = async (i: number) => {
-    const driver = await call(url, 'POST', '/auth/register', {
-      phone: nextPhone(),
-      name: `Driver ${i}`,
-      password: 'password-123',
-    });
-    const profile = await call(url, 'POST', `/orgs/${org.id}/drivers`, { phone: driver.user.phone }, owner.accessToken);
-    const truck = await call(
-      url,
-      'POST',
-      `/orgs/${org.id}/trucks`,
-      { number: `RT BENCH ${i} ${Date.now()}` },
-      owner.accessToken,
-    );
-    const trip = await call(
-      url,
-      'POST',
-      '/trips',
-      {
-        sourceOrgId: org.id,
-        destinationOrgId: org.id,
-        truckId: truck.id,
-        driverId: profile.id,
-        startPoint: { name: 'A', lat: 20, lng: 75 },
-        endPoint: { name: 'B', lat: 29, lng: 78 },
-      },
-      owner.accessToken,
-    );
-    for (const status of ['LOADING', 'IN_TRANSIT'])
-      await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
-    trips.push({ tripId: trip.id, token: driver.accessToken });
-  };
-  for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_, j) => one(i + j)));
-  const { Client } = await import('pg');
-  const sql = new Client({ connectionString: databaseUrl });
-  await sql.connect();
-  await sql.query(`UPDATE trips SET created_at = now() - interval '60 days'`);
-  await sql.end();
-  return { ownerToken: owner.accessToken, trips };
 }
 
 class Clients {

@@ -6,7 +6,7 @@ import { createApp } from '../../src/app';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { PingRow } from '../../src/modules/tracking/ping-filters';
 import { TrackingRepository } from '../../src/modules/tracking/tracking.repository';
-import { baseConfig, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './tracking-support';
+import { baseConfig, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
 
 const TRIPS = 20;
 const FLOOR_ROWS = 200_000;
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
   const db = await freshDatabase('tracking');
   const app = await startAppProcess(db.url);
   try {
-    const trips = await makeTrips(app.url, db.url, TRIPS);
+    const { trips } = await makeTrips(app.url, db.url, TRIPS);
     const tripIds = trips.map((t) => t.tripId);
     const clock = new FixClock();
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { createApp } from '../../src/app';
 import { encodeCursor } from '../../src/common/pagination/cursor';
-import { baseConfig, call, dbUrl, nextPhone, ROOT, round, startAppProcess } from './tracking-support';
+import { baseConfig, call, dbUrl, nextPhone, ROOT, round, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.TRIPS_BENCH_SECONDS ?? 10);
 const CONNECTIONS = 20;

@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { freePort } from '../support/net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, dropTestDatabase, Api } from '../support/test-app';
@@ -11,17 +11,6 @@ import { activeTrip, newWorld, TripWorld } from './trips.fixtures';
  * point that got a 2xx must be in the database afterwards.
  */
 const ROOT = join(__dirname, '..', '..');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 interface Child {
   proc: ChildProcess;

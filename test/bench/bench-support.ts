@@ -1,10 +1,11 @@
-/* Shared by the tracking and trips benchmarks: a migrated database of its own and the app as a child process. */
+/* Shared by the benchmarks: a migrated database of its own, the app in this process or as a child process, trips. */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../support/net';
 import { Client } from 'pg';
-import { loadConfig } from '../../src/infra/config/config';
+import { createApp } from '../../src/app';
+import { AppConfig, loadConfig } from '../../src/infra/config/config';
 import { migrate } from '../../src/infra/db/migration-runner';
 
 export const ROOT = join(__dirname, '..', '..');
@@ -31,15 +32,23 @@ export async function freshDatabase(tag: string): Promise<{ url: string; drop: (
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
+/** The app in this process on a random port, on its own Redis prefix, without login throttling. */
+export async function startInProcessApp(
+  databaseUrl: string,
+  overrides: Partial<AppConfig> = {},
+): Promise<{ api: string; close: () => Promise<void> }> {
+  const app = await createApp({
+    ...baseConfig,
+    databaseUrl,
+    databaseReplicaUrl: undefined,
+    redisKeyPrefix: `bench:${randomBytes(8).toString('hex')}:`,
+    logLevel: 'silent',
+    authRateLimitPerMinute: 1_000_000,
+    ...overrides,
   });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.getHttpServer().address() as { port: number }).port;
+  return { api: `http://127.0.0.1:${port}/api/v1`, close: () => app.close() };
 }
 
 export async function startAppProcess(
@@ -108,8 +117,15 @@ export interface BenchTrip {
   deviceId: string;
 }
 
-/** One org, `n` drivers, trucks and IN_TRANSIT trips created 60 days ago (so old fixes are accepted). */
-export async function makeTrips(url: string, databaseUrl: string, n: number): Promise<BenchTrip[]> {
+/**
+ * One org, `n` drivers, trucks and IN_TRANSIT trips created 60 days ago (so
+ * old fixes are accepted), made 10 at a time.
+ */
+export async function makeTrips(
+  url: string,
+  databaseUrl: string,
+  n: number,
+): Promise<{ ownerToken: string; trips: BenchTrip[] }> {
   const owner = await call(url, 'POST', '/auth/register', {
     phone: nextPhone(),
     name: 'Bench Owner',
@@ -117,7 +133,7 @@ export async function makeTrips(url: string, databaseUrl: string, n: number): Pr
   });
   const org = await call(url, 'POST', '/orgs', { name: 'Bench Traders' }, owner.accessToken);
   const trips: BenchTrip[] = [];
-  for (let i = 0; i < n; i++) {
+  const one = async (i: number) => {
     const driver = await call(url, 'POST', '/auth/register', {
       phone: nextPhone(),
       name: `Driver ${i}`,
@@ -155,12 +171,13 @@ export async function makeTrips(url: string, databaseUrl: string, n: number): Pr
     for (const status of ['LOADING', 'IN_TRANSIT'])
       await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
     trips.push({ tripId: trip.id, token: driver.accessToken, deviceId });
-  }
+  };
+  for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_, j) => one(i + j)));
   const sql = new Client({ connectionString: databaseUrl });
   await sql.connect();
   await sql.query(`UPDATE trips SET created_at = now() - interval '60 days'`);
   await sql.end();
-  return trips;
+  return { ownerToken: owner.accessToken, trips };
 }
 
 /** Fresh, plausible fixes per trip: one second and about a metre apart, starting 59 days ago. */
