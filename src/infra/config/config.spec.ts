@@ -1,4 +1,6 @@
-import { ConfigError, loadConfig } from './config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from './config';
 
 describe('loadConfig', () => {
   it('gives working defaults for this machine', () => {
@@ -32,5 +34,23 @@ describe('loadConfig', () => {
   ])('a bad value stops the boot naming the variable: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(name));
+  });
+
+  it('.env.example documents every variable', () => {
+    const example = readFileSync(join(__dirname, '..', '..', '..', '.env.example'), 'utf8');
+    const documented = new Set([...example.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]));
+    expect(CONFIG_VARIABLES.filter((v) => !documented.has(v))).toEqual([]);
+    expect(CONFIG_VARIABLES).toEqual(
+      expect.arrayContaining([
+        'PORT',
+        'HOST',
+        'DATABASE_URL',
+        'DATABASE_REPLICA_URL',
+        'REDIS_URL',
+        'PUBLIC_BASE_URL',
+        'JWT_SECRET',
+        'LOG_LEVEL',
+      ]),
+    );
   });
 });
