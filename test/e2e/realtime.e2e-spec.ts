@@ -215,6 +215,53 @@ describe('realtime (Socket.IO)', () => {
     });
   });
 
+  describe('losing access, with no periodic re-check to rely on', () => {
+    let a: TestApp;
+    let b: AppNode;
+    beforeAll(async () => {
+      a = await startTestApp({ realtimeReauthorizeMs: 3_600_000 });
+      b = await startAnotherNode(a);
+    });
+    afterAll(async () => {
+      await b?.close();
+      await a?.close();
+    });
+
+    it('a member removed on one node loses the rooms on every node at once', async () => {
+      const w = await newWorld(a.api);
+      const staff = await newMember(a.api, w.source, 'STAFF');
+      const onA = await watch(a.url, staff.accessToken);
+      const onB = await watch(b.url, staff.accessToken);
+      for (const s of [onA, onB]) {
+        expect(await s.request('subscribe', { room: orgRoom(w.source.id) })).toEqual({ ok: true });
+      }
+      const del = await a.api.delete(`/orgs/${w.source.id}/members/${staff.id}`, { token: w.source.owner.accessToken });
+      expect(del.status).toBe(204);
+      for (const s of [onA, onB]) {
+        await s.waitFor((x) => x.events.some((e) => e.event === 'room.revoked'), 'room revoked');
+        expect(s.events.find((e) => e.event === 'room.revoked')).toMatchObject({ room: orgRoom(w.source.id) });
+      }
+    });
+
+    it('a demotion that keeps access leaves the subscription alone', async () => {
+      const w = await newWorld(a.api);
+      const admin = await newMember(a.api, w.source, 'ADMIN');
+      const s = await watch(b.url, admin.accessToken);
+      expect(await s.request('subscribe', { room: orgRoom(w.source.id) })).toEqual({ ok: true });
+      const res = await a.api.patch(
+        `/orgs/${w.source.id}/members/${admin.id}`,
+        { role: 'STAFF' },
+        { token: w.source.owner.accessToken },
+      );
+      expect(res.status).toBe(200);
+      // A later event in the room still arrives, and nothing was revoked.
+      const trip = await activeTrip(a.api, w);
+      await s.waitFor((x) => x.inRoom(orgRoom(w.source.id), 'trip.status').length > 0, 'status in org room', 10_000);
+      expect(trip.id).toBeTruthy();
+      expect(s.events.some((e) => e.event === 'room.revoked')).toBe(false);
+    });
+  });
+
   describe('events', () => {
     it('trip.location, trip.status and trip.event carry room and a per-room seq increasing by one', async () => {
       const { w, tripId } = await liveTrip();

@@ -17,6 +17,7 @@ export type RoomEnvelope = Record<string, unknown> & { room: string; seq: number
 
 /** The server-side event through which nodes hand each other room events (over the Redis adapter). */
 const NODE_EVENT = 'waybill:room-event';
+const ACCESS_EVENT = 'waybill:access-changed';
 /** How long a node holds an event that arrived ahead of its predecessor before reading the gap from the log. */
 const REORDER_WAIT_MS = 150;
 /** How long a replaying subscriber waits for this node to catch up with the replayed log. */
@@ -70,6 +71,7 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
   private readonly coalescer: LocationCoalescer;
   private readonly breaker: CircuitBreaker<[string, RealtimeEventName, string, number], number>;
   private closed = false;
+  private accessListener: ((userId: string) => void) | null = null;
 
   constructor(
     private readonly tap: InProcessRealtimePublisher,
@@ -111,6 +113,23 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
     io.on(NODE_EVENT, (room: string, event: RealtimeEventName, envelope: RoomEnvelope, t0: number) =>
       this.deliver(room, { event, envelope, t0, origin: 'remote' }),
     );
+    io.on(ACCESS_EVENT, (userId: string) => this.accessListener?.(userId));
+  }
+
+  /** The gateway re-checks a user's sockets when told their access changed. */
+  onAccessChanged(listener: (userId: string) => void): void {
+    this.accessListener = listener;
+  }
+
+  override accessChanged(userId: string): void {
+    if (this.closed) return;
+    this.accessListener?.(userId);
+    try {
+      this.io?.serverSideEmit(ACCESS_EVENT, userId);
+    } catch (err) {
+      // Redis down: other nodes catch up at their next periodic re-check.
+      this.logger.warn(`access change of ${userId} not shared with other nodes: ${(err as Error).message}`);
+    }
   }
 
   get breakerOpen(): boolean {

@@ -21,6 +21,12 @@ export interface RealtimeEvent {
  */
 export abstract class RealtimePublisher {
   abstract publish(room: string, event: RealtimeEventName, payload: Record<string, unknown>): void;
+
+  /**
+   * The user's access changed (removed from an org, another role): every node
+   * re-checks that user's subscriptions now instead of at the next periodic check.
+   */
+  accessChanged(_userId: string): void {}
 }
 
 /**

@@ -67,6 +67,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   afterInit(server: Server): void {
     this.server = server;
     this.hub.attach(server);
+    this.hub.onAccessChanged((userId) => void this.reauthorize((p) => p.userId === userId));
     server.use((socket, next) => {
       this.authenticate(socket).then(
         () => next(),
@@ -78,7 +79,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
       );
     });
     // Access can be lost while subscribed (removed from an org): rooms are re-checked periodically.
-    this.reauthorizeTimer = setInterval(() => void this.reauthorizeAll(), this.config.realtimeReauthorizeMs);
+    this.reauthorizeTimer = setInterval(() => void this.reauthorize(), this.config.realtimeReauthorizeMs);
     this.reauthorizeTimer.unref();
   }
 
@@ -207,16 +208,18 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   }
 
   /**
-   * Re-checks every local socket: an ended session is disconnected, a room the
-   * user may no longer read is left, with `room.revoked`.
+   * Re-checks local sockets (all of them, or those of the principals `which`
+   * selects): an ended session is disconnected, a room the user may no longer
+   * read is left, with `room.revoked`. A targeted check runs even while a
+   * periodic sweep is under way.
    */
-  private async reauthorizeAll(): Promise<void> {
-    if (this.reauthorizing || !this.server) return;
-    this.reauthorizing = true;
+  private async reauthorize(which?: (p: Principal) => boolean): Promise<void> {
+    if (!this.server || (!which && this.reauthorizing)) return;
+    if (!which) this.reauthorizing = true;
     try {
       for (const socket of [...this.server.of('/').sockets.values()]) {
         const state = stateOf(socket);
-        if (!state.principal) continue;
+        if (!state.principal || (which && !which(state.principal))) continue;
         if (await this.revocations.isRevoked(state.principal.sessionId)) {
           socket.emit('auth.expired', { code: ErrorCode.INVALID_TOKEN, message: 'This session has ended' });
           socket.disconnect(true);
@@ -233,7 +236,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
         }
       }
     } finally {
-      this.reauthorizing = false;
+      if (!which) this.reauthorizing = false;
     }
   }
 }

@@ -4,6 +4,7 @@ import { DomainError, ForbiddenError, NotFoundError } from '../../common/errors/
 import { ErrorCode } from '../../common/errors/error-codes';
 import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
+import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { AuthService } from '../auth/auth.service';
 import { OrgsRepository } from './orgs.repository';
 import { DriverView, MemberView, OrgRole, OrgView, TruckView } from './orgs.schemas';
@@ -21,6 +22,7 @@ export class OrgsService {
   constructor(
     private readonly repo: OrgsRepository,
     private readonly auth: AuthService,
+    private readonly realtime: RealtimePublisher,
   ) {}
 
   /**
@@ -96,6 +98,7 @@ export class OrgsService {
     const result = await this.repo.changeRole(orgId, userId, role);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
+    this.realtime.accessChanged(userId);
     return result;
   }
 
@@ -109,6 +112,7 @@ export class OrgsService {
     const result = await this.repo.removeMember(orgId, userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
+    this.realtime.accessChanged(userId);
   }
 
   async listTrucks(
