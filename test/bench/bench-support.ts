@@ -56,7 +56,9 @@ export async function startAppProcess(
   env: Record<string, string> = {},
 ): Promise<{ url: string; proc: ChildProcess; stop: () => Promise<void> }> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')], {
+  // BENCH_APP_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the app under the benchmark's load.
+  const nodeArgs = (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,
