@@ -19,4 +19,8 @@ export const requestContext = {
   current(): RequestContext | undefined {
     return storage.getStore();
   },
+  /** Runs work shared by many requests (a group commit) outside whichever request happened to start it. */
+  outside<T>(fn: () => T): T {
+    return storage.exit(fn);
+  },
 };

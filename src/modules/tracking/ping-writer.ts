@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { requestContext } from '../../common/context/request-context';
 import { DomainError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
@@ -133,6 +134,11 @@ export class PingWriter implements OnApplicationShutdown {
   }
 
   private startFlush(): void {
+    // A flush serves many requests: its logs and database use belong to none of them.
+    requestContext.outside(() => this.startFlushDetached());
+  }
+
+  private startFlushDetached(): void {
     const batch = this.take();
     const running: Promise<void> = this.flush(batch)
       .catch((err: Error) => {
