@@ -9,7 +9,7 @@ import { AppValidationPipe } from './common/validation/zod';
 import { AppConfig } from './infra/config/config';
 import { ConfigModule } from './infra/config/config.module';
 import { DbModule } from './infra/db/db.module';
-import { HealthController } from './infra/observability/health.controller';
+import { ObservabilityModule } from './infra/observability/observability.module';
 import { RealtimeModule } from './infra/realtime/realtime.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuthModule } from './modules/auth/auth.module';
@@ -38,8 +38,8 @@ export class AppModule {
         TrackingModule,
         LedgerModule,
         StatsModule,
+        ObservabilityModule,
       ],
-      controllers: [HealthController],
       providers: [
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         { provide: APP_PIPE, useClass: AppValidationPipe },

@@ -15,6 +15,7 @@ import { ErrorCode } from './common/errors/error-codes';
 import { AppConfig } from './infra/config/config';
 import { RedisIoAdapter } from './infra/realtime/redis-io.adapter';
 import { REDIS, RedisClient } from './infra/redis/redis.module';
+import { instrumentHttp } from './infra/observability/http-metrics';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 
 export const API_PREFIX = 'api/v1';
@@ -47,6 +48,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // Socket.IO on the same server and port, nodes joined through Redis.
   app.useWebSocketAdapter(new RedisIoAdapter(app, config));
   const fastify = app.getHttpAdapter().getInstance();
+  // Before any route is declared: each route's latency series is bound as it is.
+  instrumentHttp(fastify);
 
   // Everything that serves this request, to the last log line, sees its context.
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -91,6 +94,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
+      { path: 'metrics', method: RequestMethod.GET },
     ],
   });
 

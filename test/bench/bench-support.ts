@@ -76,7 +76,7 @@ export async function startAppProcess(
       TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
       ...env,
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', process.env.BENCH_APP_STDOUT ? 'inherit' : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {

@@ -4,50 +4,20 @@
  * HTTP stack (auth, validation, the posting transaction). Checks the
  * invariants afterwards. Prints one JSON line; never fails on a number.
  */
-import 'reflect-metadata';
-import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import autocannon from 'autocannon';
+import { loadavg } from 'node:os';
 import { Client } from 'pg';
-import { freshDatabase, startInProcessApp } from './bench-support';
+import { freshDatabase, round, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ACCOUNTS = 100;
 
-/** Posts invoices (3 of 4) and payments on account, round-robin over the targets, until the time is up. */
-const LOAD_WORKER = `
-const { parentPort, workerData: w } = require('node:worker_threads');
-(async () => {
-  const latencies = [];
-  let errors = 0;
-  let seq = w.first;
-  const deadline = Date.now() + w.seconds * 1000;
-  const poster = async (p) => {
-    let i = 0;
-    while (Date.now() < deadline) {
-      const accountId = w.targets[(p + i++ * w.concurrency) % w.targets.length];
-      const n = ++seq;
-      const payment = n % 4 === 0;
-      const started = performance.now();
-      const res = await fetch(w.api + '/ledger/accounts/' + accountId + (payment ? '/payments' : '/invoices') + '?asOrgId=' + w.hub, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: 'Bearer ' + w.token, 'idempotency-key': 'k-' + n },
-        body: JSON.stringify(payment ? { amount: 100 + (n % 50), method: 'UPI' } : { number: 'B-' + n, amount: 1000 + (n % 997) }),
-      });
-      await res.arrayBuffer();
-      latencies.push(performance.now() - started);
-      if (res.status !== 201) errors++;
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: w.concurrency }, (_, p) => poster(p)));
-  parentPort.postMessage({ latencies, errors, elapsed: (performance.now() - started) / 1000 });
-})();
-`;
-
 async function main(): Promise<void> {
   const db = await freshDatabase('ledger');
   const databaseUrl = db.url;
-  const { api, close } = await startInProcessApp(databaseUrl);
+  // The app in a process of its own (as in production); the load from autocannon in this one.
+  const app = await startAppProcess(databaseUrl);
+  const api = `${app.url}/api/v1`;
   const sql = new Client({ connectionString: databaseUrl });
   await sql.connect();
   try {
@@ -68,30 +38,57 @@ async function main(): Promise<void> {
     }
 
     let seq = 0;
-    // The load comes from a worker thread: the client must not share the server's event loop.
+    // Closed loop: `concurrency` connections, each posting again as soon as its answer is in.
+    // Invoices (3 of 4) and payments on account, round-robin over the targets.
     const run = async (concurrency: number, targets: string[]) => {
-      const first = seq;
-      seq += 10_000_000;
-      const worker = new Worker(LOAD_WORKER, {
-        eval: true,
-        workerData: { api, token, hub, concurrency, targets, seconds: SECONDS, first },
-      });
-      const [out] = (await once(worker, 'message')) as [{ latencies: number[]; errors: number; elapsed: number }];
-      await worker.terminate();
-      const latencies = out.latencies.sort((a, b) => a - b);
-      const pct = (p: number) =>
-        Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] * 100) / 100;
+      let i = 0;
+      const result = await new Promise<autocannon.Result>((resolve, reject) =>
+        autocannon(
+          {
+            url: app.url,
+            connections: concurrency,
+            duration: SECONDS,
+            requests: [
+              {
+                method: 'POST',
+                setupRequest: (req) => {
+                  const accountId = targets[i++ % targets.length];
+                  const n = ++seq;
+                  const payment = n % 4 === 0;
+                  return {
+                    ...req,
+                    path: `/api/v1/ledger/accounts/${accountId}/${payment ? 'payments' : 'invoices'}?asOrgId=${hub}`,
+                    headers: {
+                      'content-type': 'application/json',
+                      authorization: `Bearer ${token}`,
+                      'idempotency-key': `k-${n}`,
+                    },
+                    body: JSON.stringify(
+                      payment
+                        ? { amount: 100 + (n % 50), method: 'UPI' }
+                        : { number: `B-${n}`, amount: 1000 + (n % 997) },
+                    ),
+                  };
+                },
+              },
+            ],
+          },
+          (err, res) => (err ? reject(err) : resolve(res)),
+        ),
+      );
+      const ok = result.requests.total - result.non2xx;
       return {
         concurrency,
         accounts: targets.length,
-        postings: latencies.length - out.errors,
-        errors: out.errors,
-        postingsPerSec: Math.round((latencies.length - out.errors) / out.elapsed),
-        p50Ms: pct(0.5),
-        p99Ms: pct(0.99),
+        postings: ok,
+        errors: result.non2xx + result.errors,
+        postingsPerSec: round(ok / SECONDS),
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
       };
     };
 
+    const loadAtStart = loadavg()[0];
     // Warm up connections and code paths.
     await run(10, accounts.slice(0, 10));
     const results = [];
@@ -122,6 +119,7 @@ async function main(): Promise<void> {
       `${JSON.stringify({
         bench: 'ledger-postings',
         secondsPerRun: SECONDS,
+        loadavg1mAtStart: round(loadAtStart, 2),
         runs: results,
         invariants: {
           postings: totals.rows[0].postings,
@@ -133,7 +131,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await sql.end();
-    await close();
+    await app.stop();
     await db.drop();
   }
 }

@@ -7,6 +7,7 @@ import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { PingRow } from '../../src/modules/tracking/ping-filters';
 import { TrackingRepository } from '../../src/modules/tracking/tracking.repository';
 import { baseConfig, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
+import { pacedLoad } from './paced-load';
 
 const TRIPS = 20;
 const FLOOR_ROWS = 200_000;
@@ -208,9 +209,28 @@ async function main(): Promise<void> {
     // 5,000 points/s: 500 requests/s of 10 points, spread over the trips.
     // A short warm-up at the same rate first (JIT, pools, caches), not counted.
     await cannon({ url: app.url, connections: 50, overallRate: 500, duration: 2, requests: pingRequests(10) });
-    // Probes during the steady run, to tell the app's latency from this machine's: the same HTTP stack with
+    // Probes during the steady runs, to tell the app's latency from this machine's: the same HTTP stack with
     // no work (GET /health/live) and a one-row INSERT + commit on a connection of its own, each every 10 ms.
-    const probes = startProbes(app.url, db.url);
+    // The steady rate is paced open-loop (see paced-load.ts): one request every 2 ms, latency from when it was due.
+    let probes = startProbes(app.url, db.url);
+    const paced = await pacedLoad({
+      url: app.url,
+      rate: 500,
+      seconds: HTTP_SECONDS,
+      next: () => {
+        const trip = trips[rr++ % trips.length];
+        return {
+          method: 'POST',
+          path: '/api/v1/tracking/ping',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${trip.token}` },
+          body: JSON.stringify({ tripId: trip.tripId, locations: clock.take(trip.tripId, 10) }),
+        };
+      },
+      check: (_status, body) => (JSON.parse(body) as { data: { accepted: number } }).data.accepted === 10,
+    });
+    const pacedProbes = await probes.stop();
+    // The same rate as autocannon's `overallRate` gives it (bursts at the top of each second), for comparison.
+    probes = startProbes(app.url, db.url);
     const steady = await cannon({
       url: app.url,
       connections: 50,
@@ -243,6 +263,19 @@ async function main(): Promise<void> {
         non2xx: osmand.non2xx,
       },
       at_5k_points_per_sec: {
+        achievedPointsPerSec: round(paced.achievedPerSec * 10),
+        p50ms: paced.p50ms,
+        p90ms: paced.p90ms,
+        p99ms: paced.p99ms,
+        p999ms: paced.p999ms,
+        maxms: paced.maxms,
+        non2xx: paced.non2xx,
+        errors: paced.errors,
+        clientMaxSendLagMs: paced.maxSendLagMs,
+        probe_health_live: pacedProbes.http,
+        probe_db_commit_1_row: pacedProbes.db,
+      },
+      at_5k_points_per_sec_autocannon_overallRate: {
         achievedPointsPerSec: round(steady.requests.average * 10),
         p50ms: steady.latency.p50,
         p90ms: steady.latency.p90,

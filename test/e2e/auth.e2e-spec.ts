@@ -1,5 +1,8 @@
 import { createHmac } from 'node:crypto';
+import Redis from 'ioredis';
+import { SessionRevocations } from '../../src/common/auth/session-revocations';
 import { newOrg, newPhone, newUser } from '../support/factories';
+import { startAnotherNode } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
 
 describe('auth', () => {
@@ -198,6 +201,77 @@ describe('auth', () => {
       expect((await t.api.get('/me', { token: u.accessToken })).status).toBe(401);
       // Idempotent.
       expect((await t.api.post('/auth/logout', { refreshToken: u.refreshToken })).status).toBe(204);
+    });
+  });
+
+  describe('revoked sessions on every node', () => {
+    const sessionOf = (accessToken: string): string =>
+      JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString()).sid;
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      for (let i = 0; i < 200; i++) {
+        if (await check()) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+
+    it('a logout on one node is refused by another node, which answers from its own copy', async () => {
+      const other = await startAnotherNode(t);
+      try {
+        const otherApi = new (t.api.constructor as new (base: string) => typeof t.api)(`${other.url}/api/v1`);
+        const otherRevocations = other.app.get(SessionRevocations);
+        await until('the second node to load the list', async () => otherRevocations.usingLocalCopy);
+        const u = await newUser(t.api);
+        expect((await otherApi.get('/me', { token: u.accessToken })).status).toBe(200);
+
+        expect((await t.api.post('/auth/logout', { refreshToken: u.refreshToken })).status).toBe(204);
+        // The node that revoked refuses at once; the other as soon as the published change arrives.
+        expect((await t.api.get('/me', { token: u.accessToken })).status).toBe(401);
+        await until(
+          'the other node to refuse',
+          async () => (await otherApi.get('/me', { token: u.accessToken })).status === 401,
+        );
+        expect(otherRevocations.usingLocalCopy).toBe(true);
+        // Other sessions of the same user are not touched.
+        const again = await t.api.post('/auth/login', { phone: u.phone, password: u.password });
+        expect((await otherApi.get('/me', { token: again.body.data.accessToken })).status).toBe(200);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('a change missed while the subscription was down is loaded when it comes back', async () => {
+      const revocations = t.app.get(SessionRevocations);
+      await until('the list to load', async () => revocations.usingLocalCopy);
+      const u = await newUser(t.api);
+      expect((await t.api.get('/me', { token: u.accessToken })).status).toBe(200);
+
+      const redis = new Redis(t.config.redisUrl);
+      try {
+        // Stored as another node's revoke does, but never published: this node's copy cannot know of it.
+        const sid = sessionOf(u.accessToken);
+        await redis
+          .multi()
+          .set(`${t.config.redisKeyPrefix}revoked-session:${sid}`, '1', 'EX', 60)
+          .zadd(`${t.config.redisKeyPrefix}revoked-sessions`, Date.now() + 60_000, sid)
+          .exec();
+        // Drop this node's subscriber connection (and only it); it reconnects and reloads the list.
+        const clients = (await redis.client('LIST')) as string;
+        const id = clients
+          .split('\n')
+          .find((line) => line.includes(` name=${t.config.redisKeyPrefix}revocations `))
+          ?.match(/^id=(\d+)/)?.[1];
+        expect(id).toBeDefined();
+        await redis.client('KILL', 'ID', id!);
+        await until(
+          'the token to be refused',
+          async () => (await t.api.get('/me', { token: u.accessToken })).status === 401,
+        );
+        await until('the copy to be in use again', async () => revocations.usingLocalCopy);
+        expect((await t.api.get('/me', { token: u.accessToken })).status).toBe(401);
+      } finally {
+        redis.disconnect();
+      }
     });
   });
 });

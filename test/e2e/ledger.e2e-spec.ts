@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { uuidv7 } from 'uuidv7';
 import { parseCsv } from '../../src/modules/ledger/ledger-csv';
+import { PostingBatcher } from '../../src/modules/ledger/posting-batcher';
 import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -547,6 +549,74 @@ describe('ledger', () => {
         .filter((i) => i % 3 === 1)
         .reduce((s, i) => s + 100 + i, 0);
       expect(paid.rows[0].paid).toBe(sumPaid);
+    });
+    it('postings that arrive together share statements (group commit), each exact, a repeated key posting once', async () => {
+      const parties = await Promise.all([newOrg(t.api), newOrg(t.api), newOrg(t.api), newOrg(t.api)]);
+      const accounts = await Promise.all([1, 2, 3].map((i) => newAccount(parties[0], parties[i])));
+      const batcher = t.app.get(PostingBatcher);
+      const before = { ...batcher.stats };
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          invoice(accounts[i % 3], parties[0].owner, { number: `G-${i}`, amount: 10 + i }, `g-${i}`),
+        ).concat([invoice(accounts[0], parties[0].owner, { number: 'G-0', amount: 10 }, 'g-0')]),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(61).fill(201));
+      const postings = batcher.stats.items - before.items;
+      const statements = batcher.stats.groups - before.groups;
+      expect(postings).toBe(61);
+      expect(statements).toBeLessThan(postings);
+      expect(batcher.stats.largestGroup).toBeGreaterThan(1);
+      // The repeated key: one posting, the same answer twice, the second marked as a replay.
+      const pair = [results[0], results[60]];
+      expect(pair[1].body.data).toEqual(pair[0].body.data);
+      expect(pair.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(1);
+      for (const [k, accountId] of accounts.entries()) {
+        const acc = await checkInvariants(accountId);
+        expect(acc.entry_count).toBe(20);
+        const expected = Array.from({ length: 60 }, (_, i) => i)
+          .filter((i) => i % 3 === k)
+          .reduce((sum, i) => sum + 10 + i, 0);
+        expect(Math.abs(Number(acc.balance))).toBe(expected);
+      }
+    });
+
+    it('a batch PostgreSQL refuses is posted one by one: only the faulty posting fails', async () => {
+      const a = await newOrg(t.api);
+      const b = await newOrg(t.api);
+      const accountId = await newAccount(a, b);
+      const batcher = t.app.get(PostingBatcher);
+      const request = (n: number, amount: number) => ({
+        kind: 'INVOICE' as const,
+        accountId,
+        side: a.id,
+        userId: a.owner.id,
+        now: new Date(),
+        postingId: uuidv7(),
+        documentId: uuidv7(),
+        entryIds: [uuidv7(), uuidv7()] as [string, string],
+        outboxIds: [uuidv7(), uuidv7()] as [string, string],
+        idempotencyKey: null,
+        requestHash: `h-${n}`,
+        memo: null,
+        invoice: { number: `F-${n}`, amount, tripId: null, dueDate: null },
+      });
+      const before = { ...batcher.stats };
+      // Posted in one tick: two take the free slots, the other eight wait and go as one batch,
+      // where the last one carries an amount PostgreSQL cannot read (the API's validation never lets one through).
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, n) =>
+          batcher.post(request(n, n === 9 ? ('12.5x' as unknown as number) : 100 + n)),
+        ),
+      );
+      expect(settled.slice(0, 9).map((s) => s.status)).toEqual(Array(9).fill('fulfilled'));
+      expect(settled[9].status).toBe('rejected');
+      expect(batcher.stats.retriedAlone - before.retriedAlone).toBe(8);
+      const stored = await t.sql.query(`SELECT i.number FROM invoices i WHERE i.account_id = $1 ORDER BY i.amount`, [
+        accountId,
+      ]);
+      expect(stored.rows.map((r) => r.number)).toEqual(Array.from({ length: 9 }, (_, n) => `F-${n}`));
+      const acc = await checkInvariants(accountId);
+      expect(acc.entry_count).toBe(9);
     });
   });
 

@@ -1,33 +1,101 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 
+const KEY = (sessionId: string) => `revoked-session:${sessionId}`;
+/** Every revocation still in force, scored by when it lapses (ms): what a node loads when it (re)connects. */
+const INDEX = 'revoked-sessions';
+
 /**
  * Sessions ended before their access tokens expire (logout, a reused refresh
- * token). Kept in Redis for one access-token lifetime, so every node refuses
- * those tokens on their next request.
+ * token), refused on every node for one access-token lifetime.
+ *
+ * Every authenticated request asks, so the answer comes from a copy in this
+ * process, not from a Redis round trip: a revocation is written to Redis (a
+ * key per session, for the fallback, and a sorted set of all of them) and
+ * published; each node subscribes, and loads the sorted set whenever its
+ * subscription (re)starts and every `REVOCATION_RESYNC_MS` as a backstop.
+ * The node that revokes refuses the token at once; other nodes as soon as the
+ * message arrives (well under a millisecond on one network). While a node's
+ * subscription is down it asks Redis per request, as before; while Redis is
+ * down altogether it fails open (drivers keep posting; an ended session's
+ * access token lives at most one TTL anyway).
  */
 @Injectable()
-export class SessionRevocations {
+export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(SessionRevocations.name);
   private redisDownSince = 0;
+  /** sessionId → when its revocation lapses (ms since epoch). */
+  private readonly revoked = new Map<string, number>();
+  private subscriber?: RedisClient;
+  /** True while the subscription is up and the copy was loaded after it started. */
+  private synced = false;
+  private syncRound = 0;
+  private resyncTimer?: NodeJS.Timeout;
+  private readonly channel: string;
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
-
-  async revoke(sessionId: string): Promise<void> {
-    await this.redis.set(`revoked-session:${sessionId}`, '1', 'EX', this.config.accessTokenTtlSeconds + 5);
+  ) {
+    // Channels are not keys: ioredis does not prefix them.
+    this.channel = `${config.redisKeyPrefix}revoked-sessions`;
   }
 
-  /**
-   * Fails open when Redis is unreachable: drivers keep posting while it is
-   * down, and an ended session's access token lives at most one TTL anyway.
-   */
+  onModuleInit(): void {
+    const sub = this.redis.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      connectionName: `${this.config.redisKeyPrefix}revocations`,
+    });
+    this.subscriber = sub;
+    sub.on('error', () => undefined); // the main client logs Redis trouble
+    sub.on('close', () => {
+      this.synced = false;
+    });
+    sub.on('ready', () => void this.resync());
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      const [sessionId, until] = message.split(' ');
+      this.remember(sessionId, Number(until));
+    });
+    this.resyncTimer = setInterval(() => {
+      this.sweep();
+      if (sub.status !== 'ready') return;
+      if (this.synced) this.load(this.syncRound).catch(() => undefined);
+      else void this.resync();
+    }, this.config.revocationResyncMs);
+    this.resyncTimer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.resyncTimer);
+    this.synced = false;
+    this.subscriber?.disconnect();
+  }
+
+  async revoke(sessionId: string): Promise<void> {
+    const ttl = this.config.accessTokenTtlSeconds + 5;
+    const until = Date.now() + ttl * 1000;
+    this.remember(sessionId, until);
+    const res = await this.redis
+      .multi()
+      .set(KEY(sessionId), '1', 'EX', ttl)
+      .zadd(INDEX, until, sessionId)
+      .zremrangebyscore(INDEX, '-inf', Date.now())
+      .publish(this.channel, `${sessionId} ${until}`)
+      .exec();
+    const failed = res?.find(([err]) => err);
+    if (!res || failed) throw failed?.[0] ?? new Error('revocation not stored');
+  }
+
   async isRevoked(sessionId: string): Promise<boolean> {
+    if (this.synced) {
+      const until = this.revoked.get(sessionId);
+      return until !== undefined && until > Date.now();
+    }
     try {
-      const revoked = (await this.redis.exists(`revoked-session:${sessionId}`)) === 1;
+      const revoked = (await this.redis.exists(KEY(sessionId))) === 1;
       this.redisDownSince = 0;
       return revoked;
     } catch (err) {
@@ -37,5 +105,43 @@ export class SessionRevocations {
       }
       return false;
     }
+  }
+
+  private remember(sessionId: string, until: number): void {
+    if (!sessionId || !Number.isFinite(until)) return;
+    if ((this.revoked.get(sessionId) ?? 0) < until) this.revoked.set(sessionId, until);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
+  }
+
+  /** Subscribes, then loads what is in force: a revocation made in between arrives by message or is in the load. */
+  private async resync(): Promise<void> {
+    const round = ++this.syncRound;
+    this.synced = false;
+    try {
+      await this.subscriber!.subscribe(this.channel);
+      await this.load(round);
+    } catch (err) {
+      this.logger.warn(`revocation list not loaded, checking Redis per request: ${(err as Error).message}`);
+    }
+  }
+
+  private async load(round: number): Promise<void> {
+    try {
+      const flat = await this.redis.zrangebyscore(INDEX, Date.now(), '+inf', 'WITHSCORES');
+      for (let i = 0; i < flat.length; i += 2) this.remember(flat[i], Number(flat[i + 1]));
+      if (round === this.syncRound && this.subscriber?.status === 'ready') this.synced = true;
+    } catch (err) {
+      this.synced = false;
+      throw err;
+    }
+  }
+
+  /** For tests and health: whether answers come from the local copy. */
+  get usingLocalCopy(): boolean {
+    return this.synced;
   }
 }

@@ -18,6 +18,9 @@ const envSchema = z.object({
   PUBLIC_BASE_URL: z.url().default('http://localhost:3000'),
   JWT_SECRET: z.string().min(16).optional(),
   JWT_ACCESS_TTL_SECONDS: int(30, 86_400).default(900),
+  REVOCATION_RESYNC_MS: int(100, 3_600_000).default(10_000),
+  LEDGER_BATCH_MAX: int(1, 1000).default(64),
+  LEDGER_BATCH_IN_FLIGHT: int(1, 16).default(2),
   REFRESH_TOKEN_TTL_DAYS: int(1, 365).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
@@ -27,6 +30,8 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   /** How often the org stats materialized view is refreshed (a repeatable Bull job). */
   STATS_REFRESH_MS: int(1000, 86_400_000).default(60_000),
+  /** When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16).optional(),
   // tracking
   MAX_SPEED_MPS: z.coerce.number().positive().max(1000).default(70),
   ARRIVAL_RADIUS_M: z.coerce.number().positive().max(100_000).default(300),
@@ -67,6 +72,12 @@ export interface AppConfig {
   publicBaseUrl: string;
   jwtSecret: string;
   accessTokenTtlSeconds: number;
+  /** How often each node reloads the revoked-session list beside the published changes. */
+  revocationResyncMs: number;
+  /** Most postings in one `ledger_post_many` statement. */
+  ledgerBatchMax: number;
+  /** Posting statements running at once per process. */
+  ledgerBatchInFlight: number;
   refreshTokenTtlDays: number;
   logLevel: string;
   bodyLimitBytes: number;
@@ -75,6 +86,8 @@ export interface AppConfig {
   authRateLimitPerMinute: number;
   shutdownTimeoutMs: number;
   statsRefreshMs: number;
+  /** Bearer token GET /metrics requires; undefined leaves it open (keep it off the public network then). */
+  metricsToken: string | undefined;
   /** Implied speed between two fixes above which the later one is rejected. */
   maxSpeedMps: number;
   /** Distance from the end point within which an IN_TRANSIT trip has arrived. */
@@ -132,6 +145,9 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     publicBaseUrl: e.PUBLIC_BASE_URL.replace(/\/+$/, ''),
     jwtSecret: e.JWT_SECRET ?? DEV_JWT_SECRET,
     accessTokenTtlSeconds: e.JWT_ACCESS_TTL_SECONDS,
+    revocationResyncMs: e.REVOCATION_RESYNC_MS,
+    ledgerBatchMax: e.LEDGER_BATCH_MAX,
+    ledgerBatchInFlight: e.LEDGER_BATCH_IN_FLIGHT,
     refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
     logLevel: e.LOG_LEVEL,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
@@ -140,6 +156,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     authRateLimitPerMinute: e.AUTH_RATE_LIMIT_PER_MINUTE,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     statsRefreshMs: e.STATS_REFRESH_MS,
+    metricsToken: e.METRICS_TOKEN,
     maxSpeedMps: e.MAX_SPEED_MPS,
     arrivalRadiusM: e.ARRIVAL_RADIUS_M,
     overspeedLimitMps: e.OVERSPEED_LIMIT_MPS,

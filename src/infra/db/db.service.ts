@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { Pool } from 'pg';
 import { PrismaClient } from '../../generated/prisma/client';
 import { requestContext } from '../../common/context/request-context';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -10,8 +11,23 @@ export type DbClient = PrismaClient;
 /** The client handed to the callback of an interactive transaction. */
 export type DbTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 
-function makeClient(url: string, max: number): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max }) });
+/** Connections of one pg pool right now. */
+export interface DbPoolUse {
+  db: 'primary' | 'replica';
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+/**
+ * A Prisma client on a pg pool of our own (rather than one the adapter
+ * creates out of sight), so that the pool's use can be reported.
+ */
+function makeClient(url: string, max: number): { client: PrismaClient; pool: Pool } {
+  const pool = new Pool({ connectionString: url, max });
+  // The adapter ends the pool when the client disconnects.
+  const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
+  return { client, pool };
 }
 
 class RedisPinStore implements PinStore {
@@ -35,12 +51,17 @@ export class Db implements OnApplicationShutdown {
   readonly primary: PrismaClient;
   readonly replica: PrismaClient | undefined;
   readonly router: ReadRouter;
+  private readonly pools: { db: DbPoolUse['db']; pool: Pool }[] = [];
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient) {
-    this.primary = makeClient(config.databaseUrl, config.databasePoolMax);
-    this.replica = config.databaseReplicaUrl
-      ? makeClient(config.databaseReplicaUrl, config.databasePoolMax)
-      : undefined;
+    const primary = makeClient(config.databaseUrl, config.databasePoolMax);
+    this.primary = primary.client;
+    this.pools.push({ db: 'primary', pool: primary.pool });
+    if (config.databaseReplicaUrl) {
+      const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax);
+      this.replica = replica.client;
+      this.pools.push({ db: 'replica', pool: replica.pool });
+    }
     this.router = new ReadRouter(new RedisPinStore(redis), config.readYourWritesMs, !!this.replica);
   }
 
@@ -58,6 +79,16 @@ export class Db implements OnApplicationShutdown {
   async ping(which: 'primary' | 'replica'): Promise<void> {
     const client = which === 'primary' ? this.primary : (this.replica ?? this.primary);
     await client.$queryRawUnsafe('SELECT 1');
+  }
+
+  /** Open, idle and waiting connections of each pool (no replica pool when reads go to the primary). */
+  poolUse(): DbPoolUse[] {
+    return this.pools.map(({ db, pool }) => ({
+      db,
+      total: pool.totalCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+    }));
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -3,12 +3,13 @@ import { OrgsModule } from '../orgs/orgs.module';
 import { LedgerController, LedgerOrgsController } from './ledger.controller';
 import { LedgerRepository } from './ledger.repository';
 import { LedgerService } from './ledger.service';
+import { PostingBatcher } from './posting-batcher';
 import { TripLink } from './trip-link';
 
 @Module({
   imports: [OrgsModule],
   controllers: [LedgerOrgsController, LedgerController],
-  providers: [LedgerService, LedgerRepository, TripLink],
+  providers: [LedgerService, LedgerRepository, PostingBatcher, TripLink],
   exports: [LedgerService],
 })
 export class LedgerModule {}

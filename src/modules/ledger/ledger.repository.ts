@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Prisma } from '../../generated/prisma/client';
 import { Db, DbTx } from '../../infra/db/db.service';
+import { GroupRunner } from '../../common/batching/group-runner';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
 import { uuidv7 } from 'uuidv7';
@@ -372,19 +373,40 @@ export class LedgerRepository {
    * not a member). From the primary, like OrgsService.roleOf: a role just
    * granted or taken away counts at once.
    */
-  async rolesOf(
-    userId: string,
-    orgAId: string,
-    orgBId: string,
-  ): Promise<{ roleA: string | null; roleB: string | null }> {
-    const rows = await this.db.primary.$queryRaw<{ org_id: string; role: string }[]>`
-      SELECT org_id::text, role::text FROM memberships
-      WHERE user_id = ${userId}::uuid AND org_id IN (${orgAId}::uuid, ${orgBId}::uuid)`;
-    return {
-      roleA: rows.find((r) => r.org_id === orgAId)?.role ?? null,
-      roleB: rows.find((r) => r.org_id === orgBId)?.role ?? null,
-    };
+  /**
+   * The roles of a user in the two orgs of an account, read on the primary.
+   * Lookups of concurrent requests share one query (see GroupRunner: none
+   * waits when the database is idle); each still reads the memberships of
+   * its own moment, nothing is cached.
+   */
+  rolesOf(userId: string, orgAId: string, orgBId: string): Promise<{ roleA: string | null; roleB: string | null }> {
+    return this.roles.submit({ userId, orgAId, orgBId });
   }
+
+  private readonly roles = new GroupRunner<
+    { userId: string; orgAId: string; orgBId: string },
+    { roleA: string | null; roleB: string | null }
+  >({
+    maxGroup: 256,
+    maxInFlight: 2,
+    run: async (asks) => {
+      const rows = await this.db.primary.$queryRawUnsafe<{ user_id: string; org_id: string; role: string }[]>(
+        `SELECT m.user_id::text, m.org_id::text, m.role::text
+         FROM memberships m JOIN unnest($1::uuid[], $2::uuid[]) AS q(user_id, org_id)
+           ON m.user_id = q.user_id AND m.org_id = q.org_id`,
+        asks.flatMap((a) => [a.userId, a.userId]),
+        asks.flatMap((a) => [a.orgAId, a.orgBId]),
+      );
+      const roleOf = new Map(rows.map((r) => [`${r.user_id} ${r.org_id}`, r.role]));
+      return asks.map((a) => ({
+        ok: true as const,
+        value: {
+          roleA: roleOf.get(`${a.userId} ${a.orgAId}`) ?? null,
+          roleB: roleOf.get(`${a.userId} ${a.orgBId}`) ?? null,
+        },
+      }));
+    },
+  });
 
   /**
    * An invoice or payment posting in one round trip: the `ledger_post`
@@ -394,9 +416,20 @@ export class LedgerRepository {
    * transaction.
    */
   async post(req: PostingRequest): Promise<PostingOutcome> {
-    const rows = await this.db.write.$queryRaw<{ outcome: PostingOutcome }[]>`
+    const rows = await this.db.primary.$queryRaw<{ outcome: PostingOutcome }[]>`
       SELECT ledger_post(${JSON.stringify(req)}::jsonb) AS outcome`;
     return rows[0].outcome;
+  }
+
+  /**
+   * Several postings in one statement and one transaction (`ledger_post_many`,
+   * migration 20261123150000), outcomes in the order given. The caller sorts
+   * them by account so that concurrent batches lock accounts in one order.
+   */
+  async postMany(reqs: PostingRequest[]): Promise<PostingOutcome[]> {
+    const rows = await this.db.primary.$queryRaw<{ outcomes: PostingOutcome[] }[]>`
+      SELECT ledger_post_many(${JSON.stringify(reqs)}::jsonb) AS outcomes`;
+    return rows[0].outcomes;
   }
 
   /**

@@ -31,6 +31,7 @@ import {
   StatementHead,
 } from './ledger.schemas';
 import { TripLink } from './trip-link';
+import { PostingBatcher } from './posting-batcher';
 
 /** What a posting endpoint answers: the first response, and whether this is a replay of it. */
 export interface PostingResult<T> {
@@ -98,6 +99,7 @@ export class LedgerService {
     private readonly repo: LedgerRepository,
     private readonly orgs: OrgsService,
     private readonly trips: TripLink,
+    private readonly batcher: PostingBatcher,
   ) {}
 
   // ---------------------------------------------------------------- access
@@ -333,7 +335,7 @@ export class LedgerService {
         [{ path: 'tripId', message: 'not a trip between these orgs' }],
       );
     }
-    const outcome = await this.repo.post({
+    const outcome = await this.batcher.post({
       ...this.postingIds(principal, account, side),
       kind: 'INVOICE',
       idempotencyKey: idempotencyKey ?? null,
@@ -363,7 +365,7 @@ export class LedgerService {
   ): Promise<PostingResult<PaymentView>> {
     const { account, side } = await this.access(principal, accountId, asOrgId);
     this.checkCurrency(account, input.currency);
-    const outcome = await this.repo.post({
+    const outcome = await this.batcher.post({
       ...this.postingIds(principal, account, side),
       kind: 'PAYMENT',
       idempotencyKey: idempotencyKey ?? null,

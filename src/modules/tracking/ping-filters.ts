@@ -14,8 +14,16 @@ export interface PingRow {
   batchId: string | null;
 }
 
-export type RejectReason =
-  'INVALID' | 'OUT_OF_RANGE' | 'NULL_ISLAND' | 'FUTURE_TIMESTAMP' | 'BEFORE_TRIP_START' | 'SPEED_JUMP';
+export const REJECT_REASONS = [
+  'INVALID',
+  'OUT_OF_RANGE',
+  'NULL_ISLAND',
+  'FUTURE_TIMESTAMP',
+  'BEFORE_TRIP_START',
+  'SPEED_JUMP',
+] as const;
+
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface Rejection {
   index: number;

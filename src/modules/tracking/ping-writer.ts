@@ -3,6 +3,15 @@ import { requestContext } from '../../common/context/request-context';
 import { DomainError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import {
+  pingCommitWait,
+  pingFlushDuration,
+  pingFlushFailures,
+  pingFlushRequests,
+  pingFlushRows,
+  pingsAccepted,
+  pingsDuplicate,
+} from '../../infra/observability/metrics';
 import { PingRow } from './ping-filters';
 import { PingKey, TrackingRepository } from './tracking.repository';
 
@@ -26,6 +35,8 @@ export type CommitListener = (insertedByTrip: Map<string, PingRow[]>) => void;
 interface PendingWrite {
   rows: readonly PingRow[];
   result: WriteResult;
+  /** performance.now() when the rows were handed over. */
+  queuedAt: number;
   resolve: (r: WriteResult) => void;
   reject: (e: unknown) => void;
 }
@@ -92,7 +103,7 @@ export class PingWriter implements OnApplicationShutdown {
   write(rows: readonly PingRow[]): Promise<WriteResult> {
     if (rows.length === 0) return Promise.resolve({ accepted: 0, duplicates: 0 });
     return new Promise<WriteResult>((resolve, reject) => {
-      this.queue.push({ rows, result: { accepted: 0, duplicates: 0 }, resolve, reject });
+      this.queue.push({ rows, result: { accepted: 0, duplicates: 0 }, queuedAt: performance.now(), resolve, reject });
       this.queuedRows += rows.length;
       this.schedule();
     });
@@ -191,10 +202,12 @@ export class PingWriter implements OnApplicationShutdown {
     }
     if (this.maxInFlight > 1) unique.sort(byKey);
     let inserted: PingKey[];
+    const started = performance.now();
     try {
       inserted = await this.insert(unique);
     } catch (err) {
       this.stats.failedFlushes++;
+      pingFlushFailures.inc();
       this.logger.error(`ping flush of ${unique.length} rows failed: ${(err as Error).message}`);
       const failure = new DomainError(
         ErrorCode.SERVICE_UNAVAILABLE,
@@ -203,9 +216,13 @@ export class PingWriter implements OnApplicationShutdown {
       for (const w of batch) w.reject(failure);
       return;
     }
+    const committed = performance.now();
     this.stats.flushes++;
     this.stats.rows += unique.length;
     this.stats.inserted += inserted.length;
+    pingFlushDuration.observe((committed - started) / 1000);
+    pingFlushRows.observe(unique.length);
+    pingFlushRequests.observe(batch.length);
 
     const insertedKeys = new Set(inserted.map((k) => keyOf(k.tripId, k.ms)));
     const byTrip = new Map<string, PingRow[]>();
@@ -229,8 +246,20 @@ export class PingWriter implements OnApplicationShutdown {
       }
       this.enqueueAfterFlush(byTrip);
     }
+    // Every row of the batch is now either inserted or a duplicate (repeated in the flush or already stored).
+    let accepted = 0;
+    let duplicates = 0;
+    for (const w of batch) {
+      accepted += w.result.accepted;
+      duplicates += w.result.duplicates;
+    }
+    pingsAccepted.inc(accepted);
+    pingsDuplicate.inc(duplicates);
     // The rows are committed: answer now; the after-flush work follows behind.
-    for (const w of batch) w.resolve(w.result);
+    for (const w of batch) {
+      pingCommitWait.observe((committed - w.queuedAt) / 1000);
+      w.resolve(w.result);
+    }
   }
 
   private enqueueAfterFlush(byTrip: Map<string, PingRow[]>): void {

@@ -1,8 +1,10 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type { Counter } from 'prom-client';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { cacheCounters, pingsRejected } from '../../infra/observability/metrics';
 import { RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 import { isActive } from '../trips/trip-status';
@@ -11,7 +13,7 @@ import { TripsService } from '../trips/trips.service';
 import { detect, readDetectorState, TrackFix } from './detectors';
 import { pathLengthM } from './geo';
 import { OsmAndFix } from './osmand';
-import { checkPoints, Fix, PingRow, Rejection, speedFilter } from './ping-filters';
+import { checkPoints, Fix, PingRow, REJECT_REASONS, RejectReason, Rejection, speedFilter } from './ping-filters';
 import { PingWriter } from './ping-writer';
 import { HistoryPoint, TrackingRepository } from './tracking.repository';
 
@@ -40,6 +42,16 @@ const LATEST_TTL_S = 7 * 24 * 3600;
 /** Trips whose last committed point this process remembers (the oldest entry goes first). */
 const COMMITTED_LATEST_MAX = 10_000;
 const latestKey = (tripId: string) => `trip-latest:${tripId}`;
+
+/** One bound counter per reason, each series present (at 0) from the start. */
+const rejectedByReason = Object.fromEntries(
+  REJECT_REASONS.map((reason) => {
+    const counter = pingsRejected.labels(reason);
+    counter.inc(0);
+    return [reason, counter];
+  }),
+) as Record<RejectReason, Counter.Internal>;
+const latestCache = cacheCounters('trip_latest');
 
 const toLatest = (p: TrackPoint): LatestLocation => ({
   lat: p.lat,
@@ -139,6 +151,7 @@ export class TrackingService implements OnModuleInit {
     const speed = speedFilter(checked.candidates, stored, this.config.maxSpeedMps);
     const written = await this.writer.write(speed.kept.map((c) => c.row));
     const rejected = [...checked.rejected, ...speed.rejected].sort((a, b) => a.index - b.index);
+    for (const r of rejected) rejectedByReason[r.reason].inc();
     return { accepted: written.accepted, duplicates: written.duplicates, rejected };
   }
 
@@ -251,6 +264,7 @@ export class TrackingService implements OnModuleInit {
     const committed = this.committedLatest.get(tripId);
     const cached = await this.redis.get(latestKey(tripId)).catch(() => null);
     let value: LatestLocation | null = cached ? (JSON.parse(cached) as LatestLocation) : null;
+    (value ? latestCache.hit : latestCache.miss).inc();
     if (!value) {
       const state = await this.trips.trackState(tripId);
       if (state?.latest) {

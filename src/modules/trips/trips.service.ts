@@ -9,6 +9,7 @@ import {
 } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
+import { cacheCounters } from '../../infra/observability/metrics';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
@@ -25,6 +26,8 @@ import {
 /** Roles that create trips and move them through any state. */
 const OPERATE: readonly OrgRoleName[] = ['OWNER', 'ADMIN', 'STAFF'];
 const ACCESS_CACHE_MAX = 10_000;
+const tripStateCache = cacheCounters('trip_state');
+const tripAccessCache = cacheCounters('trip_access');
 
 export interface TripViewer {
   access: TripAccess;
@@ -193,7 +196,11 @@ export class TripsService {
     if (maxAgeMs <= 0) return this.repo.findTrackState(tripId);
     const now = Date.now();
     const hit = this.trackStateCache.get(tripId);
-    if (hit && now - hit.at < maxAgeMs) return hit.state;
+    if (hit && now - hit.at < maxAgeMs) {
+      tripStateCache.hit.inc();
+      return hit.state;
+    }
+    tripStateCache.miss.inc();
     const state = this.repo.findTrackState(tripId);
     const entry = { at: now, state };
     if (hit)
@@ -261,7 +268,11 @@ export class TripsService {
 
   private async access(tripId: string): Promise<TripAccess | null> {
     const cached = this.accessCache.get(tripId);
-    if (cached) return cached;
+    if (cached) {
+      tripAccessCache.hit.inc();
+      return cached;
+    }
+    tripAccessCache.miss.inc();
     const access = await this.repo.findAccess(tripId);
     if (access) {
       if (this.accessCache.size >= ACCESS_CACHE_MAX) this.accessCache.delete(this.accessCache.keys().next().value!);
