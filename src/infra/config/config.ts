@@ -44,6 +44,7 @@ const envSchema = z.object({
   PING_WRITER_WINDOW_MS: int(0, 1000).default(3),
   PING_WRITER_MAX_ROWS: int(1, 50_000).default(5000),
   PING_WRITER_MAX_IN_FLIGHT: int(1, 16).default(2),
+  PING_AFTER_FLUSH_SPACING_MS: int(0, 1000).default(20),
   TRIP_STATE_CACHE_MS: int(0, 60_000).default(1000),
   // realtime (Socket.IO)
   REALTIME_REDIS_ADAPTER: z.enum(['sharded', 'classic']).default('sharded'),
@@ -99,6 +100,8 @@ export interface AppConfig {
   pingWriterWindowMs: number;
   pingWriterMaxRows: number;
   /** How many ping flushes may be committing at once (the next batch collects while one commits). */
+  /** Least time between the starts of two after-flush rounds (trip updates, Redis, room events). */
+  pingAfterFlushSpacingMs: number;
   pingWriterMaxInFlight: number;
   /** How long a node reuses a trip's ingest state (status, driver, createdAt, latest point); 0 reads it every time. */
   tripStateCacheMs: number;
@@ -164,6 +167,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     pingWriterWindowMs: e.PING_WRITER_WINDOW_MS,
     pingWriterMaxRows: e.PING_WRITER_MAX_ROWS,
     pingWriterMaxInFlight: e.PING_WRITER_MAX_IN_FLIGHT,
+    pingAfterFlushSpacingMs: e.PING_AFTER_FLUSH_SPACING_MS,
     tripStateCacheMs: e.TRIP_STATE_CACHE_MS,
     realtimeRedisAdapter: e.REALTIME_REDIS_ADAPTER,
     realtimeLogMaxEvents: e.REALTIME_LOG_MAX_EVENTS,

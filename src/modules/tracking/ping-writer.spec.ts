@@ -107,6 +107,22 @@ describe('PingWriter', () => {
     expect(order).toEqual(['after-flush 1,2', 'answered first', 'answered later', 'after-flush 3,4', 'drained']);
   });
 
+  it('starts after-flush rounds at least the spacing apart: flushes in between share one round', async () => {
+    const { writer, statements } = writerWith(new Set(), { pingWriterWindowMs: 0, pingAfterFlushSpacingMs: 500 });
+    const rounds: { at: number; seconds: number[] }[] = [];
+    writer.onFlush(async (byTrip) => {
+      rounds.push({ at: Date.now(), seconds: [...byTrip.values()].flat().map((r) => r.recordedAt.getUTCSeconds()) });
+    });
+    await writer.write([row(1)]);
+    await writer.write([row(2)]);
+    await writer.write([row(3, 'trip-2')]);
+    expect(statements).toEqual([1, 1, 1]); // three commits, each answered at once
+    await writer.drain();
+    // The first round at once, the other two flushes merged into one round after the spacing.
+    expect(rounds.map((r) => r.seconds)).toEqual([[1], [2, 3]]);
+    expect(rounds[1].at - rounds[0].at).toBeGreaterThanOrEqual(490);
+  });
+
   it('runs several flushes at once when allowed, with exact counts for overlapping requests', async () => {
     const stored = new Set<string>();
     const { writer, statements } = writerWith(stored, { pingWriterWindowMs: 0, pingWriterMaxInFlight: 2 });
