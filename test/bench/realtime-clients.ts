@@ -1,18 +1,27 @@
-/* The watcher side of realtime.bench.ts, in its own process: socket.io-client sockets and (for the app) the ping load. Driven over IPC. */
+/*
+ * The client side of realtime.bench.ts, driven over IPC. A process is either a
+ * watcher (socket.io-client sockets, a share of all of them) or the ping load
+ * (app mode; no sockets, so its clock is not held up by theirs). Watchers
+ * record when each point arrives; the load's send and answer times are joined
+ * with those receipts after the window.
+ */
 import { io, Socket } from 'socket.io-client';
 import { FixClock } from './bench-support';
 
 type Cmd =
-  | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number }
-  | {
-      cmd: 'run';
-      mode: 'app' | 'floor';
-      url: string;
-      rate: number;
-      seconds: number;
-      trips: { tripId: string; token: string }[];
-    }
+  | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number; offset: number }
+  | { cmd: 'watch'; mode: 'app' | 'floor'; seconds: number }
+  | { cmd: 'join'; sentAt: [string, number][]; respondedAt: [string, number][] }
+  | { cmd: 'load'; url: string; rate: number; seconds: number; trips: { tripId: string; token: string }[] }
   | { cmd: 'disconnect' };
+
+/** Latencies as counts per whole millisecond: cheap to send over IPC and to merge. */
+type Histogram = number[];
+function record(h: Histogram, ms: number): void {
+  const i = Math.max(0, Math.round(ms));
+  while (h.length <= i) h.push(0);
+  h[i] += 1;
+}
 
 let sockets: Socket[] = [];
 /** One clock for all runs: fixes already stored would come back as duplicates and publish nothing. */
@@ -58,113 +67,125 @@ async function connect(c: Extract<Cmd, { cmd: 'connect' }>): Promise<void> {
     const base = sockets.length;
     sockets.push(
       ...(await Promise.all(
-        Array.from({ length: batch }, (_, i) => connectOne(c.url, c.token, c.rooms[(base + i) % c.rooms.length])),
+        Array.from({ length: batch }, (_, i) =>
+          connectOne(c.url, c.token, c.rooms[(c.offset + base + i) % c.rooms.length]),
+        ),
       )),
     );
   }
   reply({ ok: 'connected', n: sockets.length, ms: Date.now() - started });
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
+/** What this watcher process received during a window: floor latencies directly, app receipts to join later. */
+let receipts: { key: string; at: number }[] = [];
+let floorLatency: Histogram = [];
+let seen = new Set<string>();
 
-async function run(c: Extract<Cmd, { cmd: 'run' }>): Promise<void> {
-  const samples: number[] = [];
-  const seen = new Set<string>();
-  const sentAt = new Map<string, number>();
-  /** When the ping's 200 came back: the points are committed, what follows is the event's way to the watchers. */
-  const respondedAt = new Map<string, number>();
-  const afterResponse: number[] = [];
-  let measuring = false;
-  let pingErrors = 0;
-  const pingMs: number[] = [];
-  let pointsSent = 0;
+async function watch(c: Extract<Cmd, { cmd: 'watch' }>): Promise<void> {
+  receipts = [];
+  floorLatency = [];
+  seen = new Set();
+  // The load's warm-up second, its measured window, then a second to drain.
+  await new Promise((r) => setTimeout(r, 1000));
+  const windowEnd = Date.now() + c.seconds * 1000;
   onLocation = (p, now) => {
-    if (!measuring) return;
-    seen.add(`${p.room}#${p.seq}`);
+    if (now > windowEnd + 1000) return;
     if (c.mode === 'floor') {
-      for (let i = 0; i < p.points.length; i++) samples.push(now - p.t!);
+      if (now > windowEnd) return;
+      seen.add(`${p.room}#${p.seq}`);
+      for (let i = 0; i < p.points.length; i++) record(floorLatency, now - p.t!);
       return;
     }
-    for (const pt of p.points) {
-      const key = `${p.tripId}|${pt.recordedAt}`;
-      const t0 = sentAt.get(key);
-      if (t0 !== undefined) samples.push(now - t0);
-      const t1 = respondedAt.get(key);
-      if (t1 !== undefined) afterResponse.push(now - t1);
-    }
+    seen.add(`${p.room}#${p.seq}`);
+    for (const pt of p.points) receipts.push({ key: `${p.tripId}|${pt.recordedAt}`, at: now });
   };
-  const timers: NodeJS.Timeout[] = [];
-  if (c.mode === 'app') {
-    // Each trip posts twice a second, spread over the half second; points per request make up the rate.
-    const perRequest = c.rate / c.trips.length / 2;
-    c.trips.forEach((trip, i) => {
-      let acc = 0;
-      const tick = () => {
-        acc += perRequest;
-        const n = Math.floor(acc);
-        if (!n) return;
-        acc -= n;
-        const fixes = clock.take(trip.tripId, n);
-        const now = Date.now();
-        const measured = measuring;
-        if (measured) for (const f of fixes) sentAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, now);
-        pointsSent += n;
-        fetch(`${c.url}/api/v1/tracking/ping`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${trip.token}` },
-          body: JSON.stringify({ tripId: trip.tripId, locations: fixes }),
-        })
-          .then(async (res) => {
-            const body = (await res.json()) as { data?: { accepted: number } };
-            if (res.status !== 200 || body.data?.accepted !== n) pingErrors += 1;
-            else if (measured) {
-              const done = Date.now();
-              pingMs.push(done - now);
-              for (const f of fixes) respondedAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, done);
-            }
-          })
-          .catch(() => (pingErrors += 1));
-      };
-      timers.push(
-        setTimeout(
-          () => {
-            tick();
-            timers.push(setInterval(tick, 500));
-          },
-          (i / c.trips.length) * 500,
-        ),
-      );
-    });
+  await new Promise((r) => setTimeout(r, (c.seconds + 1) * 1000));
+  onLocation = null;
+  reply({ ok: 'watched', seen: c.mode === 'floor' ? [...seen] : undefined, latency: floorLatency });
+}
+
+/** App mode: the pings' send and answer times (from the load process) against this process's receipts. */
+function join(c: Extract<Cmd, { cmd: 'join' }>): void {
+  const sentAt = new Map(c.sentAt);
+  const respondedAt = new Map(c.respondedAt);
+  const latency: Histogram = [];
+  const afterResponse: Histogram = [];
+  const events = new Set<string>();
+  for (const r of receipts) {
+    const t0 = sentAt.get(r.key);
+    if (t0 === undefined) continue; // sent outside the measured window
+    record(latency, r.at - t0);
+    const t1 = respondedAt.get(r.key);
+    if (t1 !== undefined) record(afterResponse, r.at - t1);
   }
+  for (const k of seen) events.add(k);
+  receipts = [];
+  reply({ ok: 'joined', latency, afterResponse, seen: [...events] });
+}
+
+/** The ping load (app mode), in a process without sockets: each trip posts twice a second, spread over the half second. */
+async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
+  const sentAt = new Map<string, number>();
+  const respondedAt = new Map<string, number>();
+  let measuring = false;
+  let pingErrors = 0;
+  const pingMs: Histogram = [];
+  let pointsSent = 0;
+  const timers: NodeJS.Timeout[] = [];
+  const perRequest = c.rate / c.trips.length / 2;
+  c.trips.forEach((trip, i) => {
+    let acc = 0;
+    const tick = () => {
+      acc += perRequest;
+      const n = Math.floor(acc);
+      if (!n) return;
+      acc -= n;
+      const fixes = clock.take(trip.tripId, n);
+      const now = Date.now();
+      const measured = measuring;
+      if (measured) for (const f of fixes) sentAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, now);
+      pointsSent += n;
+      fetch(`${c.url}/api/v1/tracking/ping`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${trip.token}` },
+        body: JSON.stringify({ tripId: trip.tripId, locations: fixes }),
+      })
+        .then(async (res) => {
+          const body = (await res.json()) as { data?: { accepted: number } };
+          if (res.status !== 200 || body.data?.accepted !== n) pingErrors += 1;
+          else if (measured) {
+            const done = Date.now();
+            record(pingMs, done - now);
+            for (const f of fixes) respondedAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, done);
+          }
+        })
+        .catch(() => (pingErrors += 1));
+    };
+    timers.push(
+      setTimeout(
+        () => {
+          tick();
+          timers.push(setInterval(tick, 500));
+        },
+        (i / c.trips.length) * 500,
+      ),
+    );
+  });
   // One second of warm-up, then the measured window, then a second to drain.
   await new Promise((r) => setTimeout(r, 1000));
   measuring = true;
   const sentBefore = pointsSent;
   await new Promise((r) => setTimeout(r, c.seconds * 1000));
   const sentInWindow = pointsSent - sentBefore;
+  measuring = false;
   for (const t of timers) clearTimeout(t);
   await new Promise((r) => setTimeout(r, 1000));
-  measuring = false;
-  onLocation = null;
-  const sorted = Float64Array.from(samples).sort();
-  const pings = Float64Array.from(pingMs).sort();
-  const after = Float64Array.from(afterResponse).sort();
   reply({
-    ok: 'ran',
-    samples: sorted.length,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    max: sorted.length ? sorted[sorted.length - 1] : NaN,
-    // Events of the measured window (those of its last pings arrive during the drain second).
-    broadcastsPerSec: Math.round(seen.size / c.seconds),
-    pingResponseP50: c.mode === 'app' ? percentile(pings, 50) : undefined,
-    pingResponseP99: c.mode === 'app' ? percentile(pings, 99) : undefined,
-    afterResponseP50: c.mode === 'app' ? percentile(after, 50) : undefined,
-    afterResponseP99: c.mode === 'app' ? percentile(after, 99) : undefined,
-    pointsPerSec: c.mode === 'app' ? Math.round(sentInWindow / c.seconds) : undefined,
+    ok: 'loaded',
+    sentAt: [...sentAt],
+    respondedAt: [...respondedAt],
+    pingMs,
+    pointsPerSec: Math.round(sentInWindow / c.seconds),
     pingErrors,
   });
 }
@@ -172,7 +193,9 @@ async function run(c: Extract<Cmd, { cmd: 'run' }>): Promise<void> {
 process.on('message', (c: Cmd) => {
   const done = (p: Promise<void>) => p.catch((err: Error) => reply({ ok: 'error', message: err.message }));
   if (c.cmd === 'connect') void done(connect(c));
-  else if (c.cmd === 'run') void done(run(c));
+  else if (c.cmd === 'watch') void done(watch(c));
+  else if (c.cmd === 'join') join(c);
+  else if (c.cmd === 'load') void done(load(c));
   else if (c.cmd === 'disconnect') {
     for (const s of sockets) s.disconnect();
     sockets = [];
