@@ -1,11 +1,11 @@
+import { Client } from 'pg';
 import { InProcessRealtimePublisher, RealtimeEvent } from '../../src/infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../src/infra/redis/redis.module';
 import { distanceM } from '../../src/modules/tracking/geo';
 import { KNOTS_TO_MPS } from '../../src/modules/tracking/osmand';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newUser } from '../support/factories';
-import { startAnotherNode } from '../support/socket-client';
-import { Api, startTestApp, TestApp } from '../support/test-app';
+import { startTestApp, TestApp } from '../support/test-app';
 import { activeTrip, moveTo, newDriver, newMember, newTrip, newWorld, TripWorld } from './trips.fixtures';
 
 /** A point on a straight road north from Jaipur, `s` seconds after `t0`, moving about 11 m/s. */
@@ -281,29 +281,31 @@ describe('tracking', () => {
     it('GET latest answered right after a 2xx already shows the acknowledged point (same node), before the trip row catches up', async () => {
       const { w, trip } = await world();
       const t0 = base();
-      // A node whose after-flush rounds start at least 5 s apart: the second point below is committed and
-      // acknowledged at once, while the round that moves the trip row to it waits.
-      const node = await startAnotherNode(t, { pingAfterFlushSpacingMs: 5000 });
+      expect((await ping(w, trip.id, [pt(t0, 0)])).body.data.accepted).toBe(1);
+      await afterFlushDone();
+      // Hold the after-flush work back: another session holds the trip row (NO KEY UPDATE, so the
+      // pings' foreign-key check still passes): the next point is committed and acknowledged,
+      // the trip row cannot be updated yet.
+      const blocker = new Client({ connectionString: t.config.databaseUrl });
+      await blocker.connect();
       try {
-        const nodeApi = new Api(`${node.url}/api/v1`);
-        const post = (locations: unknown[]) =>
-          nodeApi.post('/tracking/ping', { tripId: trip.id, locations }, { token: w.driver.accessToken });
-        expect((await post([pt(t0, 0)])).body.data.accepted).toBe(1);
-        await node.app.get(PingWriter).drain(); // the first round runs at once
-        expect((await post([pt(t0, 10)])).body.data.accepted).toBe(1);
+        await blocker.query('BEGIN');
+        await blocker.query(`SELECT 1 FROM trips WHERE id = $1 FOR NO KEY UPDATE`, [trip.id]);
+        expect((await ping(w, trip.id, [pt(t0, 10)])).body.data.accepted).toBe(1);
         const row = await t.sql.query(`SELECT latest_recorded_at FROM trips WHERE id = $1`, [trip.id]);
         expect((row.rows[0].latest_recorded_at as Date).toISOString()).toBe(pt(t0, 0).timestamp);
-        const latest = await nodeApi.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });
+        const latest = await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });
         expect(latest.body.data.recordedAt).toBe(pt(t0, 10).timestamp);
         // The speed filter compares with the acknowledged point too: 1 km in 1 s after it is a jump.
-        const jump = await post([
+        const jump = await ping(w, trip.id, [
           { latitude: pt(t0, 10).latitude + 0.01, longitude: 75.8, timestamp: new Date(t0 + 11_000).toISOString() },
         ]);
         expect(jump.body.data.rejected).toEqual([expect.objectContaining({ index: 0, reason: 'SPEED_JUMP' })]);
-        await node.app.get(PingWriter).drain();
       } finally {
-        await node.close();
+        await blocker.query('ROLLBACK');
+        await blocker.end();
       }
+      await afterFlushDone();
       const detail = await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken });
       expect(detail.body.data.latestLocation.recordedAt).toBe(pt(t0, 10).timestamp);
     });

@@ -18,10 +18,11 @@ export interface HistoryPoint {
   recordedAt: Date;
 }
 
-/** See migration 20261123160000_added_ping_accounting_functions: insert, skip stored keys, move distances. */
-const INSERT_PINGS = `
-  SELECT trip_id::text AS trip_id, ms FROM ping_insert($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[],
-    $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[])`;
+const INSERT_UNNEST = `
+  INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id)
+  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[])
+  ON CONFLICT (trip_id, recorded_at) DO NOTHING
+  RETURNING trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms`;
 
 /** Most rows Prisma's createMany puts in one statement here (10 columns: 10k bind parameters). */
 const PRISMA_CHUNK = 1000;
@@ -33,14 +34,12 @@ export class TrackingRepository {
   /**
    * Inserts the rows in one statement (arrays unnested server-side: ten bind
    * parameters whatever the row count), skipping rows whose (trip, time)
-   * exists, and returns the keys actually inserted. The same statement moves
-   * each trip's `distance_km` by what its new points change in the track,
-   * under the trips' row locks. One statement: all or nothing.
+   * exists, and returns the keys actually inserted. One statement: all or nothing.
    */
   async insertPings(rows: readonly PingRow[]): Promise<PingKey[]> {
     if (rows.length === 0) return [];
     const out = await this.db.primary.$queryRawUnsafe<{ trip_id: string; ms: number }[]>(
-      INSERT_PINGS,
+      INSERT_UNNEST,
       rows.map((r) => r.tripId),
       rows.map((r) => r.recordedAt.toISOString()),
       rows.map((r) => r.lat),

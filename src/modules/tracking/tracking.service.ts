@@ -11,6 +11,7 @@ import { isActive } from '../trips/trip-status';
 import { TrackPoint, TrackUpdate, TripTrackState } from '../trips/trips.schemas';
 import { TripsService } from '../trips/trips.service';
 import { detect, readDetectorState, TrackFix } from './detectors';
+import { pathLengthM } from './geo';
 import { OsmAndFix } from './osmand';
 import { checkPoints, Fix, PingRow, REJECT_REASONS, RejectReason, Rejection, speedFilter } from './ping-filters';
 import { PingWriter } from './ping-writer';
@@ -156,25 +157,26 @@ export class TrackingService implements OnModuleInit {
 
   /**
    * After one or more flushes (behind the answers, one round at a time), once
-   * per trip: latest location (never moved backwards by late points) and
-   * detectors, written for all trips in one statement; then Redis and the room
-   * events. The distance is not here: the flush's own statement moves it
-   * (exact across nodes, see TrackingRepository.insertPings).
+   * per trip: distance and latest location (never moved backwards by late
+   * points) and detectors, written for all trips in one statement; then Redis
+   * and the room events.
    */
   async afterFlush(byTrip: Map<string, PingRow[]>): Promise<void> {
     const states = await this.trips.trackStates([...byTrip.keys()]);
-    const planned = [...byTrip].map(([tripId, rows]) => {
-      const state = states.get(tripId);
-      if (!state) return null;
-      try {
-        return this.planTripUpdate(state, rows);
-      } catch (err) {
-        this.logger.error(
-          `updating trip ${tripId} after a flush failed: ${(err as Error).stack ?? (err as Error).message}`,
-        );
-        return null;
-      }
-    });
+    const planned = await Promise.all(
+      [...byTrip].map(async ([tripId, rows]) => {
+        const state = states.get(tripId);
+        if (!state) return null;
+        try {
+          return await this.planTripUpdate(state, rows);
+        } catch (err) {
+          this.logger.error(
+            `updating trip ${tripId} after a flush failed: ${(err as Error).stack ?? (err as Error).message}`,
+          );
+          return null;
+        }
+      }),
+    );
     const plans = planned.filter((p): p is TripPlan => p !== null);
     await this.trips.applyTrackUpdates(plans.map((p) => ({ state: p.state, update: p.update })));
 
@@ -199,13 +201,25 @@ export class TrackingService implements OnModuleInit {
     }
   }
 
-  /** Latest location and detectors of one trip after its new points (the distance moved with the insert). */
-  private planTripUpdate(state: TripTrackState, rows: PingRow[]): TripPlan {
+  private async planTripUpdate(state: TripTrackState, rows: PingRow[]): Promise<TripPlan> {
+    const tripId = state.id;
     const points: TrackFix[] = rows
       .map((r) => ({ lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: r.recordedAt }))
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
     const latestMs = state.latest?.recordedAt.getTime() ?? -Infinity;
     const newer = points.filter((p) => p.recordedAt.getTime() > latestMs);
+
+    let deltaM: number;
+    if (newer.length === points.length) {
+      deltaM = pathLengthM(state.latest ? [state.latest, ...points] : points);
+    } else {
+      // Late points: the track between their stored neighbours changes; recount just that stretch.
+      const first = points[0].recordedAt;
+      const last = points[points.length - 1].recordedAt;
+      const around = await this.repo.fixesAround(tripId, first, last, true);
+      const fresh = new Set(points.map((p) => p.recordedAt.getTime()));
+      deltaM = pathLengthM(around) - pathLengthM(around.filter((f) => !fresh.has(f.recordedAt.getTime())));
+    }
 
     const detected = detect(
       {
@@ -232,6 +246,7 @@ export class TrackingService implements OnModuleInit {
       points,
       update: {
         latest: latestPoint,
+        distanceDeltaKm: deltaM / 1000,
         detectorState: detected.state,
         events: detected.events,
         arrive: detected.arrive,

@@ -81,10 +81,19 @@ function toTrackState(row: Prisma.TripGetPayload<{ select: typeof TRACK_STATE_SE
 }
 
 /** Every trip of an after-flush round in one statement (arrays unnested server-side). */
-/** Latest location and detector state of many trips; row locks in id order (migration 20261123160000). */
 const BULK_TRACK_UPDATE = `
-  SELECT trips_track_update($1::uuid[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[],
-    $7::float8[]) AS updated`;
+  UPDATE trips AS t SET
+    distance_km = t.distance_km + u.delta_km,
+    detector_state = u.detector_state::jsonb,
+    latest_lat = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.lat ELSE t.latest_lat END,
+    latest_lng = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.lng ELSE t.latest_lng END,
+    latest_speed = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.speed ELSE t.latest_speed END,
+    latest_heading = CASE WHEN u.rec IS NOT NULL AND (t.latest_recorded_at IS NULL OR t.latest_recorded_at < u.rec) THEN u.heading ELSE t.latest_heading END,
+    latest_recorded_at = GREATEST(t.latest_recorded_at, u.rec),
+    updated_at = now()
+  FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])
+    AS u(id, delta_km, detector_state, rec, lat, lng, speed, heading)
+  WHERE t.id = u.id`;
 
 @Injectable()
 export class TripsRepository {
@@ -372,6 +381,7 @@ export class TripsRepository {
     const sorted = [...items].sort((a, b) => (a.tripId < b.tripId ? -1 : a.tripId > b.tripId ? 1 : 0));
     const params = [
       sorted.map((i) => i.tripId),
+      sorted.map((i) => i.update.distanceDeltaKm),
       sorted.map((i) => JSON.stringify(i.update.detectorState ?? null)),
       sorted.map((i) => i.update.latest?.recordedAt.toISOString() ?? null),
       sorted.map((i) => i.update.latest?.lat ?? null),
@@ -381,12 +391,12 @@ export class TripsRepository {
     ];
     const withEvents = sorted.filter((i) => i.update.arrive || i.update.events.length > 0);
     if (withEvents.length === 0) {
-      await this.db.primary.$queryRawUnsafe(BULK_TRACK_UPDATE, ...params);
+      await this.db.primary.$executeRawUnsafe(BULK_TRACK_UPDATE, ...params);
       for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
       return results;
     }
     return this.db.primary.$transaction(async (tx) => {
-      await tx.$queryRawUnsafe(BULK_TRACK_UPDATE, ...params);
+      await tx.$executeRawUnsafe(BULK_TRACK_UPDATE, ...params);
       for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
       for (const { tripId, update } of withEvents) {
         let arrivedAt: Date | null = null;

@@ -110,6 +110,7 @@ export interface NewTripEvent {
 export interface TrackUpdate {
   /** Set when the flush moved the latest location forward. */
   latest: TrackPoint | null;
+  distanceDeltaKm: number;
   detectorState: unknown;
   events: NewTripEvent[];
   /** IN_TRANSIT → ARRIVED because the truck reached the end point. */
