@@ -291,7 +291,16 @@ describe('tracking', () => {
       try {
         await blocker.query('BEGIN');
         await blocker.query(`SELECT 1 FROM trips WHERE id = $1 FOR NO KEY UPDATE`, [trip.id]);
+        const seen: RealtimeEvent[] = [];
+        const off = realtime.on((e) => seen.push(e));
         expect((await ping(w, trip.id, [pt(t0, 10)])).body.data.accepted).toBe(1);
+        // trip.location goes out at the commit, without waiting for the round that updates the trip row.
+        for (let i = 0; i < 100 && !seen.some((e) => e.event === 'trip.location'); i++)
+          await new Promise((r) => setTimeout(r, 10));
+        off();
+        expect(seen.filter((e) => e.event === 'trip.location').map((e) => e.payload)).toEqual([
+          { tripId: trip.id, points: [expect.objectContaining({ recordedAt: pt(t0, 10).timestamp })] },
+        ]);
         const row = await t.sql.query(`SELECT latest_recorded_at FROM trips WHERE id = $1`, [trip.id]);
         expect((row.rows[0].latest_recorded_at as Date).toISOString()).toBe(pt(t0, 0).timestamp);
         const latest = await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });

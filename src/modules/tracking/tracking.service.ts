@@ -117,6 +117,7 @@ export class TrackingService implements OnModuleInit {
         this.committedLatest.delete(this.committedLatest.keys().next().value!);
       this.committedLatest.set(tripId, newest);
     }
+    setImmediate(() => this.publishLocations(byTrip));
   }
 
   /** One OsmAnd fix: the device's driver's active trip. */
@@ -158,8 +159,8 @@ export class TrackingService implements OnModuleInit {
   /**
    * After one or more flushes (behind the answers, one round at a time), once
    * per trip: distance and latest location (never moved backwards by late
-   * points) and detectors, written for all trips in one statement; then Redis
-   * and the room events.
+   * points) and detectors, written for all trips in one statement; then Redis.
+   * (`trip.location` went out at the commit: see publishLocations.)
    */
   async afterFlush(byTrip: Map<string, PingRow[]>): Promise<void> {
     const states = await this.trips.trackStates([...byTrip.keys()]);
@@ -187,9 +188,18 @@ export class TrackingService implements OnModuleInit {
         pipe.set(latestKey(p.state.id), JSON.stringify(toLatest(p.update.latest!)), 'EX', LATEST_TTL_S);
       await pipe.exec().catch(() => undefined);
     }
-    for (const { state, points } of plans) {
-      this.realtime.publish(tripRoom(state.id), 'trip.location', {
-        tripId: state.id,
+  }
+
+  /**
+   * `trip.location` with a flush's points, per trip, right after its commit
+   * (behind the answers, in commit order): watchers need not wait for the
+   * after-flush round that updates the trip row.
+   */
+  private publishLocations(byTrip: Map<string, PingRow[]>): void {
+    for (const [tripId, rows] of byTrip) {
+      const points = [...rows].sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
+      this.realtime.publish(tripRoom(tripId), 'trip.location', {
+        tripId,
         points: points.map((p) => ({
           lat: p.lat,
           lng: p.lng,
