@@ -1,4 +1,5 @@
 /* Shared by the benchmarks: a migrated database of its own, the app in this process or as a child process, trips. */
+import autocannon from 'autocannon';
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -198,3 +199,10 @@ export class FixClock {
 }
 
 export const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** autocannon as a promise. */
+export function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}

@@ -5,9 +5,8 @@
  * The app in its own process, autocannon (50 connections) in this one.
  * Prints one JSON line; never fails on a number.
  */
-import autocannon from 'autocannon';
 import { loadavg } from 'node:os';
-import { freshDatabase, round, startAppProcess } from './bench-support';
+import { cannon, freshDatabase, round, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 
@@ -16,12 +15,7 @@ async function main(): Promise<void> {
   const app = await startAppProcess(db.url);
   const out: Record<string, unknown> = { bench: 'http-floor', loadavg1m: round(loadavg()[0], 2) };
   try {
-    const hit = (path: string) =>
-      new Promise<autocannon.Result>((resolve, reject) =>
-        autocannon({ url: app.url + path, connections: 50, duration: SECONDS }, (err, r) =>
-          err ? reject(err) : resolve(r),
-        ),
-      );
+    const hit = (path: string) => cannon({ url: app.url + path, connections: 50, duration: SECONDS });
     await hit('/health/live'); // warm-up
     for (const [name, path] of [
       ['nest_health_live', '/health/live'],

@@ -4,10 +4,9 @@
  * HTTP stack (auth, validation, the posting transaction). Checks the
  * invariants afterwards. Prints one JSON line; never fails on a number.
  */
-import autocannon from 'autocannon';
 import { loadavg } from 'node:os';
 import { Client } from 'pg';
-import { freshDatabase, round, startAppProcess } from './bench-support';
+import { cannon, freshDatabase, round, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ACCOUNTS = 100;
@@ -42,40 +41,33 @@ async function main(): Promise<void> {
     // Invoices (3 of 4) and payments on account, round-robin over the targets.
     const run = async (concurrency: number, targets: string[]) => {
       let i = 0;
-      const result = await new Promise<autocannon.Result>((resolve, reject) =>
-        autocannon(
+      const result = await cannon({
+        url: app.url,
+        connections: concurrency,
+        duration: SECONDS,
+        requests: [
           {
-            url: app.url,
-            connections: concurrency,
-            duration: SECONDS,
-            requests: [
-              {
-                method: 'POST',
-                setupRequest: (req) => {
-                  const accountId = targets[i++ % targets.length];
-                  const n = ++seq;
-                  const payment = n % 4 === 0;
-                  return {
-                    ...req,
-                    path: `/api/v1/ledger/accounts/${accountId}/${payment ? 'payments' : 'invoices'}?asOrgId=${hub}`,
-                    headers: {
-                      'content-type': 'application/json',
-                      authorization: `Bearer ${token}`,
-                      'idempotency-key': `k-${n}`,
-                    },
-                    body: JSON.stringify(
-                      payment
-                        ? { amount: 100 + (n % 50), method: 'UPI' }
-                        : { number: `B-${n}`, amount: 1000 + (n % 997) },
-                    ),
-                  };
+            method: 'POST',
+            setupRequest: (req) => {
+              const accountId = targets[i++ % targets.length];
+              const n = ++seq;
+              const payment = n % 4 === 0;
+              return {
+                ...req,
+                path: `/api/v1/ledger/accounts/${accountId}/${payment ? 'payments' : 'invoices'}?asOrgId=${hub}`,
+                headers: {
+                  'content-type': 'application/json',
+                  authorization: `Bearer ${token}`,
+                  'idempotency-key': `k-${n}`,
                 },
-              },
-            ],
+                body: JSON.stringify(
+                  payment ? { amount: 100 + (n % 50), method: 'UPI' } : { number: `B-${n}`, amount: 1000 + (n % 997) },
+                ),
+              };
+            },
           },
-          (err, res) => (err ? reject(err) : resolve(res)),
-        ),
-      );
+        ],
+      });
       const ok = result.requests.total - result.non2xx;
       return {
         concurrency,

@@ -6,7 +6,7 @@ import { createApp } from '../../src/app';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { PingRow } from '../../src/modules/tracking/ping-filters';
 import { TrackingRepository } from '../../src/modules/tracking/tracking.repository';
-import { baseConfig, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
+import { baseConfig, cannon, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
 import { pacedLoad } from './paced-load';
 
 const TRIPS = 20;
@@ -131,12 +131,6 @@ function startProbes(appUrl: string, databaseUrl: string) {
       return { http: percentiles(http), db: percentiles(db) };
     },
   };
-}
-
-function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
-  });
 }
 
 async function main(): Promise<void> {

@@ -9,7 +9,7 @@
  * Never fails on a number. TRIPS_BENCH_SECONDS (default 10) per scenario.
  */
 import 'reflect-metadata';
-import autocannon from 'autocannon';
+import type autocannon from 'autocannon';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { createApp } from '../../src/app';
 import { encodeCursor } from '../../src/common/pagination/cursor';
-import { baseConfig, call, dbUrl, nextPhone, ROOT, round, startAppProcess } from './bench-support';
+import { baseConfig, call, cannon, dbUrl, nextPhone, ROOT, round, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.TRIPS_BENCH_SECONDS ?? 10);
 const CONNECTIONS = 20;
@@ -55,27 +55,22 @@ function ensureData(url: string): { generated: boolean; seconds: number } {
   return JSON.parse(res.stdout.trim().split('\n').pop()!) as { generated: boolean; seconds: number };
 }
 
-function cannon(url: string, token: string, paths: string[]): Promise<autocannon.Result> {
+function loadPaths(url: string, token: string, paths: string[]): Promise<autocannon.Result> {
   let i = 0;
-  return new Promise((resolve, reject) => {
-    autocannon(
+  return cannon({
+    url,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    requests: [
       {
-        url,
-        connections: CONNECTIONS,
-        duration: SECONDS,
-        requests: [
-          {
-            method: 'GET',
-            setupRequest: (req) => ({
-              ...req,
-              path: paths[i++ % paths.length],
-              headers: { authorization: `Bearer ${token}` },
-            }),
-          },
-        ],
+        method: 'GET',
+        setupRequest: (req) => ({
+          ...req,
+          path: paths[i++ % paths.length],
+          headers: { authorization: `Bearer ${token}` },
+        }),
       },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    );
+    ],
   });
 }
 
@@ -230,7 +225,7 @@ async function main(): Promise<void> {
       const body = (await check.json()) as { data?: unknown[] };
       if (check.status !== 200 || !body.data?.length)
         throw new Error(`${s.name}: ${check.status} ${JSON.stringify(body).slice(0, 300)}`);
-      const r = await cannon(app.url, token, s.paths);
+      const r = await loadPaths(app.url, token, s.paths);
       load[s.name] = {
         reqPerSec: round(r.requests.average),
         p50ms: r.latency.p50,

@@ -66,9 +66,14 @@ export class Db implements OnApplicationShutdown {
   }
 
   get write(): PrismaClient {
+    this.markWrite();
+    return this.primary;
+  }
+
+  /** Records that the current request writes to the primary (its later reads stay there: read-your-writes). */
+  markWrite(): void {
     const ctx = requestContext.current();
     if (ctx) ctx.wrote = true;
-    return this.primary;
   }
 
   get read(): PrismaClient {

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { GroupRunner, Settled } from '../../common/batching/group-runner';
-import { requestContext } from '../../common/context/request-context';
 import { statementRolledBack } from '../../common/errors/prisma-errors';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { Db } from '../../infra/db/db.service';
 import { LedgerRepository, PostingOutcome, PostingRequest } from './ledger.repository';
 
 /**
@@ -29,6 +29,7 @@ export class PostingBatcher implements OnApplicationShutdown {
 
   constructor(
     private readonly repo: LedgerRepository,
+    private readonly db: Db,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.runner = new GroupRunner({
@@ -43,8 +44,7 @@ export class PostingBatcher implements OnApplicationShutdown {
   }
 
   post(req: PostingRequest): Promise<PostingOutcome> {
-    const ctx = requestContext.current();
-    if (ctx) ctx.wrote = true; // read-your-writes: this request wrote to the primary
+    this.db.markWrite();
     return this.runner.submit(req);
   }
 
