@@ -1,11 +1,12 @@
 import { Client } from 'pg';
 import { InProcessRealtimePublisher, RealtimeEvent } from '../../src/infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../src/infra/redis/redis.module';
-import { distanceM } from '../../src/modules/tracking/geo';
+import { distanceM, pathLengthM } from '../../src/modules/tracking/geo';
 import { KNOTS_TO_MPS } from '../../src/modules/tracking/osmand';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newUser } from '../support/factories';
-import { startTestApp, TestApp } from '../support/test-app';
+import { AppNode, startAnotherNode } from '../support/socket-client';
+import { Api, startTestApp, TestApp } from '../support/test-app';
 import { activeTrip, moveTo, newDriver, newMember, newTrip, newWorld, TripWorld } from './trips.fixtures';
 
 /** A point on a straight road north from Jaipur, `s` seconds after `t0`, moving about 11 m/s. */
@@ -404,6 +405,105 @@ describe('tracking', () => {
       expect(
         (await ping(w, trip.id, [{ latitude: 28.6136, longitude: 77.2088, timestamp: at(7500) }])).body.data.accepted,
       ).toBe(1);
+    });
+  });
+
+  describe('one trip, several nodes', () => {
+    let nodeB: AppNode;
+    beforeAll(async () => {
+      nodeB = await startAnotherNode(t);
+    });
+    afterAll(() => nodeB?.close());
+
+    /** The trip's stored track, oldest first, measured point to point. */
+    const storedTrack = async (tripId: string) => {
+      const rows = await t.sql.query<{ lat: number; lng: number; recorded_at: Date }>(
+        `SELECT lat, lng, recorded_at FROM trip_pings WHERE trip_id = $1 ORDER BY recorded_at`,
+        [tripId],
+      );
+      return rows.rows.map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: r.recorded_at }));
+    };
+    const tripRow = async (tripId: string) =>
+      (await t.sql.query(`SELECT distance_km, latest_recorded_at FROM trips WHERE id = $1`, [tripId])).rows[0] as {
+        distance_km: number;
+        latest_recorded_at: Date | null;
+      };
+    const backlogRows = async (tripId: string) =>
+      (await t.sql.query(`SELECT count(*)::int AS n FROM trip_ping_backlog WHERE trip_id = $1`, [tripId])).rows[0]
+        .n as number;
+
+    /** A zigzag north: each point 11 m on and 10 m across from the one a second before. */
+    const zig = (t0: number, s: number) => ({
+      latitude: 26.9 + s * 0.0001,
+      longitude: 75.8 + (Math.round(s * 2) % 2) * 0.0001,
+      timestamp: new Date(t0 + s * 1000).toISOString(),
+    });
+
+    it('points of one trip reaching two nodes at once, interleaved and late: distance is the stored track exactly', async () => {
+      const { w, trip } = await world();
+      const t0 = base();
+      const post = (url: string, locations: unknown[]) =>
+        new Api(`${url}/api/v1`).post(
+          '/tracking/ping',
+          { tripId: trip.id, locations },
+          { token: w.driver.accessToken },
+        );
+      let accepted = 0;
+      for (let r = 0; r < 40; r++) {
+        // Neighbouring points at once: node A the even seconds, node B the odd ones.
+        const even = [0, 2, 4, 6, 8].map((s) => zig(t0, r * 10 + s));
+        const odd = [1, 3, 5, 7, 9].map((s) => zig(t0, r * 10 + s));
+        const sent = [post(t.url, even), post(nodeB.url, odd)];
+        // Every fourth round, a late point into the stretch already stored, on either node.
+        if (r % 4 === 3) sent.push(post(r % 8 === 3 ? t.url : nodeB.url, [zig(t0, (r - 2) * 10 + 4.5)]));
+        for (const res of await Promise.all(sent)) {
+          expect(res.status).toBe(200);
+          accepted += res.body.data.accepted;
+        }
+      }
+      await Promise.all([t.app.get(PingWriter).drain(), nodeB.app.get(PingWriter).drain()]);
+
+      const track = await storedTrack(trip.id);
+      expect(track.length).toBe(accepted);
+      expect(accepted).toBeGreaterThan(400);
+      const row = await tripRow(trip.id);
+      expect(row.distance_km * 1000).toBeCloseTo(pathLengthM(track), 3);
+      expect(row.latest_recorded_at!.toISOString()).toBe(track[track.length - 1].recordedAt.toISOString());
+      expect(await backlogRows(trip.id)).toBe(0);
+      const latest = await t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });
+      expect(latest.body.data.recordedAt).toBe(track[track.length - 1].recordedAt.toISOString());
+    });
+
+    it('points a node acknowledged but never counted (it died before its round) are counted by the sweep', async () => {
+      const { w, trip } = await world();
+      const t0 = base();
+      const dying = await startAnotherNode(t, { pingBacklogSweepMs: 0 });
+      try {
+        // The node commits and answers, then does no after-flush round: as if killed right after the commit.
+        dying.app.get(PingWriter).onFlush(async () => undefined);
+        const res = await new Api(`${dying.url}/api/v1`).post(
+          '/tracking/ping',
+          { tripId: trip.id, locations: [0, 1, 2, 3].map((s) => zig(t0, s)) },
+          { token: w.driver.accessToken },
+        );
+        expect(res.body.data.accepted).toBe(4);
+      } finally {
+        await dying.close();
+      }
+      expect((await tripRow(trip.id)).distance_km).toBe(0);
+      expect(await backlogRows(trip.id)).toBe(1);
+
+      // Any node's sweep counts backlog older than its sweep interval.
+      const sweeper = await startAnotherNode(t, { pingBacklogSweepMs: 50 });
+      try {
+        for (let i = 0; i < 200 && (await backlogRows(trip.id)) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        await sweeper.close();
+      }
+      const track = await storedTrack(trip.id);
+      const row = await tripRow(trip.id);
+      expect(row.distance_km * 1000).toBeCloseTo(pathLengthM(track), 3);
+      expect(row.latest_recorded_at!.toISOString()).toBe(zig(t0, 3).timestamp);
     });
   });
 

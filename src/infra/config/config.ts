@@ -45,6 +45,7 @@ const envSchema = z.object({
   PING_WRITER_MAX_ROWS: int(1, 50_000).default(5000),
   PING_WRITER_MAX_IN_FLIGHT: int(1, 16).default(2),
   PING_AFTER_FLUSH_SPACING_MS: int(0, 1000).default(20),
+  PING_BACKLOG_SWEEP_MS: int(0, 3_600_000).default(10_000),
   TRIP_STATE_CACHE_MS: int(0, 60_000).default(1000),
   // realtime (Socket.IO)
   REALTIME_REDIS_ADAPTER: z.enum(['sharded', 'classic']).default('sharded'),
@@ -102,6 +103,8 @@ export interface AppConfig {
   /** How many ping flushes may be committing at once (the next batch collects while one commits). */
   /** Least time between the starts of two after-flush rounds (trip updates, Redis, room events). */
   pingAfterFlushSpacingMs: number;
+  /** Every this long, stored points left uncounted for this long (a node died before its round) are counted; 0: never. */
+  pingBacklogSweepMs: number;
   pingWriterMaxInFlight: number;
   /** How long a node reuses a trip's ingest state (status, driver, createdAt, latest point); 0 reads it every time. */
   tripStateCacheMs: number;
@@ -168,6 +171,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     pingWriterMaxRows: e.PING_WRITER_MAX_ROWS,
     pingWriterMaxInFlight: e.PING_WRITER_MAX_IN_FLIGHT,
     pingAfterFlushSpacingMs: e.PING_AFTER_FLUSH_SPACING_MS,
+    pingBacklogSweepMs: e.PING_BACKLOG_SWEEP_MS,
     tripStateCacheMs: e.TRIP_STATE_CACHE_MS,
     realtimeRedisAdapter: e.REALTIME_REDIS_ADAPTER,
     realtimeLogMaxEvents: e.REALTIME_LOG_MAX_EVENTS,

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { Db } from '../../infra/db/db.service';
+import { Db, DbTx } from '../../infra/db/db.service';
+import { TrackFix } from './detectors';
 import { Fix, PingRow } from './ping-filters';
 
 /** A stored fix identified by its trip and its time in epoch ms. */
@@ -18,11 +19,24 @@ export interface HistoryPoint {
   recordedAt: Date;
 }
 
+/**
+ * The flush: insert the rows (skipping stored (trip, time) keys) and, in the
+ * same statement, one backlog row per trip with the points actually inserted,
+ * for the after-flush round to count (see TripPingBacklog in schema.prisma).
+ */
 const INSERT_UNNEST = `
-  INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id)
-  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[])
-  ON CONFLICT (trip_id, recorded_at) DO NOTHING
-  RETURNING trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms`;
+  WITH ins AS (
+    INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id)
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[])
+    ON CONFLICT (trip_id, recorded_at) DO NOTHING
+    RETURNING trip_id, recorded_at, lat, lng, speed, heading
+  ), backlog AS (
+    INSERT INTO trip_ping_backlog (trip_id, recorded_at, lat, lng, speed, heading)
+    SELECT trip_id, array_agg(recorded_at ORDER BY recorded_at), array_agg(lat ORDER BY recorded_at),
+           array_agg(lng ORDER BY recorded_at), array_agg(speed ORDER BY recorded_at), array_agg(heading ORDER BY recorded_at)
+    FROM ins GROUP BY trip_id
+  )
+  SELECT trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms FROM ins`;
 
 /** Most rows Prisma's createMany puts in one statement here (10 columns: 10k bind parameters). */
 const PRISMA_CHUNK = 1000;
@@ -81,23 +95,79 @@ export class TrackingRepository {
     return created.map((r) => ({ tripId: r.tripId, ms: r.recordedAt.getTime() }));
   }
 
-  /**
-   * The stored fixes around a time range: the last one before `from`, every
-   * one within [from, to], and (with `withNext`) the first one after `to`.
-   */
-  async fixesAround(tripId: string, from: Date, to: Date, withNext: boolean): Promise<Fix[]> {
+  /** The stored fixes around a time range: the last one before `from` and every one within [from, to]. */
+  async fixesAround(tripId: string, from: Date, to: Date): Promise<Fix[]> {
     const rows = await this.db.primary.$queryRaw<{ lat: number; lng: number; recorded_at: Date }[]>`
       (SELECT lat, lng, recorded_at FROM trip_pings
         WHERE trip_id = ${tripId}::uuid AND recorded_at < ${from}::timestamptz ORDER BY recorded_at DESC LIMIT 1)
       UNION ALL
       (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE trip_id = ${tripId}::uuid AND recorded_at BETWEEN ${from}::timestamptz AND ${to}::timestamptz ORDER BY recorded_at)
-      UNION ALL
-      (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE ${withNext} AND trip_id = ${tripId}::uuid AND recorded_at > ${to}::timestamptz ORDER BY recorded_at LIMIT 1)`;
+        WHERE trip_id = ${tripId}::uuid AND recorded_at BETWEEN ${from}::timestamptz AND ${to}::timestamptz ORDER BY recorded_at)`;
     return rows
       .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: r.recorded_at }))
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
+  }
+
+  /**
+   * Takes (deletes and returns) the backlog of these trips: every stored point
+   * not yet counted in its trip, whichever node stored it, in time order per
+   * trip. Called under the trips' row locks, in the round's transaction.
+   */
+  async takeBacklog(tx: DbTx, tripIds: readonly string[]): Promise<Map<string, TrackFix[]>> {
+    const out = new Map<string, TrackFix[]>();
+    if (tripIds.length === 0) return out;
+    const rows = await tx.$queryRawUnsafe<
+      { trip_id: string; recorded_at: Date; lat: number; lng: number; speed: number | null; heading: number | null }[]
+    >(
+      `WITH taken AS (DELETE FROM trip_ping_backlog WHERE trip_id = ANY($1::uuid[]) RETURNING *)
+       SELECT trip_id::text AS trip_id, p.recorded_at, p.lat, p.lng, p.speed, p.heading
+       FROM taken, unnest(taken.recorded_at, taken.lat, taken.lng, taken.speed, taken.heading)
+         AS p(recorded_at, lat, lng, speed, heading)
+       ORDER BY 1, 2`,
+      tripIds,
+    );
+    for (const r of rows) {
+      const fix: TrackFix = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: r.recorded_at };
+      const list = out.get(r.trip_id);
+      if (list) list.push(fix);
+      else out.set(r.trip_id, [fix]);
+    }
+    return out;
+  }
+
+  /**
+   * The counted track around a time range, in the round's transaction after
+   * takeBacklog: the last counted fix before `from`, every one within
+   * [from, to] and the first one after `to`. Points still in the backlog (stored
+   * since the backlog was taken, not yet counted) are left out.
+   */
+  async countedAround(tx: DbTx, tripId: string, from: Date, to: Date): Promise<Fix[]> {
+    const rows = await tx.$queryRaw<{ lat: number; lng: number; recorded_at: Date }[]>`
+      WITH pending AS (
+        SELECT unnest(recorded_at) AS at FROM trip_ping_backlog WHERE trip_id = ${tripId}::uuid
+      )
+      (SELECT lat, lng, recorded_at FROM trip_pings
+        WHERE trip_id = ${tripId}::uuid AND recorded_at < ${from}::timestamptz
+          AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at DESC LIMIT 1)
+      UNION ALL
+      (SELECT lat, lng, recorded_at FROM trip_pings
+        WHERE trip_id = ${tripId}::uuid AND recorded_at BETWEEN ${from}::timestamptz AND ${to}::timestamptz
+          AND recorded_at NOT IN (SELECT at FROM pending))
+      UNION ALL
+      (SELECT lat, lng, recorded_at FROM trip_pings
+        WHERE trip_id = ${tripId}::uuid AND recorded_at > ${to}::timestamptz
+          AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at LIMIT 1)`;
+    return rows
+      .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: r.recorded_at }))
+      .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
+  }
+
+  /** Trips with backlog older than `ageMs`: points whose node stopped before counting them. */
+  async tripsWithStaleBacklog(ageMs: number, limit: number): Promise<string[]> {
+    const rows = await this.db.primary.$queryRaw<{ trip_id: string }[]>`
+      SELECT DISTINCT trip_id::text AS trip_id FROM trip_ping_backlog
+      WHERE created_at < now() - make_interval(secs => ${ageMs / 1000}::float8) LIMIT ${limit}`;
+    return rows.map((r) => r.trip_id);
   }
 
   /** A page of the track, oldest first, on the (trip_id, recorded_at) primary key. */

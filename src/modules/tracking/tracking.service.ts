@@ -1,9 +1,17 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleInit,
+} from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import type { DbTx } from '../../infra/db/db.service';
 import { cacheCounters, pingsRejected } from '../../infra/observability/metrics';
 import { RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
@@ -25,7 +33,7 @@ export interface PingResult {
 
 interface TripPlan {
   state: TripTrackState;
-  /** The round's inserted points of the trip, in time order. */
+  /** The trip's points counted in this round (its backlog), in time order. */
   points: TrackFix[];
   update: TrackUpdate;
 }
@@ -42,6 +50,17 @@ const LATEST_TTL_S = 7 * 24 * 3600;
 /** Trips whose last committed point this process remembers (the oldest entry goes first). */
 const COMMITTED_LATEST_MAX = 10_000;
 const latestKey = (tripId: string) => `trip-latest:${tripId}`;
+/** SET key value EX ttl, unless the stored value's recordedAt (ISO, so comparable as text) is as new or newer. */
+const SET_LATEST_IF_NEWER = `
+  local current = redis.call('GET', KEYS[1])
+  if current then
+    local ok, stored = pcall(cjson.decode, current)
+    if ok and type(stored) == 'table' and type(stored.recordedAt) == 'string' and stored.recordedAt >= ARGV[2] then
+      return 0
+    end
+  end
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return 1`;
 
 /** One bound counter per reason, each series present (at 0) from the start. */
 const rejectedByReason = Object.fromEntries(
@@ -62,7 +81,7 @@ const toLatest = (p: TrackPoint): LatestLocation => ({
 });
 
 @Injectable()
-export class TrackingService implements OnModuleInit {
+export class TrackingService implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(TrackingService.name);
   /**
    * The newest point this process committed per trip, known at the commit
@@ -70,6 +89,8 @@ export class TrackingService implements OnModuleInit {
    * behind the answers: the next request's speed filter and GET latest use it.
    */
   private readonly committedLatest = new Map<string, TrackPoint>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | null = null;
 
   constructor(
     private readonly trips: TripsService,
@@ -83,6 +104,27 @@ export class TrackingService implements OnModuleInit {
   onModuleInit(): void {
     this.writer.onCommit((byTrip) => this.noteCommitted(byTrip));
     this.writer.onFlush((byTrip) => this.afterFlush(byTrip));
+  }
+
+  /** The backlog sweep: at start (after a crash) and every `pingBacklogSweepMs`. */
+  onApplicationBootstrap(): void {
+    const every = this.config.pingBacklogSweepMs;
+    if (every <= 0) return;
+    const run = () => {
+      if (this.sweeping) return;
+      this.sweeping = this.sweepBacklog()
+        .then(() => undefined)
+        .catch((err: Error) => this.logger.error(`backlog sweep failed: ${err.message}`))
+        .finally(() => (this.sweeping = null));
+    };
+    this.sweepTimer = setInterval(run, every);
+    this.sweepTimer.unref();
+    run();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await this.sweeping;
   }
 
   /** POST /tracking/ping: only the trip's driver, only while the trip is active. */
@@ -146,7 +188,7 @@ export class TrackingService implements OnModuleInit {
       const min = Math.min(...times);
       if (min <= state.latest.recordedAt.getTime()) {
         // A backlog reaching into the stored track: compare with the stored neighbours, not the latest fix.
-        stored = await this.repo.fixesAround(state.id, new Date(min), new Date(Math.max(...times)), false);
+        stored = await this.repo.fixesAround(state.id, new Date(min), new Date(Math.max(...times)));
       }
     }
     const speed = speedFilter(checked.candidates, stored, this.config.maxSpeedMps);
@@ -157,37 +199,55 @@ export class TrackingService implements OnModuleInit {
   }
 
   /**
-   * After one or more flushes (behind the answers, one round at a time), once
-   * per trip: distance and latest location (never moved backwards by late
-   * points) and detectors, written for all trips in one statement; then Redis.
-   * (`trip.location` went out at the commit: see publishLocations.)
+   * One after-flush round (behind the answers, one at a time on this node)
+   * over the trips this node stored points of: see countBacklog.
    */
   async afterFlush(byTrip: Map<string, PingRow[]>): Promise<void> {
-    const states = await this.trips.trackStates([...byTrip.keys()]);
-    const planned = await Promise.all(
-      [...byTrip].map(async ([tripId, rows]) => {
-        const state = states.get(tripId);
-        if (!state) return null;
-        try {
-          return await this.planTripUpdate(state, rows);
-        } catch (err) {
-          this.logger.error(
-            `updating trip ${tripId} after a flush failed: ${(err as Error).stack ?? (err as Error).message}`,
-          );
-          return null;
-        }
-      }),
-    );
-    const plans = planned.filter((p): p is TripPlan => p !== null);
-    await this.trips.applyTrackUpdates(plans.map((p) => ({ state: p.state, update: p.update })));
+    await this.countBacklog([...byTrip.keys()]);
+  }
+
+  /**
+   * Counts every stored point of these trips not yet counted (their backlog,
+   * whichever node stored it) in one transaction under the trips' row locks:
+   * distance, latest location (never moved backwards by late points) and
+   * detectors, written for all trips in one statement; then Redis. Because the
+   * backlog says exactly which stored points are not yet counted, distance is
+   * exact even when one trip's points reach several nodes at once. If the
+   * round fails, the backlog stays for the next round or the sweep.
+   */
+  async countBacklog(tripIds: readonly string[]): Promise<void> {
+    const plans = await this.trips.updateTracks(tripIds, async (tx, states) => {
+      const backlog = await this.repo.takeBacklog(tx, tripIds);
+      const out: TripPlan[] = [];
+      for (const state of states) {
+        const points = backlog.get(state.id);
+        // None: another round (another node's, say) counted them first.
+        if (points?.length) out.push(await this.planTripUpdate(tx, state, points));
+      }
+      return out;
+    });
 
     const latest = plans.filter((p) => p.update.latest);
     if (latest.length) {
       const pipe = this.redis.pipeline();
-      for (const p of latest)
-        pipe.set(latestKey(p.state.id), JSON.stringify(toLatest(p.update.latest!)), 'EX', LATEST_TTL_S);
+      for (const p of latest) {
+        const value = toLatest(p.update.latest!);
+        // Rounds of two nodes may reach Redis out of order: an older point never replaces a newer one.
+        pipe.eval(SET_LATEST_IF_NEWER, 1, latestKey(p.state.id), JSON.stringify(value), value.recordedAt, LATEST_TTL_S);
+      }
       await pipe.exec().catch(() => undefined);
     }
+  }
+
+  /**
+   * Counts backlog left behind for longer than `pingBacklogSweepMs`: points of
+   * a node that was killed between a commit and its round, with no later
+   * points of the same trip to bring them along.
+   */
+  async sweepBacklog(): Promise<number> {
+    const tripIds = await this.repo.tripsWithStaleBacklog(this.config.pingBacklogSweepMs, 500);
+    if (tripIds.length) await this.countBacklog(tripIds);
+    return tripIds.length;
   }
 
   /**
@@ -211,22 +271,23 @@ export class TrackingService implements OnModuleInit {
     }
   }
 
-  private async planTripUpdate(state: TripTrackState, rows: PingRow[]): Promise<TripPlan> {
-    const tripId = state.id;
-    const points: TrackFix[] = rows
-      .map((r) => ({ lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: r.recordedAt }))
-      .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
+  /** One trip's update from its locked state and its backlog (`points`, in time order). */
+  private async planTripUpdate(tx: DbTx, state: TripTrackState, points: TrackFix[]): Promise<TripPlan> {
     const latestMs = state.latest?.recordedAt.getTime() ?? -Infinity;
     const newer = points.filter((p) => p.recordedAt.getTime() > latestMs);
 
     let deltaM: number;
     if (newer.length === points.length) {
+      // The latest location is the newest counted point: these all come after it.
       deltaM = pathLengthM(state.latest ? [state.latest, ...points] : points);
     } else {
-      // Late points: the track between their stored neighbours changes; recount just that stretch.
-      const first = points[0].recordedAt;
-      const last = points[points.length - 1].recordedAt;
-      const around = await this.repo.fixesAround(tripId, first, last, true);
+      // Late points: the counted track between their neighbours changes; recount just that stretch.
+      const around = await this.repo.countedAround(
+        tx,
+        state.id,
+        points[0].recordedAt,
+        points[points.length - 1].recordedAt,
+      );
       const fresh = new Set(points.map((p) => p.recordedAt.getTime()));
       deltaM = pathLengthM(around) - pathLengthM(around.filter((f) => !fresh.has(f.recordedAt.getTime())));
     }

@@ -3,7 +3,7 @@ import { Prisma as PrismaSql } from '../../generated/prisma/client';
 import type { Prisma } from '../../generated/prisma/client';
 import { decodeCursor, keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
-import { Db } from '../../infra/db/db.service';
+import { Db, DbTx } from '../../infra/db/db.service';
 import { tripSelect } from './trip-fields';
 import { ACTIVE_STATUSES, TripStatus } from './trip-status';
 import {
@@ -348,11 +348,60 @@ export class TripsRepository {
     return row ? toTrackState(row) : null;
   }
 
-  /** Several trips' ingest state in one query. */
-  async findTrackStates(tripIds: string[]): Promise<TripTrackState[]> {
+  /**
+   * Several trips' ingest state, their rows locked (FOR NO KEY UPDATE, in id
+   * order) until the transaction ends: one after-flush round at a time per
+   * trip, on any node. Pings can still be inserted meanwhile (their foreign
+   * key takes only a KEY SHARE lock).
+   */
+  async lockTrackStates(tx: DbTx, tripIds: readonly string[]): Promise<TripTrackState[]> {
     if (tripIds.length === 0) return [];
-    const rows = await this.db.primary.trip.findMany({ where: { id: { in: tripIds } }, select: TRACK_STATE_SELECT });
-    return rows.map(toTrackState);
+    const rows = await tx.$queryRawUnsafe<
+      {
+        id: string;
+        status: TripStatus;
+        driver_user_id: string;
+        source_org_id: string;
+        destination_org_id: string;
+        created_at: Date;
+        end_lat: number;
+        end_lng: number;
+        distance_km: number;
+        latest_lat: number | null;
+        latest_lng: number | null;
+        latest_speed: number | null;
+        latest_heading: number | null;
+        latest_recorded_at: Date | null;
+        detector_state: unknown;
+      }[]
+    >(
+      `SELECT t.id::text AS id, t.status::text AS status, d.user_id::text AS driver_user_id,
+              t.source_org_id::text AS source_org_id, t.destination_org_id::text AS destination_org_id,
+              t.created_at, t.end_lat, t.end_lng, t.distance_km, t.latest_lat, t.latest_lng, t.latest_speed,
+              t.latest_heading, t.latest_recorded_at, t.detector_state
+       FROM trips t JOIN driver_profiles d ON d.id = t.driver_id
+       WHERE t.id = ANY($1::uuid[]) ORDER BY t.id FOR NO KEY UPDATE OF t`,
+      tripIds,
+    );
+    return rows.map((r) =>
+      toTrackState({
+        id: r.id,
+        status: r.status,
+        driver: { userId: r.driver_user_id },
+        sourceOrgId: r.source_org_id,
+        destinationOrgId: r.destination_org_id,
+        createdAt: r.created_at,
+        endLat: r.end_lat,
+        endLng: r.end_lng,
+        distanceKm: r.distance_km,
+        latestLat: r.latest_lat,
+        latestLng: r.latest_lng,
+        latestSpeed: r.latest_speed,
+        latestHeading: r.latest_heading,
+        latestRecordedAt: r.latest_recorded_at,
+        detectorState: r.detector_state as Prisma.JsonValue,
+      }),
+    );
   }
 
   /** The active trip of the driver profile registered with this device id. */
@@ -367,19 +416,20 @@ export class TripsRepository {
   }
 
   /**
-   * Applies one after-flush round's effect on its trips: distance, the latest
-   * location (never backwards: guarded by recorded_at) and detector state of
-   * every trip in one UPDATE; when events were detected, that UPDATE, the
-   * IN_TRANSIT → ARRIVED moves and the events share one transaction.
+   * Applies one after-flush round's effect on its trips, inside the round's
+   * transaction (rows locked by lockTrackStates): distance, the latest location
+   * (never backwards: guarded by recorded_at) and detector state of every trip
+   * in one UPDATE, then the IN_TRANSIT → ARRIVED moves and the events.
    */
   async applyTrackUpdates(
+    tx: DbTx,
     items: { tripId: string; update: TrackUpdate }[],
   ): Promise<Map<string, { arrivedAt: Date | null; events: TripEventView[] }>> {
     const results = new Map<string, { arrivedAt: Date | null; events: TripEventView[] }>();
     if (items.length === 0) return results;
-    // One order for every writer of these rows: concurrent rounds (other nodes) cannot deadlock.
     const sorted = [...items].sort((a, b) => (a.tripId < b.tripId ? -1 : a.tripId > b.tripId ? 1 : 0));
-    const params = [
+    await tx.$executeRawUnsafe(
+      BULK_TRACK_UPDATE,
       sorted.map((i) => i.tripId),
       sorted.map((i) => i.update.distanceDeltaKm),
       sorted.map((i) => JSON.stringify(i.update.detectorState ?? null)),
@@ -388,51 +438,48 @@ export class TripsRepository {
       sorted.map((i) => i.update.latest?.lng ?? null),
       sorted.map((i) => i.update.latest?.speed ?? null),
       sorted.map((i) => i.update.latest?.heading ?? null),
-    ];
-    const withEvents = sorted.filter((i) => i.update.arrive || i.update.events.length > 0);
-    if (withEvents.length === 0) {
-      await this.db.primary.$executeRawUnsafe(BULK_TRACK_UPDATE, ...params);
-      for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
-      return results;
-    }
-    return this.db.primary.$transaction(async (tx) => {
-      await tx.$executeRawUnsafe(BULK_TRACK_UPDATE, ...params);
-      for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
-      for (const { tripId, update } of withEvents) {
-        let arrivedAt: Date | null = null;
-        const events: NewTripEvent[] = [...update.events];
-        if (update.arrive) {
-          const rows = await tx.$queryRaw<{ updated_at: Date }[]>`
-            UPDATE trips SET status = 'ARRIVED', updated_at = now()
-            WHERE id = ${tripId}::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`;
-          if (rows[0]) {
-            arrivedAt = rows[0].updated_at;
-            events.push({
-              type: 'STATUS_CHANGED',
-              at: arrivedAt,
-              data: { from: 'IN_TRANSIT', to: 'ARRIVED', reason: 'arrival detected' },
-            });
-          }
+    );
+    for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
+    for (const { tripId, update } of sorted) {
+      if (!update.arrive && update.events.length === 0) continue;
+      let arrivedAt: Date | null = null;
+      const events: NewTripEvent[] = [...update.events];
+      if (update.arrive) {
+        const rows = await tx.$queryRaw<{ updated_at: Date }[]>`
+          UPDATE trips SET status = 'ARRIVED', updated_at = now()
+          WHERE id = ${tripId}::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`;
+        if (rows[0]) {
+          arrivedAt = rows[0].updated_at;
+          events.push({
+            type: 'STATUS_CHANGED',
+            at: arrivedAt,
+            data: { from: 'IN_TRANSIT', to: 'ARRIVED', reason: 'arrival detected' },
+          });
         }
-        const created: TripEventView[] = [];
-        for (const e of events) {
-          if (e.type === 'ARRIVAL' && !arrivedAt) continue; // arrival is logged once, with the move to ARRIVED
-          created.push(
-            (await tx.tripEvent.create({
-              data: {
-                tripId,
-                type: e.type as TripEventType,
-                at: e.at,
-                data: e.data as Prisma.InputJsonValue | undefined,
-                actorUserId: e.actorUserId ?? null,
-              },
-              select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
-            })) as TripEventView,
-          );
-        }
-        results.set(tripId, { arrivedAt, events: created });
       }
-      return results;
-    });
+      const created: TripEventView[] = [];
+      for (const e of events) {
+        if (e.type === 'ARRIVAL' && !arrivedAt) continue; // arrival is logged once, with the move to ARRIVED
+        created.push(
+          (await tx.tripEvent.create({
+            data: {
+              tripId,
+              type: e.type as TripEventType,
+              at: e.at,
+              data: e.data as Prisma.InputJsonValue | undefined,
+              actorUserId: e.actorUserId ?? null,
+            },
+            select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
+          })) as TripEventView,
+        );
+      }
+      results.set(tripId, { arrivedAt, events: created });
+    }
+    return results;
+  }
+
+  /** Runs `fn` in one transaction on the primary. */
+  transaction<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
+    return this.db.primary.$transaction(fn, { maxWait: 10_000, timeout: 30_000 });
   }
 }

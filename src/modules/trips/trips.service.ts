@@ -9,6 +9,7 @@ import {
 } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
+import type { DbTx } from '../../infra/db/db.service';
 import { cacheCounters } from '../../infra/observability/metrics';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
@@ -215,24 +216,32 @@ export class TripsService {
     return state;
   }
 
-  /** Several trips' ingest state in one read, fresh from the primary. */
-  async trackStates(tripIds: string[]): Promise<Map<string, TripTrackState>> {
-    const states = await this.repo.findTrackStates(tripIds);
-    return new Map(states.map((s) => [s.id, s]));
-  }
-
   findActiveTripByDevice(deviceId: string): Promise<{ driverFound: boolean; tripId: string | null }> {
     return this.repo.findActiveTripByDevice(deviceId);
   }
 
   /**
-   * Writes one after-flush round's effect on its trips (one statement unless
-   * events were detected) and announces the status changes and events it caused.
+   * One after-flush round over these trips, in one transaction: their rows
+   * are locked (one round per trip at a time, on any node), `plan` works out
+   * each trip's update from its locked state (reading more through the same
+   * transaction), the updates are written, and after the commit the status
+   * changes and events they caused are announced. Returns the applied plans.
    */
-  async applyTrackUpdates(items: { state: TripTrackState; update: TrackUpdate }[]): Promise<void> {
-    if (items.length === 0) return;
-    const results = await this.repo.applyTrackUpdates(items.map((i) => ({ tripId: i.state.id, update: i.update })));
-    for (const { state } of items) {
+  async updateTracks<P extends { state: TripTrackState; update: TrackUpdate }>(
+    tripIds: readonly string[],
+    plan: (tx: DbTx, states: TripTrackState[]) => Promise<P[]>,
+  ): Promise<P[]> {
+    if (tripIds.length === 0) return [];
+    const { plans, results } = await this.repo.transaction(async (tx) => {
+      const states = await this.repo.lockTrackStates(tx, tripIds);
+      const plans = await plan(tx, states);
+      const results = await this.repo.applyTrackUpdates(
+        tx,
+        plans.map((p) => ({ tripId: p.state.id, update: p.update })),
+      );
+      return { plans, results };
+    });
+    for (const { state } of plans) {
       const result = results.get(state.id);
       if (!result) continue;
       if (result.arrivedAt) {
@@ -253,6 +262,7 @@ export class TripsService {
         });
       }
     }
+    return plans;
   }
 
   private publishStatus(
