@@ -20,3 +20,23 @@ CREATE INDEX "trip_ping_backlog_trip_id_idx" ON "trip_ping_backlog"("trip_id");
 
 -- AddForeignKey
 ALTER TABLE "trip_ping_backlog" ADD CONSTRAINT "trip_ping_backlog_trip_id_fkey" FOREIGN KEY ("trip_id") REFERENCES "trips"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- Takes (deletes and returns) the backlog of these trips, one row per point, in (trip, time) order.
+-- The table churns (every row is deleted within milliseconds of its insert) faster than autovacuum
+-- visits it: a bitmap scan would walk every dead index entry since the last vacuum, while a plain
+-- index scan marks the dead entries it meets, so later scans (and inserts) skip and reclaim them.
+CREATE FUNCTION take_trip_ping_backlog(trip_ids uuid[])
+RETURNS TABLE (trip_id uuid, recorded_at timestamptz, lat float8, lng float8, speed float8, heading float8)
+LANGUAGE sql
+SET enable_bitmapscan = off
+SET enable_seqscan = off
+AS $$
+  WITH taken AS (
+    DELETE FROM trip_ping_backlog b WHERE b.trip_id = ANY(trip_ids)
+    RETURNING b.trip_id, b.recorded_at, b.lat, b.lng, b.speed, b.heading
+  )
+  SELECT taken.trip_id, p.recorded_at, p.lat, p.lng, p.speed, p.heading
+  FROM taken, unnest(taken.recorded_at, taken.lat, taken.lng, taken.speed, taken.heading)
+    AS p(recorded_at, lat, lng, speed, heading)
+  ORDER BY 1, 2
+$$;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Db, DbTx } from '../../infra/db/db.service';
+import { Db, SqlTx } from '../../infra/db/db.service';
 import { TrackFix } from './detectors';
 import { Fix, PingRow } from './ping-filters';
 
@@ -23,6 +23,8 @@ export interface HistoryPoint {
  * The flush: insert the rows (skipping stored (trip, time) keys) and, in the
  * same statement, one backlog row per trip with the points actually inserted,
  * for the after-flush round to count (see TripPingBacklog in schema.prisma).
+ * The arrays of a group are filled in one pass over the same rows: their
+ * elements line up (take_trip_ping_backlog orders the points).
  */
 const INSERT_UNNEST = `
   WITH ins AS (
@@ -32,8 +34,7 @@ const INSERT_UNNEST = `
     RETURNING trip_id, recorded_at, lat, lng, speed, heading
   ), backlog AS (
     INSERT INTO trip_ping_backlog (trip_id, recorded_at, lat, lng, speed, heading)
-    SELECT trip_id, array_agg(recorded_at ORDER BY recorded_at), array_agg(lat ORDER BY recorded_at),
-           array_agg(lng ORDER BY recorded_at), array_agg(speed ORDER BY recorded_at), array_agg(heading ORDER BY recorded_at)
+    SELECT trip_id, array_agg(recorded_at), array_agg(lat), array_agg(lng), array_agg(speed), array_agg(heading)
     FROM ins GROUP BY trip_id
   )
   SELECT trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms FROM ins`;
@@ -113,18 +114,19 @@ export class TrackingRepository {
    * not yet counted in its trip, whichever node stored it, in time order per
    * trip. Called under the trips' row locks, in the round's transaction.
    */
-  async takeBacklog(tx: DbTx, tripIds: readonly string[]): Promise<Map<string, TrackFix[]>> {
+  async takeBacklog(tx: SqlTx, tripIds: readonly string[]): Promise<Map<string, TrackFix[]>> {
     const out = new Map<string, TrackFix[]>();
     if (tripIds.length === 0) return out;
-    const rows = await tx.$queryRawUnsafe<
-      { trip_id: string; recorded_at: Date; lat: number; lng: number; speed: number | null; heading: number | null }[]
-    >(
-      `WITH taken AS (DELETE FROM trip_ping_backlog WHERE trip_id = ANY($1::uuid[]) RETURNING *)
-       SELECT trip_id::text AS trip_id, p.recorded_at, p.lat, p.lng, p.speed, p.heading
-       FROM taken, unnest(taken.recorded_at, taken.lat, taken.lng, taken.speed, taken.heading)
-         AS p(recorded_at, lat, lng, speed, heading)
-       ORDER BY 1, 2`,
-      tripIds,
+    const rows = await tx.query<{
+      trip_id: string;
+      recorded_at: Date;
+      lat: number;
+      lng: number;
+      speed: number | null;
+      heading: number | null;
+    }>(
+      `SELECT trip_id::text AS trip_id, recorded_at, lat, lng, speed, heading FROM take_trip_ping_backlog($1::uuid[])`,
+      [tripIds],
     );
     for (const r of rows) {
       const fix: TrackFix = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: r.recorded_at };
@@ -141,22 +143,22 @@ export class TrackingRepository {
    * [from, to] and the first one after `to`. Points still in the backlog (stored
    * since the backlog was taken, not yet counted) are left out.
    */
-  async countedAround(tx: DbTx, tripId: string, from: Date, to: Date): Promise<Fix[]> {
-    const rows = await tx.$queryRaw<{ lat: number; lng: number; recorded_at: Date }[]>`
-      WITH pending AS (
-        SELECT unnest(recorded_at) AS at FROM trip_ping_backlog WHERE trip_id = ${tripId}::uuid
-      )
-      (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE trip_id = ${tripId}::uuid AND recorded_at < ${from}::timestamptz
-          AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at DESC LIMIT 1)
-      UNION ALL
-      (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE trip_id = ${tripId}::uuid AND recorded_at BETWEEN ${from}::timestamptz AND ${to}::timestamptz
-          AND recorded_at NOT IN (SELECT at FROM pending))
-      UNION ALL
-      (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE trip_id = ${tripId}::uuid AND recorded_at > ${to}::timestamptz
-          AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at LIMIT 1)`;
+  async countedAround(tx: SqlTx, tripId: string, from: Date, to: Date): Promise<Fix[]> {
+    const rows = await tx.query<{ lat: number; lng: number; recorded_at: Date }>(
+      `WITH pending AS (SELECT unnest(recorded_at) AS at FROM trip_ping_backlog WHERE trip_id = $1::uuid)
+       (SELECT lat, lng, recorded_at FROM trip_pings
+         WHERE trip_id = $1::uuid AND recorded_at < $2::timestamptz
+           AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at DESC LIMIT 1)
+       UNION ALL
+       (SELECT lat, lng, recorded_at FROM trip_pings
+         WHERE trip_id = $1::uuid AND recorded_at BETWEEN $2::timestamptz AND $3::timestamptz
+           AND recorded_at NOT IN (SELECT at FROM pending))
+       UNION ALL
+       (SELECT lat, lng, recorded_at FROM trip_pings
+         WHERE trip_id = $1::uuid AND recorded_at > $3::timestamptz
+           AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at LIMIT 1)`,
+      [tripId, from.toISOString(), to.toISOString()],
+    );
     return rows
       .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: r.recorded_at }))
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());

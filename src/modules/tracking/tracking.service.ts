@@ -11,7 +11,7 @@ import { Principal } from '../../common/auth/principal';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import type { DbTx } from '../../infra/db/db.service';
+import type { SqlTx } from '../../infra/db/db.service';
 import { cacheCounters, pingsRejected } from '../../infra/observability/metrics';
 import { RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
@@ -272,7 +272,7 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
   }
 
   /** One trip's update from its locked state and its backlog (`points`, in time order). */
-  private async planTripUpdate(tx: DbTx, state: TripTrackState, points: TrackFix[]): Promise<TripPlan> {
+  private async planTripUpdate(tx: SqlTx, state: TripTrackState, points: TrackFix[]): Promise<TripPlan> {
     const latestMs = state.latest?.recordedAt.getTime() ?? -Infinity;
     const newer = points.filter((p) => p.recordedAt.getTime() > latestMs);
 

@@ -3,7 +3,8 @@ import { Prisma as PrismaSql } from '../../generated/prisma/client';
 import type { Prisma } from '../../generated/prisma/client';
 import { decodeCursor, keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
-import { Db, DbTx } from '../../infra/db/db.service';
+import { uuidv7 } from 'uuidv7';
+import { Db, SqlTx } from '../../infra/db/db.service';
 import { tripSelect } from './trip-fields';
 import { ACTIVE_STATUSES, TripStatus } from './trip-status';
 import {
@@ -354,34 +355,32 @@ export class TripsRepository {
    * trip, on any node. Pings can still be inserted meanwhile (their foreign
    * key takes only a KEY SHARE lock).
    */
-  async lockTrackStates(tx: DbTx, tripIds: readonly string[]): Promise<TripTrackState[]> {
+  async lockTrackStates(tx: SqlTx, tripIds: readonly string[]): Promise<TripTrackState[]> {
     if (tripIds.length === 0) return [];
-    const rows = await tx.$queryRawUnsafe<
-      {
-        id: string;
-        status: TripStatus;
-        driver_user_id: string;
-        source_org_id: string;
-        destination_org_id: string;
-        created_at: Date;
-        end_lat: number;
-        end_lng: number;
-        distance_km: number;
-        latest_lat: number | null;
-        latest_lng: number | null;
-        latest_speed: number | null;
-        latest_heading: number | null;
-        latest_recorded_at: Date | null;
-        detector_state: unknown;
-      }[]
-    >(
+    const rows = await tx.query<{
+      id: string;
+      status: TripStatus;
+      driver_user_id: string;
+      source_org_id: string;
+      destination_org_id: string;
+      created_at: Date;
+      end_lat: number;
+      end_lng: number;
+      distance_km: number;
+      latest_lat: number | null;
+      latest_lng: number | null;
+      latest_speed: number | null;
+      latest_heading: number | null;
+      latest_recorded_at: Date | null;
+      detector_state: unknown;
+    }>(
       `SELECT t.id::text AS id, t.status::text AS status, d.user_id::text AS driver_user_id,
               t.source_org_id::text AS source_org_id, t.destination_org_id::text AS destination_org_id,
               t.created_at, t.end_lat, t.end_lng, t.distance_km, t.latest_lat, t.latest_lng, t.latest_speed,
               t.latest_heading, t.latest_recorded_at, t.detector_state
        FROM trips t JOIN driver_profiles d ON d.id = t.driver_id
        WHERE t.id = ANY($1::uuid[]) ORDER BY t.id FOR NO KEY UPDATE OF t`,
-      tripIds,
+      [tripIds],
     );
     return rows.map((r) =>
       toTrackState({
@@ -422,14 +421,13 @@ export class TripsRepository {
    * in one UPDATE, then the IN_TRANSIT → ARRIVED moves and the events.
    */
   async applyTrackUpdates(
-    tx: DbTx,
+    tx: SqlTx,
     items: { tripId: string; update: TrackUpdate }[],
   ): Promise<Map<string, { arrivedAt: Date | null; events: TripEventView[] }>> {
     const results = new Map<string, { arrivedAt: Date | null; events: TripEventView[] }>();
     if (items.length === 0) return results;
     const sorted = [...items].sort((a, b) => (a.tripId < b.tripId ? -1 : a.tripId > b.tripId ? 1 : 0));
-    await tx.$executeRawUnsafe(
-      BULK_TRACK_UPDATE,
+    await tx.query(BULK_TRACK_UPDATE, [
       sorted.map((i) => i.tripId),
       sorted.map((i) => i.update.distanceDeltaKm),
       sorted.map((i) => JSON.stringify(i.update.detectorState ?? null)),
@@ -438,16 +436,18 @@ export class TripsRepository {
       sorted.map((i) => i.update.latest?.lng ?? null),
       sorted.map((i) => i.update.latest?.speed ?? null),
       sorted.map((i) => i.update.latest?.heading ?? null),
-    );
+    ]);
     for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
     for (const { tripId, update } of sorted) {
       if (!update.arrive && update.events.length === 0) continue;
       let arrivedAt: Date | null = null;
       const events: NewTripEvent[] = [...update.events];
       if (update.arrive) {
-        const rows = await tx.$queryRaw<{ updated_at: Date }[]>`
-          UPDATE trips SET status = 'ARRIVED', updated_at = now()
-          WHERE id = ${tripId}::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`;
+        const rows = await tx.query<{ updated_at: Date }>(
+          `UPDATE trips SET status = 'ARRIVED', updated_at = now()
+           WHERE id = $1::uuid AND status = 'IN_TRANSIT' RETURNING updated_at`,
+          [tripId],
+        );
         if (rows[0]) {
           arrivedAt = rows[0].updated_at;
           events.push({
@@ -457,29 +457,49 @@ export class TripsRepository {
           });
         }
       }
-      const created: TripEventView[] = [];
-      for (const e of events) {
-        if (e.type === 'ARRIVAL' && !arrivedAt) continue; // arrival is logged once, with the move to ARRIVED
-        created.push(
-          (await tx.tripEvent.create({
-            data: {
-              tripId,
-              type: e.type as TripEventType,
-              at: e.at,
-              data: e.data as Prisma.InputJsonValue | undefined,
-              actorUserId: e.actorUserId ?? null,
-            },
-            select: { id: true, tripId: true, type: true, at: true, data: true, actorUserId: true, createdAt: true },
-          })) as TripEventView,
-        );
-      }
-      results.set(tripId, { arrivedAt, events: created });
+      // Arrival is logged once, with the move to ARRIVED.
+      const logged = events.filter((e) => e.type !== 'ARRIVAL' || arrivedAt);
+      const created = logged.length
+        ? await tx.query<{
+            id: string;
+            trip_id: string;
+            type: TripEventType;
+            at: Date;
+            data: unknown;
+            actor_user_id: string | null;
+            created_at: Date;
+          }>(
+            `INSERT INTO trip_events (id, trip_id, type, at, data, actor_user_id)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::trip_event_type[], $4::timestamptz[], $5::jsonb[], $6::uuid[])
+             RETURNING id::text, trip_id::text, type::text, at, data, actor_user_id::text, created_at`,
+            [
+              logged.map(() => uuidv7()),
+              logged.map(() => tripId),
+              logged.map((e) => e.type),
+              logged.map((e) => e.at.toISOString()),
+              logged.map((e) => (e.data === undefined ? null : JSON.stringify(e.data))),
+              logged.map((e) => e.actorUserId ?? null),
+            ],
+          )
+        : [];
+      results.set(tripId, {
+        arrivedAt,
+        events: created.map((r) => ({
+          id: r.id,
+          tripId: r.trip_id,
+          type: r.type,
+          at: r.at,
+          data: r.data,
+          actorUserId: r.actor_user_id,
+          createdAt: r.created_at,
+        })),
+      });
     }
     return results;
   }
 
-  /** Runs `fn` in one transaction on the primary. */
-  transaction<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
-    return this.db.primary.$transaction(fn, { maxWait: 10_000, timeout: 30_000 });
+  /** Runs `fn` in one transaction on the primary (raw SQL: see Db.sqlTransaction). */
+  transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    return this.db.sqlTransaction(fn);
   }
 }

@@ -9,7 +9,7 @@ import {
 } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
-import type { DbTx } from '../../infra/db/db.service';
+import type { SqlTx } from '../../infra/db/db.service';
 import { cacheCounters } from '../../infra/observability/metrics';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
@@ -229,7 +229,7 @@ export class TripsService {
    */
   async updateTracks<P extends { state: TripTrackState; update: TrackUpdate }>(
     tripIds: readonly string[],
-    plan: (tx: DbTx, states: TripTrackState[]) => Promise<P[]>,
+    plan: (tx: SqlTx, states: TripTrackState[]) => Promise<P[]>,
   ): Promise<P[]> {
     if (tripIds.length === 0) return [];
     const { plans, results } = await this.repo.transaction(async (tx) => {
