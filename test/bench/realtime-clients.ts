@@ -12,7 +12,7 @@ type Cmd =
   | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number; offset: number }
   | { cmd: 'watch'; mode: 'app' | 'floor'; seconds: number }
   | { cmd: 'join'; sentAt: [string, number][]; respondedAt: [string, number][] }
-  | { cmd: 'load'; url: string; rate: number; seconds: number; trips: { tripId: string; token: string }[] }
+  | { cmd: 'load'; urls: string[]; rate: number; seconds: number; trips: { tripId: string; token: string }[] }
   | { cmd: 'disconnect' };
 
 /** Latencies as counts per whole millisecond: cheap to send over IPC and to merge. */
@@ -123,7 +123,10 @@ function join(c: Extract<Cmd, { cmd: 'join' }>): void {
   reply({ ok: 'joined', latency, afterResponse, seen: [...events] });
 }
 
-/** The ping load (app mode), in a process without sockets: each trip posts twice a second, spread over the half second. */
+/**
+ * The ping load (app mode), in a process without sockets: each trip posts twice a second, spread over the half
+ * second; with several nodes, a trip's requests take them in turn (as behind a round-robin load balancer).
+ */
 async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
   const sentAt = new Map<string, number>();
   const respondedAt = new Map<string, number>();
@@ -135,6 +138,7 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
   const perRequest = c.rate / c.trips.length / 2;
   c.trips.forEach((trip, i) => {
     let acc = 0;
+    let sent = 0;
     const tick = () => {
       acc += perRequest;
       const n = Math.floor(acc);
@@ -145,7 +149,7 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
       const measured = measuring;
       if (measured) for (const f of fixes) sentAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, now);
       pointsSent += n;
-      fetch(`${c.url}/api/v1/tracking/ping`, {
+      fetch(`${c.urls[(i + sent++) % c.urls.length]}/api/v1/tracking/ping`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${trip.token}` },
         body: JSON.stringify({ tripId: trip.tripId, locations: fixes }),

@@ -4,7 +4,10 @@
  * a bare Socket.IO server broadcasting the same payloads (the floor). The app
  * runs as a child process, the watchers in REALTIME_BENCH_WATCHER_PROCS others
  * (default 2) and the ping load in one more; the floor server runs in this
- * process. One JSON line; never fails on a number.
+ * process. Then the same with two app nodes on one database and Redis
+ * (`app2`): watcher process k connects to node k % 2, and each trip's requests
+ * alternate between the nodes, so most events cross Redis. One JSON line;
+ * never fails on a number.
  */
 import { ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -13,6 +16,7 @@ import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Server } from 'socket.io';
+import { randomBytes } from 'node:crypto';
 import { freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
 
 const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
@@ -21,8 +25,8 @@ const WATCHERS = [1000, 5000];
 /** Processes the watching sockets are spread over (one event loop for 5k sockets stalls and skews the figures). */
 const WATCHER_PROCS = Number(process.env.REALTIME_BENCH_WATCHER_PROCS ?? 2);
 const RATES = [1000, 5000];
-/** The whole bench stays within two minutes: past this it prints what it has. */
-const DEADLINE_MS = 110_000;
+/** The whole bench stays within three and a half minutes: past this it prints what it has. */
+const DEADLINE_MS = 200_000;
 
 interface Trip {
   tripId: string;
@@ -52,6 +56,18 @@ function fromHistograms(parts: number[][]): { n: number; p50: number; p99: numbe
 
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
+}
+
+/** RSS once it has stopped falling (a node just started frees its start-up heap for a few seconds). */
+async function steadyRss(read: () => number): Promise<number> {
+  let last = read();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = read();
+    if (Math.abs(now - last) < 1) return now;
+    last = now;
+  }
+  return last;
 }
 
 class Clients {
@@ -152,17 +168,22 @@ async function main(): Promise<void> {
   const db = await freshDatabase('realtime');
   const adapter = process.env.REALTIME_BENCH_ADAPTER ?? 'sharded';
   result.adapter = adapter;
-  const app = await startAppProcess(db.url, {
+  const appEnv = {
     REALTIME_REAUTHORIZE_MS: '3600000',
     DATABASE_POOL_MAX: '10',
     REALTIME_REDIS_ADAPTER: adapter,
-  });
+    // One key prefix for both nodes of the two-node run: one set of adapter channels, room logs and seqs.
+    REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
+  };
+  const app = await startAppProcess(db.url, appEnv);
+  // The second node starts now, idle until the two-node run: by then its start-up heap is freed and its RSS steady.
+  const nodeB = await startAppProcess(db.url, appEnv);
   const watcherProcs = Array.from({ length: WATCHER_PROCS }, () => Clients.start());
   const loadProc = Clients.start();
   result.watcherProcesses = WATCHER_PROCS;
   const floor = await startFloor();
   const guard = setTimeout(() => {
-    result.incomplete = 'stopped at the two-minute bound';
+    result.incomplete = 'stopped at the time bound';
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.exit(0);
   }, DEADLINE_MS + 5000);
@@ -172,31 +193,52 @@ async function main(): Promise<void> {
     result.setupSeconds = round((Date.now() - setupStarted) / 1000, 1);
     const rooms = trips.map((t) => `trip:${t.tripId}`);
 
-    for (const target of ['app', 'floor'] as const) {
-      const url = target === 'app' ? app.url : floor.url;
-      const pid = target === 'app' ? app.proc.pid! : process.pid;
+    for (const target of ['app', 'floor', 'app2'] as const) {
+      if (target === 'app2' && timeLeft() < 30_000) break;
+      /** The nodes' URLs: watcher process k connects to nodes[k % nodes.length]. */
+      const nodes = target === 'app' ? [app.url] : target === 'app2' ? [app.url, nodeB.url] : [floor.url];
+      const pids =
+        target === 'floor' ? [process.pid] : target === 'app' ? [app.proc.pid!] : [app.proc.pid!, nodeB.proc.pid!];
+      /** RSS of the serving process(es), summed. */
+      const rss = () =>
+        round(
+          pids.reduce((sum, p) => sum + rssMb(p), 0),
+          1,
+        );
       await settle();
-      const rssIdle = rssMb(pid);
+      const rssIdle = await steadyRss(rss);
       const figures: Record<string, unknown> = { rssIdleMb: rssIdle };
       for (const watchers of WATCHERS) {
         if (timeLeft() < 15_000) break;
         const share = Math.ceil(watchers / watcherProcs.length);
         const connected = await Promise.all(
           watcherProcs.map((w, k) =>
-            w.ask<{ ms: number }>({ cmd: 'connect', url, token: ownerToken, rooms, total: share, offset: k * share }),
+            w.ask<{ ms: number }>({
+              cmd: 'connect',
+              url: nodes[k % nodes.length],
+              token: ownerToken,
+              rooms,
+              total: share,
+              offset: k * share,
+            }),
           ),
         );
         await settle();
-        const rss = rssMb(pid);
+        const rssNow = rss();
         figures[`w${watchers}`] = {
           connectSeconds: round(Math.max(...connected.map((c) => c.ms)) / 1000, 1),
-          rssMb: rss,
-          rssPer1kSocketsMb: round(((rss - rssIdle) / (share * watcherProcs.length)) * 1000, 1),
+          rssMb: rssNow,
+          // Per process only: the sum of two processes' RSS moves with their collections by more than the sockets add.
+          ...(pids.length === 1
+            ? { rssPer1kSocketsMb: round(((rssNow - rssIdle) / (share * watcherProcs.length)) * 1000, 1) }
+            : {}),
         };
         for (const rate of RATES) {
           if (timeLeft() < (SECONDS + 4) * 1000) break;
           const watched = Promise.all(
-            watcherProcs.map((w) => w.ask<any>({ cmd: 'watch', mode: target, seconds: SECONDS })),
+            watcherProcs.map((w) =>
+              w.ask<any>({ cmd: 'watch', mode: target === 'floor' ? 'floor' : 'app', seconds: SECONDS }),
+            ),
           );
           /** What the watcher processes saw: latency histograms merged, distinct events per second. */
           const seenBy = (outs: { latency: number[]; seen: string[] }[]) => {
@@ -215,7 +257,7 @@ async function main(): Promise<void> {
             figures[`w${watchers}_r${rate}`] = seenBy(await watched);
             continue;
           }
-          const loaded = await loadProc.ask<any>({ cmd: 'load', url, rate, seconds: SECONDS, trips });
+          const loaded = await loadProc.ask<any>({ cmd: 'load', urls: nodes, rate, seconds: SECONDS, trips });
           await watched;
           const joined = await Promise.all(
             watcherProcs.map((w) =>
@@ -242,6 +284,7 @@ async function main(): Promise<void> {
     clearTimeout(guard);
     for (const w of [...watcherProcs, loadProc]) w.stop();
     await floor.close();
+    await nodeB.stop();
     await app.stop();
     await db.drop();
   }
