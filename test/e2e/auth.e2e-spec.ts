@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import Redis from 'ioredis';
 import { SessionRevocations } from '../../src/common/auth/session-revocations';
 import { newOrg, newPhone, newUser } from '../support/factories';
+import { until } from '../support/net';
 import { startAnotherNode } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -207,13 +208,6 @@ describe('auth', () => {
   describe('revoked sessions on every node', () => {
     const sessionOf = (accessToken: string): string =>
       JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString()).sid;
-    const until = async (what: string, check: () => Promise<boolean>) => {
-      for (let i = 0; i < 200; i++) {
-        if (await check()) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error(`timed out waiting for ${what}`);
-    };
 
     it('a logout on one node is refused by another node, which answers from its own copy', async () => {
       const other = await startAnotherNode(t);
@@ -259,7 +253,7 @@ describe('auth', () => {
         const clients = (await redis.client('LIST')) as string;
         const id = clients
           .split('\n')
-          .find((line) => line.includes(` name=${t.config.redisKeyPrefix}revocations `))
+          .find((line) => line.includes(` name=${t.config.redisKeyPrefix}bus `))
           ?.match(/^id=(\d+)/)?.[1];
         expect(id).toBeDefined();
         await redis.client('KILL', 'ID', id!);

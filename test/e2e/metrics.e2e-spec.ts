@@ -24,7 +24,7 @@ describe('GET /metrics', () => {
   let t: TestApp;
   beforeAll(async () => {
     // A trip-state cache that outlives the test: its hits and misses are then exact.
-    t = await startTestApp({ tripStateCacheMs: 60_000 });
+    t = await startTestApp({ tripStateCacheMs: 60_000, tripStateCacheLiveMs: 60_000 });
   });
   afterAll(() => t.close());
 

@@ -5,6 +5,8 @@ import { distanceM, pathLengthM } from '../../src/modules/tracking/geo';
 import { KNOTS_TO_MPS } from '../../src/modules/tracking/osmand';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newUser } from '../support/factories';
+import Redis from 'ioredis';
+import { until } from '../support/net';
 import { AppNode, startAnotherNode } from '../support/socket-client';
 import { Api, startTestApp, TestApp } from '../support/test-app';
 import { activeTrip, moveTo, newDriver, newMember, newTrip, newWorld, TripWorld } from './trips.fixtures';
@@ -411,7 +413,8 @@ describe('tracking', () => {
   describe('one trip, several nodes', () => {
     let nodeB: AppNode;
     beforeAll(async () => {
-      nodeB = await startAnotherNode(t);
+      // Trip state kept for ten minutes: a status change can only reach it through the cluster bus.
+      nodeB = await startAnotherNode(t, { tripStateCacheMs: 600_000, tripStateCacheLiveMs: 600_000 });
     });
     afterAll(() => nodeB?.close());
 
@@ -474,6 +477,51 @@ describe('tracking', () => {
       expect(latest.body.data.recordedAt).toBe(track[track.length - 1].recordedAt.toISOString());
     });
 
+    it("a status change on one node reaches another node's ping check at once, not after its cache age", async () => {
+      const { w, trip } = await world();
+      const t0 = base();
+      const onB = (s: number) =>
+        new Api(`${nodeB.url}/api/v1`).post(
+          '/tracking/ping',
+          { tripId: trip.id, locations: [zig(t0, s)] },
+          { token: w.driver.accessToken },
+        );
+      expect((await onB(0)).status).toBe(200); // node B now holds the trip's state
+      await moveTo(t.api, w, trip.id, 'CANCELLED');
+      let s = 1;
+      await until('node B to refuse pings', async () => (await onB(s++)).status === 409);
+      const refused = await onB(s++);
+      expect(refused.body.error.code).toBe('TRIP_NOT_ACTIVE');
+    });
+
+    it('a change node B could not hear (its subscription was down) is picked up when the subscription returns', async () => {
+      const { w, trip } = await world();
+      const t0 = base();
+      const onB = (s: number) =>
+        new Api(`${nodeB.url}/api/v1`).post(
+          '/tracking/ping',
+          { tripId: trip.id, locations: [zig(t0, s)] },
+          { token: w.driver.accessToken },
+        );
+      expect((await onB(0)).status).toBe(200);
+      // Changed behind every node's back: no message. Node B keeps using what it holds.
+      await t.sql.query(`UPDATE trips SET status = 'CANCELLED' WHERE id = $1`, [trip.id]);
+      expect((await onB(1)).status).toBe(200);
+      const redis = new Redis(t.config.redisUrl);
+      try {
+        const id = ((await redis.client('LIST')) as string)
+          .split('\n')
+          .filter((line) => line.includes(` name=${t.config.redisKeyPrefix}bus `))
+          .map((line) => line.match(/^id=(\d+)/)![1]);
+        expect(id.length).toBe(2); // node A's and node B's
+        for (const one of id) await redis.client('KILL', 'ID', one);
+      } finally {
+        redis.disconnect();
+      }
+      let s = 2;
+      await until('node B to refuse pings', async () => (await onB(s++)).status === 409);
+    });
+
     it('points a node acknowledged but never counted (it died before its round) are counted by the sweep', async () => {
       const { w, trip } = await world();
       const t0 = base();
@@ -496,7 +544,7 @@ describe('tracking', () => {
       // Any node's sweep counts backlog older than its sweep interval.
       const sweeper = await startAnotherNode(t, { pingBacklogSweepMs: 50 });
       try {
-        for (let i = 0; i < 200 && (await backlogRows(trip.id)) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+        await until('the sweep', async () => (await backlogRows(trip.id)) === 0, 10_000);
       } finally {
         await sweeper.close();
       }

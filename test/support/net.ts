@@ -11,3 +11,12 @@ export function freePort(): Promise<number> {
     srv.on('error', reject);
   });
 }
+
+/** Polls `check` every 10 ms until it holds; fails after about `limitMs` (2 s) naming what it waited for. */
+export async function until(what: string, check: () => Promise<boolean>, limitMs = 2000): Promise<void> {
+  for (let i = 0; i < limitMs / 10; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

@@ -1,10 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 
 const KEY = (sessionId: string) => `revoked-session:${sessionId}`;
 /** Every revocation still in force, scored by when it lapses (ms): what a node loads when it (re)connects. */
 const INDEX = 'revoked-sessions';
+/** The cluster-bus topic a revocation is announced on: "<sessionId> <until ms>". */
+const TOPIC = 'revoked-sessions';
 
 /**
  * Sessions ended before their access tokens expire (logout, a reused refresh
@@ -13,8 +16,8 @@ const INDEX = 'revoked-sessions';
  * Every authenticated request asks, so the answer comes from a copy in this
  * process, not from a Redis round trip: a revocation is written to Redis (a
  * key per session, for the fallback, and a sorted set of all of them) and
- * published; each node subscribes, and loads the sorted set whenever its
- * subscription (re)starts and every `REVOCATION_RESYNC_MS` as a backstop.
+ * published on the cluster bus; each node loads the sorted set whenever its
+ * bus subscription (re)starts and every `REVOCATION_RESYNC_MS` as a backstop.
  * The node that revokes refuses the token at once; other nodes as soon as the
  * message arrives (well under a millisecond on one network). While a node's
  * subscription is down it asks Redis per request, as before; while Redis is
@@ -27,41 +30,31 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   private redisDownSince = 0;
   /** sessionId → when its revocation lapses (ms since epoch). */
   private readonly revoked = new Map<string, number>();
-  private subscriber?: RedisClient;
-  /** True while the subscription is up and the copy was loaded after it started. */
+  /** True while the bus is live and the copy was loaded after it (re)started. */
   private synced = false;
   private syncRound = 0;
   private resyncTimer?: NodeJS.Timeout;
-  private readonly channel: string;
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly bus: ClusterBus,
   ) {
-    // Channels are not keys: ioredis does not prefix them.
-    this.channel = `${config.redisKeyPrefix}revoked-sessions`;
-  }
-
-  onModuleInit(): void {
-    const sub = this.redis.duplicate({
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      connectionName: `${this.config.redisKeyPrefix}revocations`,
-    });
-    this.subscriber = sub;
-    sub.on('error', () => undefined); // the main client logs Redis trouble
-    sub.on('close', () => {
-      this.synced = false;
-    });
-    sub.on('ready', () => void this.resync());
-    sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.channel) return;
+    bus.on(TOPIC, (message) => {
       const [sessionId, until] = message.split(' ');
       this.remember(sessionId, Number(until));
     });
+    bus.onLive(() => void this.resync());
+    bus.onDown(() => {
+      this.syncRound++;
+      this.synced = false;
+    });
+  }
+
+  onModuleInit(): void {
     this.resyncTimer = setInterval(() => {
       this.sweep();
-      if (sub.status !== 'ready') return;
+      if (!this.bus.live) return;
       if (this.synced) this.load(this.syncRound).catch(() => undefined);
       else void this.resync();
     }, this.config.revocationResyncMs);
@@ -71,7 +64,6 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   onApplicationShutdown(): void {
     clearInterval(this.resyncTimer);
     this.synced = false;
-    this.subscriber?.disconnect();
   }
 
   async revoke(sessionId: string): Promise<void> {
@@ -83,7 +75,7 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
       .set(KEY(sessionId), '1', 'EX', ttl)
       .zadd(INDEX, until, sessionId)
       .zremrangebyscore(INDEX, '-inf', Date.now())
-      .publish(this.channel, `${sessionId} ${until}`)
+      .publish(this.bus.channelOf(TOPIC), `${sessionId} ${until}`)
       .exec();
     const failed = res?.find(([err]) => err);
     if (!res || failed) throw failed?.[0] ?? new Error('revocation not stored');
@@ -117,12 +109,11 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
     for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
   }
 
-  /** Subscribes, then loads what is in force: a revocation made in between arrives by message or is in the load. */
+  /** Loads what is in force once the bus is live: a revocation made meanwhile arrives by message or is in the load. */
   private async resync(): Promise<void> {
     const round = ++this.syncRound;
     this.synced = false;
     try {
-      await this.subscriber!.subscribe(this.channel);
       await this.load(round);
     } catch (err) {
       this.logger.warn(`revocation list not loaded, checking Redis per request: ${(err as Error).message}`);
@@ -133,7 +124,7 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
     try {
       const flat = await this.redis.zrangebyscore(INDEX, Date.now(), '+inf', 'WITHSCORES');
       for (let i = 0; i < flat.length; i += 2) this.remember(flat[i], Number(flat[i + 1]));
-      if (round === this.syncRound && this.subscriber?.status === 'ready') this.synced = true;
+      if (round === this.syncRound && this.bus.live) this.synced = true;
     } catch (err) {
       this.synced = false;
       throw err;

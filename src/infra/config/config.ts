@@ -47,6 +47,7 @@ const envSchema = z.object({
   PING_AFTER_FLUSH_SPACING_MS: int(0, 1000).default(20),
   PING_BACKLOG_SWEEP_MS: int(0, 3_600_000).default(10_000),
   TRIP_STATE_CACHE_MS: int(0, 60_000).default(1000),
+  TRIP_STATE_CACHE_LIVE_MS: int(0, 3_600_000).default(30_000),
   // realtime (Socket.IO)
   REALTIME_REDIS_ADAPTER: z.enum(['sharded', 'classic']).default('sharded'),
   REALTIME_LOG_MAX_EVENTS: int(10, 1_000_000).default(1000),
@@ -106,8 +107,10 @@ export interface AppConfig {
   /** Every this long, stored points left uncounted for this long (a node died before its round) are counted; 0: never. */
   pingBacklogSweepMs: number;
   pingWriterMaxInFlight: number;
-  /** How long a node reuses a trip's ingest state (status, driver, createdAt, latest point); 0 reads it every time. */
+  /** How long a node reuses a trip's ingest state while it does not hear the cluster bus; 0 reads it every time. */
   tripStateCacheMs: number;
+  /** How long a trip's ingest state is reused while the node hears the cluster bus (status changes drop it at once). */
+  tripStateCacheLiveMs: number;
   /** Socket.IO Redis adapter: sharded pub/sub (Redis 7) or the classic one. */
   realtimeRedisAdapter: 'sharded' | 'classic';
   /** Replay log of each room: at most this many events, none older than the retention. */
@@ -173,6 +176,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     pingAfterFlushSpacingMs: e.PING_AFTER_FLUSH_SPACING_MS,
     pingBacklogSweepMs: e.PING_BACKLOG_SWEEP_MS,
     tripStateCacheMs: e.TRIP_STATE_CACHE_MS,
+    tripStateCacheLiveMs: e.TRIP_STATE_CACHE_LIVE_MS,
     realtimeRedisAdapter: e.REALTIME_REDIS_ADAPTER,
     realtimeLogMaxEvents: e.REALTIME_LOG_MAX_EVENTS,
     realtimeLogRetentionMs: e.REALTIME_LOG_RETENTION_MS,

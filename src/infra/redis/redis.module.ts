@@ -1,9 +1,11 @@
 import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { ClusterBus } from './cluster-bus';
+import { REDIS, RedisClient } from './redis.tokens';
 
-export const REDIS = Symbol('REDIS');
-export type RedisClient = Redis;
+export { REDIS } from './redis.tokens';
+export type { RedisClient } from './redis.tokens';
 
 @Injectable()
 class RedisLifecycle implements OnApplicationShutdown {
@@ -34,7 +36,8 @@ class RedisLifecycle implements OnApplicationShutdown {
         }),
     },
     RedisLifecycle,
+    ClusterBus,
   ],
-  exports: [REDIS],
+  exports: [REDIS, ClusterBus],
 })
 export class RedisModule {}

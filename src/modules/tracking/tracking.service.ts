@@ -136,7 +136,7 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
 
   /** The trip's ingest state (cached for about a second) with the newest point this process has committed. */
   private async ingestState(tripId: string): Promise<TripTrackState | null> {
-    const state = await this.trips.trackStateCached(tripId, this.config.tripStateCacheMs);
+    const state = await this.trips.trackStateCached(tripId);
     if (!state) return null;
     const committed = this.committedLatest.get(tripId);
     if (committed && (!state.latest || committed.recordedAt.getTime() > state.latest.recordedAt.getTime())) {

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Principal } from '../../common/auth/principal';
 import {
   DomainError,
@@ -10,7 +10,9 @@ import {
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
 import type { SqlTx } from '../../infra/db/db.service';
+import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { cacheCounters } from '../../infra/observability/metrics';
+import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
@@ -37,20 +39,40 @@ export interface TripViewer {
   isDriver: boolean;
 }
 
+/** Cluster-bus topic: a trip whose status changed (its id). */
+const TRIP_STATE_TOPIC = 'trip-state';
+
 @Injectable()
 export class TripsService {
+  private readonly logger = new Logger(TripsService.name);
   /** Trip ids → their orgs and driver: immutable after creation, so safe to keep. */
   private readonly accessCache = new Map<string, TripAccess>();
-  /**
-   * Trip ids → their ingest state, read at most once per `maxAgeMs` (see
-   * trackStateCached). Concurrent misses share one read.
-   */
+  /** Trip ids → their ingest state (see trackStateCached). Concurrent misses share one read. */
   private readonly trackStateCache = new Map<string, { at: number; state: Promise<TripTrackState | null> }>();
 
   constructor(
     private readonly repo: TripsRepository,
     private readonly realtime: RealtimePublisher,
-  ) {}
+    private readonly bus: ClusterBus,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    // Another node changed a trip's status: its cached ingest state goes at once.
+    bus.on(TRIP_STATE_TOPIC, (tripId) => this.trackStateCache.delete(tripId));
+    // Changes made while the subscription was down were not heard: nothing cached before is trusted.
+    bus.onLive(() => this.trackStateCache.clear());
+  }
+
+  /** Drops the trip's cached ingest state here and, through the cluster bus, on every other node. */
+  private trackStateChanged(tripId: string): void {
+    this.trackStateCache.delete(tripId);
+    this.bus
+      .publish(TRIP_STATE_TOPIC, tripId)
+      .catch((err: Error) =>
+        this.logger.warn(
+          `status change of trip ${tripId} not announced to other nodes (they see it within their cache age): ${err.message}`,
+        ),
+      );
+  }
 
   async create(principal: Principal, input: CreateTripInput): Promise<Record<string, unknown>> {
     const orgIds = [...new Set([input.sourceOrgId, input.destinationOrgId])];
@@ -148,7 +170,7 @@ export class TripsService {
           { path: 'truckId', message: 'has an active trip', tripId: result.otherTripId },
         ]);
       case 'ok':
-        this.trackStateCache.delete(tripId);
+        this.trackStateChanged(tripId);
         this.publishStatus(viewer.access, to, result.at);
     }
     const row = await this.repo.findSelected(tripId, DEFAULT_TRIP_FIELDS, true);
@@ -188,12 +210,15 @@ export class TripsService {
   }
 
   /**
-   * The trip's ingest state, reused for up to `maxAgeMs` so that a stream of
-   * pings does not read the trip each time. A status change made through this
-   * process drops the entry at once; one made on another node is seen within
-   * `maxAgeMs`. Its `latest` may lag: callers merge in what they committed since.
+   * The trip's ingest state, reused so that a stream of pings does not read
+   * the trip each time. A status change on any node drops the entry on every
+   * node at once (cluster bus); entries are reused for up to
+   * `tripStateCacheLiveMs` while this node hears the bus, and only up to
+   * `tripStateCacheMs` while it does not. Its `latest` may lag: callers merge
+   * in what they committed since.
    */
-  trackStateCached(tripId: string, maxAgeMs: number): Promise<TripTrackState | null> {
+  trackStateCached(tripId: string): Promise<TripTrackState | null> {
+    const maxAgeMs = this.bus.live ? this.config.tripStateCacheLiveMs : this.config.tripStateCacheMs;
     if (maxAgeMs <= 0) return this.repo.findTrackState(tripId);
     const now = Date.now();
     const hit = this.trackStateCache.get(tripId);
@@ -245,7 +270,7 @@ export class TripsService {
       const result = results.get(state.id);
       if (!result) continue;
       if (result.arrivedAt) {
-        this.trackStateCache.delete(state.id);
+        this.trackStateChanged(state.id);
         this.publishStatus(
           { sourceOrgId: state.sourceOrgId, destinationOrgId: state.destinationOrgId, id: state.id },
           'ARRIVED',
