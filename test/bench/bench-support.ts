@@ -1,6 +1,6 @@
 /* Shared by the benchmarks: a migrated database of its own, the app in this process or as a child process, trips. */
 import autocannon from 'autocannon';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../support/net';
@@ -52,14 +52,33 @@ export async function startInProcessApp(
   return { api: `http://127.0.0.1:${port}/api/v1`, close: () => app.close() };
 }
 
+let built = false;
+
+/** Compiles the app to dist/ (what `npm start` runs), once per bench process. */
+function buildApp(): void {
+  if (built) return;
+  const res = spawnSync(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
+  if (res.status !== 0) throw new Error('building the app for the benchmark failed');
+  built = true;
+}
+
+/** The app as `npm start` runs it (compiled, NODE_ENV=production), in a child process. */
 export async function startAppProcess(
   databaseUrl: string,
   env: Record<string, string> = {},
 ): Promise<{ url: string; proc: ChildProcess; stop: () => Promise<void> }> {
+  buildApp();
   const port = await freePort();
   // BENCH_APP_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the app under the benchmark's load.
   const nodeArgs = (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register', join(ROOT, 'src', 'main.ts')], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'main.js')], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -72,9 +91,6 @@ export async function startAppProcess(
       REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
       LOG_LEVEL: 'error',
       AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
-      TS_NODE_SWC: 'true',
-      TS_NODE_TRANSPILE_ONLY: 'true',
-      TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
       ...env,
     },
     stdio: ['ignore', process.env.BENCH_APP_STDOUT ? 'inherit' : 'ignore', 'inherit'],

@@ -134,7 +134,7 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     return this.ingest(state, locations);
   }
 
-  /** The trip's ingest state (cached for about a second) with the newest point this process has committed. */
+  /** The trip's ingest state (cached: see TripsService.trackStateCached) with the newest point this process has committed. */
   private async ingestState(tripId: string): Promise<TripTrackState | null> {
     const state = await this.trips.trackStateCached(tripId);
     if (!state) return null;
