@@ -114,9 +114,10 @@ export class Db implements OnApplicationShutdown {
     }
   }
 
+  /** One `SELECT 1` on the pool itself (a health check needs no ORM in its way). */
   async ping(which: 'primary' | 'replica'): Promise<void> {
-    const client = which === 'primary' ? this.primary : (this.replica ?? this.primary);
-    await client.$queryRawUnsafe('SELECT 1');
+    const pool = this.pools.find((p) => p.db === which)?.pool ?? this.primaryPool;
+    await pool.query('SELECT 1');
   }
 
   /** Open, idle and waiting connections of each pool (no replica pool when reads go to the primary). */
