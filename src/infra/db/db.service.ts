@@ -28,10 +28,13 @@ export interface DbPoolUse {
  * A Prisma client on a pg pool of our own (rather than one the adapter
  * creates out of sight), so that the pool's use can be reported.
  */
-function makeClient(url: string, max: number): { client: PrismaClient; pool: Pool } {
+function makeClient(url: string, max: number, logger: Logger): { client: PrismaClient; pool: Pool } {
   const pool = new Pool({ connectionString: url, max });
-  // The adapter ends the pool when the client disconnects.
-  const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
+  // An idle connection that the server ends (restart, failover, DROP DATABASE) is an 'error' on the pool;
+  // without a listener it would end the process. The pool replaces it at the next checkout.
+  pool.on('error', (err) => logger.warn(`idle database connection lost: ${err.message}`));
+  // The pool is ended in onApplicationShutdown (the adapter would only end it if Prisma had connected).
+  const client = new PrismaClient({ adapter: new PrismaPg(pool) });
   return { client, pool };
 }
 
@@ -60,12 +63,12 @@ export class Db implements OnApplicationShutdown {
   private readonly primaryPool: Pool;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient) {
-    const primary = makeClient(config.databaseUrl, config.databasePoolMax);
+    const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger);
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });
     this.primaryPool = primary.pool;
     if (config.databaseReplicaUrl) {
-      const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax);
+      const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger);
       this.replica = replica.client;
       this.pools.push({ db: 'replica', pool: replica.pool });
     }
@@ -132,6 +135,7 @@ export class Db implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await Promise.all([this.primary.$disconnect(), this.replica?.$disconnect()]);
+    await Promise.all(this.pools.map(({ pool }) => (pool.ended ? undefined : pool.end())));
     this.logger.log('database clients closed');
   }
 }
