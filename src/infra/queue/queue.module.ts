@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bull';
-import { Global, Module } from '@nestjs/common';
+import { Global, Logger, Module } from '@nestjs/common';
+import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../config/config';
 
 /**
@@ -22,6 +23,20 @@ import { APP_CONFIG, AppConfig } from '../config/config';
   exports: [BullModule],
 })
 export class QueueModule {}
+
+/**
+ * @nestjs/bull closes each queue at application shutdown. With Redis
+ * unreachable, Bull's close rejects ("Connection is closed.", or the refused
+ * reconnect of its blocking client), which would abort the remaining shutdown
+ * hooks (the ping writer's drain, the database pools). Call this for each
+ * injected queue: its close then logs the failure instead of throwing.
+ */
+export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
+  const host = queue as Queue & { onApplicationShutdown?: () => Promise<void> };
+  const close = host.onApplicationShutdown?.bind(queue) ?? (() => queue.close());
+  host.onApplicationShutdown = () =>
+    close().catch((err: Error) => logger.warn(`queue ${queue.name} closed with an error: ${err.message}`));
+}
 
 /** Queue names, in one place. */
 export const QUEUES = {

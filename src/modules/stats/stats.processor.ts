@@ -2,7 +2,7 @@ import { InjectQueue, Process, Processor } from '@nestjs/bull';
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { QUEUES } from '../../infra/queue/queue.module';
+import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
 import { StatsService } from './stats.service';
 
 export const REFRESH_STATS_JOB = 'refresh';
@@ -27,7 +27,9 @@ export class StatsScheduler implements OnApplicationBootstrap {
   constructor(
     @InjectQueue(QUEUES.stats) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    closeQuietlyAtShutdown(queue, this.logger);
+  }
 
   /** Never awaited by the boot: with Redis down the service still starts (and stats report their age). */
   onApplicationBootstrap(): void {
