@@ -34,8 +34,10 @@ describe('tracking', () => {
   }
   const base = () => Date.now() - 3600_000;
 
-  const ping = (w: TripWorld, tripId: string, locations: unknown[]) =>
-    t.api.post('/tracking/ping', { tripId, locations }, { token: w.driver.accessToken });
+  /** POST /tracking/ping through the node at `url` (this test's app unless told), as the trip's driver. */
+  const pingVia = (url: string, w: TripWorld, tripId: string, locations: unknown[]) =>
+    new Api(`${url}/api/v1`).post('/tracking/ping', { tripId, locations }, { token: w.driver.accessToken });
+  const ping = (w: TripWorld, tripId: string, locations: unknown[]) => pingVia(t.url, w, tripId, locations);
 
   /**
    * A 2xx means the points are committed; the trip's latest location,
@@ -445,12 +447,7 @@ describe('tracking', () => {
     it('points of one trip reaching two nodes at once, interleaved and late: distance is the stored track exactly', async () => {
       const { w, trip } = await world();
       const t0 = base();
-      const post = (url: string, locations: unknown[]) =>
-        new Api(`${url}/api/v1`).post(
-          '/tracking/ping',
-          { tripId: trip.id, locations },
-          { token: w.driver.accessToken },
-        );
+      const post = (url: string, locations: unknown[]) => pingVia(url, w, trip.id, locations);
       let accepted = 0;
       for (let r = 0; r < 40; r++) {
         // Neighbouring points at once: node A the even seconds, node B the odd ones.
@@ -480,12 +477,7 @@ describe('tracking', () => {
     it("a status change on one node reaches another node's ping check at once, not after its cache age", async () => {
       const { w, trip } = await world();
       const t0 = base();
-      const onB = (s: number) =>
-        new Api(`${nodeB.url}/api/v1`).post(
-          '/tracking/ping',
-          { tripId: trip.id, locations: [zig(t0, s)] },
-          { token: w.driver.accessToken },
-        );
+      const onB = (s: number) => pingVia(nodeB.url, w, trip.id, [zig(t0, s)]);
       expect((await onB(0)).status).toBe(200); // node B now holds the trip's state
       await moveTo(t.api, w, trip.id, 'CANCELLED');
       let s = 1;
@@ -497,12 +489,7 @@ describe('tracking', () => {
     it('a change node B could not hear (its subscription was down) is picked up when the subscription returns', async () => {
       const { w, trip } = await world();
       const t0 = base();
-      const onB = (s: number) =>
-        new Api(`${nodeB.url}/api/v1`).post(
-          '/tracking/ping',
-          { tripId: trip.id, locations: [zig(t0, s)] },
-          { token: w.driver.accessToken },
-        );
+      const onB = (s: number) => pingVia(nodeB.url, w, trip.id, [zig(t0, s)]);
       expect((await onB(0)).status).toBe(200);
       // Changed behind every node's back: no message. Node B keeps using what it holds.
       await t.sql.query(`UPDATE trips SET status = 'CANCELLED' WHERE id = $1`, [trip.id]);
@@ -529,10 +516,11 @@ describe('tracking', () => {
       try {
         // The node commits and answers, then does no after-flush round: as if killed right after the commit.
         dying.app.get(PingWriter).onFlush(async () => undefined);
-        const res = await new Api(`${dying.url}/api/v1`).post(
-          '/tracking/ping',
-          { tripId: trip.id, locations: [0, 1, 2, 3].map((s) => zig(t0, s)) },
-          { token: w.driver.accessToken },
+        const res = await pingVia(
+          dying.url,
+          w,
+          trip.id,
+          [0, 1, 2, 3].map((s) => zig(t0, s)),
         );
         expect(res.body.data.accepted).toBe(4);
       } finally {

@@ -33,8 +33,6 @@ export interface PingResult {
 
 interface TripPlan {
   state: TripTrackState;
-  /** The trip's points counted in this round (its backlog), in time order. */
-  points: TrackFix[];
   update: TrackUpdate;
 }
 
@@ -314,7 +312,6 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
       : null;
     return {
       state,
-      points,
       update: {
         latest: latestPoint,
         distanceDeltaKm: deltaM / 1000,
