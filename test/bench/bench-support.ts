@@ -222,3 +222,11 @@ export function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
     autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
   });
 }
+
+/** Runs a benchmark's main; a failure is printed with its name and exits non-zero (`npm run bench` counts it). */
+export function runBench(name: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${name} bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}

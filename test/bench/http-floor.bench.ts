@@ -6,7 +6,7 @@
  * Prints one JSON line; never fails on a number.
  */
 import { loadavg } from 'node:os';
-import { cannon, freshDatabase, round, startAppProcess } from './bench-support';
+import { cannon, freshDatabase, round, runBench, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 
@@ -31,7 +31,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runBench('http-floor', main);

@@ -6,7 +6,7 @@
  */
 import { loadavg } from 'node:os';
 import { Client } from 'pg';
-import { cannon, freshDatabase, round, startAppProcess } from './bench-support';
+import { cannon, freshDatabase, round, runBench, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ACCOUNTS = 100;
@@ -128,7 +128,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`ledger-postings bench failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runBench('ledger-postings', main);

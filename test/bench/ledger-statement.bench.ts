@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { Client } from 'pg';
-import { freshDatabase, startInProcessApp } from './bench-support';
+import { freshDatabase, runBench, startInProcessApp } from './bench-support';
 
 const ENTRIES = Number(process.env.BENCH_STATEMENT_ENTRIES ?? 1_000_000);
 const CHUNK = 250_000;
@@ -129,7 +129,4 @@ async function newOrgOwnedByAnother(
   return (await post('/orgs', { name: 'Buyer' }, token)).data.id;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`ledger-statement bench failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runBench('ledger-statement', main);

@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Server } from 'socket.io';
 import { randomBytes } from 'node:crypto';
-import { freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
+import { freshDatabase, makeTrips, round, runBench, startAppProcess } from './bench-support';
 
 const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
 const SECONDS = Number(process.env.REALTIME_BENCH_SECONDS ?? 5);
@@ -293,7 +293,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-void main().catch((err: Error) => {
-  process.stderr.write(`realtime bench failed: ${err.stack ?? err.message}\n`);
-  process.exit(1);
-});
+runBench('realtime', main);

@@ -6,7 +6,16 @@ import { createApp } from '../../src/app';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { PingRow } from '../../src/modules/tracking/ping-filters';
 import { TrackingRepository } from '../../src/modules/tracking/tracking.repository';
-import { baseConfig, cannon, FixClock, freshDatabase, makeTrips, round, startAppProcess } from './bench-support';
+import {
+  baseConfig,
+  cannon,
+  FixClock,
+  freshDatabase,
+  makeTrips,
+  round,
+  runBench,
+  startAppProcess,
+} from './bench-support';
 import { pacedLoad } from './paced-load';
 
 const TRIPS = 20;
@@ -289,7 +298,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runBench('tracking', main);

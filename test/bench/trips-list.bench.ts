@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { createApp } from '../../src/app';
 import { encodeCursor } from '../../src/common/pagination/cursor';
-import { baseConfig, call, cannon, dbUrl, nextPhone, ROOT, round, startAppProcess } from './bench-support';
+import { baseConfig, call, cannon, dbUrl, nextPhone, ROOT, round, runBench, startAppProcess } from './bench-support';
 
 const SECONDS = Number(process.env.TRIPS_BENCH_SECONDS ?? 10);
 const CONNECTIONS = 20;
@@ -279,7 +279,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack}\n`);
-  process.exit(1);
-});
+runBench('trips-list', main);
