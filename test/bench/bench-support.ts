@@ -2,6 +2,7 @@
 import autocannon from 'autocannon';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../support/net';
 import { Client } from 'pg';
@@ -229,4 +230,54 @@ export function runBench(name: string, main: () => Promise<void>): void {
     process.stderr.write(`${name} bench failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   });
+}
+
+/** CPU time (user + system, ms) of one process, from /proc; 0 once it is gone. */
+function cpuMsOf(pid: number | string): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+function commOf(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * CPU spent during a measured window by the app process(es), PostgreSQL (all
+ * its processes: backends, WAL writer, checkpointer) and Redis, in ms. Read
+ * from /proc, so it tells where a machine's cores went whatever its speed:
+ * the figure to compare two versions of the code by on a noisy box.
+ */
+export function cpuMeter(appPids: number[]): () => { appMs: number; postgresMs: number; redisMs: number } {
+  const others = () => {
+    const by = { postgres: new Map<string, number>(), redis: new Map<string, number>() };
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      const comm = commOf(pid);
+      if (comm.startsWith('postgres')) by.postgres.set(pid, cpuMsOf(pid));
+      else if (comm.startsWith('redis-server')) by.redis.set(pid, cpuMsOf(pid));
+    }
+    return by;
+  };
+  const delta = (before: Map<string, number>, after: Map<string, number>) =>
+    [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+  const app0 = appPids.map(cpuMsOf);
+  const o0 = others();
+  return () => {
+    const o1 = others();
+    return {
+      appMs: Math.round(appPids.reduce((sum, pid, i) => sum + cpuMsOf(pid) - app0[i], 0)),
+      postgresMs: Math.round(delta(o0.postgres, o1.postgres)),
+      redisMs: Math.round(delta(o0.redis, o1.redis)),
+    };
+  };
 }

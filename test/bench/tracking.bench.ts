@@ -9,6 +9,7 @@ import { TrackingRepository } from '../../src/modules/tracking/tracking.reposito
 import {
   baseConfig,
   cannon,
+  cpuMeter,
   FixClock,
   freshDatabase,
   makeTrips,
@@ -24,6 +25,8 @@ const WRITER_ROWS = 200_000;
 const HTTP_SECONDS = 10;
 /** `TRACKING_BENCH_ONLY=steady` runs only the 5k points/s latency scenario (quicker iterations, same figures). */
 const ONLY = process.env.TRACKING_BENCH_ONLY;
+/** Requests a second of 10 points in the steady scenarios: 500 is the 5k points/s the goal names; another rate compares CPU per point on a slower machine. */
+const STEADY_RPS = Number(process.env.TRACKING_BENCH_STEADY_RPS ?? 500);
 
 function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: number): PingRow[] {
   const rows: PingRow[] = [];
@@ -45,6 +48,10 @@ function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: num
     }
   }
   return rows.slice(0, total);
+}
+
+function perThousand(cpu: Record<string, number>, points: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, round((ms * 1000) / points, 1)]));
 }
 
 async function floor(databaseUrl: string, rows: PingRow[]): Promise<number> {
@@ -211,14 +218,15 @@ async function main(): Promise<void> {
 
     // 5,000 points/s: 500 requests/s of 10 points, spread over the trips.
     // A short warm-up at the same rate first (JIT, pools, caches), not counted.
-    await cannon({ url: app.url, connections: 50, overallRate: 500, duration: 2, requests: pingRequests(10) });
+    await cannon({ url: app.url, connections: 50, overallRate: STEADY_RPS, duration: 2, requests: pingRequests(10) });
     // Probes during the steady runs, to tell the app's latency from this machine's: the same HTTP stack with
     // no work (GET /health/live) and a one-row INSERT + commit on a connection of its own, each every 10 ms.
     // The steady rate is paced open-loop (see paced-load.ts): one request every 2 ms, latency from when it was due.
     let probes = startProbes(app.url, db.url);
+    const cpu = cpuMeter([app.proc.pid!]);
     const paced = await pacedLoad({
       url: app.url,
-      rate: 500,
+      rate: STEADY_RPS,
       seconds: HTTP_SECONDS,
       next: () => {
         const trip = trips[rr++ % trips.length];
@@ -231,13 +239,14 @@ async function main(): Promise<void> {
       },
       check: (_status, body) => (JSON.parse(body) as { data: { accepted: number } }).data.accepted === 10,
     });
+    const pacedCpu = cpu();
     const pacedProbes = await probes.stop();
     // The same rate as autocannon's `overallRate` gives it (bursts at the top of each second), for comparison.
     probes = startProbes(app.url, db.url);
     const steady = await cannon({
       url: app.url,
       connections: 50,
-      overallRate: 500,
+      overallRate: STEADY_RPS,
       duration: HTTP_SECONDS,
       requests: pingRequests(10),
     });
@@ -248,6 +257,7 @@ async function main(): Promise<void> {
       only: ONLY ?? 'all',
       trips: TRIPS,
       settings: {
+        steadyPointsPerSec: STEADY_RPS * 10,
         PING_WRITER_MAX_IN_FLIGHT: process.env.PING_WRITER_MAX_IN_FLIGHT ?? 'default',
         TRIP_STATE_CACHE_MS: process.env.TRIP_STATE_CACHE_MS ?? 'default',
       },
@@ -275,6 +285,9 @@ async function main(): Promise<void> {
         non2xx: paced.non2xx,
         errors: paced.errors,
         clientMaxSendLagMs: paced.maxSendLagMs,
+        // CPU ms per 1,000 points stored, by process; the app's share of one core over the window.
+        cpuMsPer1kPoints: perThousand(pacedCpu, paced.ok * 10),
+        appCoreShare: round(pacedCpu.appMs / (HTTP_SECONDS * 1000), 2),
         probe_health_live: pacedProbes.http,
         probe_db_commit_1_row: pacedProbes.db,
       },

@@ -116,6 +116,23 @@ describe('auth', () => {
       expect(res.body.error.code).toBe('TOKEN_EXPIRED');
     });
 
+    it('a token accepted before (and remembered as verified) is refused once it expires', async () => {
+      const u = await newUser(t.api);
+      const [, p] = u.accessToken.split('.');
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+      const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+      const now = Math.floor(Date.now() / 1000);
+      const payload = Buffer.from(JSON.stringify({ ...claims, iat: now, exp: now + 2 })).toString('base64url');
+      const sig = createHmac('sha256', t.config.jwtSecret).update(`${header}.${payload}`).digest('base64url');
+      const token = `${header}.${payload}.${sig}`;
+      expect((await t.api.get('/me', { token })).status).toBe(200);
+      expect((await t.api.get('/me', { token })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, (now + 2) * 1000 - Date.now() + 50));
+      const res = await t.api.get('/me', { token });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('TOKEN_EXPIRED');
+    });
+
     it('GET /me returns the user and memberships', async () => {
       const u = await newUser(t.api, 'Meena');
       const org = await newOrg(t.api, u, 'Meena Transport');

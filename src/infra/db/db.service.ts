@@ -117,6 +117,15 @@ export class Db implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * One statement on the primary through pg itself (same pool), for the ping
+   * writer's flush: Prisma's raw query converts every element of the array
+   * parameters on the way (docs/performance-tracking.md, "CPU per point").
+   */
+  async sql<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
+    return (await this.primaryPool.query<R>(text, params as unknown[] | undefined)).rows;
+  }
+
   /** One `SELECT 1` on the pool itself (a health check needs no ORM in its way). */
   async ping(which: 'primary' | 'replica'): Promise<void> {
     const pool = this.pools.find((p) => p.db === which)?.pool ?? this.primaryPool;

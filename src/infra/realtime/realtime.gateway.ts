@@ -25,16 +25,6 @@ interface SocketState {
 
 const stateOf = (socket: Socket): SocketState => socket.data as SocketState;
 
-/** The JWT's `exp` in epoch ms (the signature was verified just before). */
-function expiryOf(token: string): number {
-  try {
-    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as { exp?: number };
-    return typeof claims.exp === 'number' ? claims.exp * 1000 : Number.MAX_SAFE_INTEGER;
-  } catch {
-    return 0;
-  }
-}
-
 function errorBody(err: unknown): { code: string; message: string; details?: unknown[] } {
   if (err instanceof DomainError)
     return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
@@ -107,10 +97,10 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     const token: unknown = (socket.handshake.auth as Record<string, unknown> | undefined)?.token;
     if (typeof token !== 'string' || !token)
       throw new UnauthenticatedError(ErrorCode.UNAUTHENTICATED, 'auth.token is required in the handshake');
-    const principal = this.tokens.verify(token);
+    const { principal, expiresAt } = this.tokens.verifyWithExpiry(token);
     if (await this.revocations.isRevoked(principal.sessionId))
       throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
-    const state: SocketState = { principal, expiresAt: expiryOf(token), rooms: new Map() };
+    const state: SocketState = { principal, expiresAt, rooms: new Map() };
     Object.assign(socket.data as object, state);
   }
 
@@ -168,14 +158,14 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   /** A fresh access token on the open socket moves its expiry; it must be the same user's. */
   private async reauthenticate(socket: Socket, payload: unknown): Promise<Ack> {
     const { token } = parseWith(authSchema, payload);
-    const principal = this.tokens.verify(token);
+    const { principal, expiresAt } = this.tokens.verifyWithExpiry(token);
     const state = stateOf(socket);
     if (principal.userId !== state.principal.userId)
       throw new DomainError(ErrorCode.FORBIDDEN, 'The token belongs to another user');
     if (await this.revocations.isRevoked(principal.sessionId))
       throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
     state.principal = principal;
-    state.expiresAt = expiryOf(token);
+    state.expiresAt = expiresAt;
     this.scheduleExpiry(socket);
     return { ok: true, expiresAt: new Date(state.expiresAt).toISOString() };
   }

@@ -53,8 +53,7 @@ export class TrackingRepository {
    */
   async insertPings(rows: readonly PingRow[]): Promise<PingKey[]> {
     if (rows.length === 0) return [];
-    const out = await this.db.primary.$queryRawUnsafe<{ trip_id: string; ms: number }[]>(
-      INSERT_UNNEST,
+    const out = await this.db.sql<{ trip_id: string; ms: number }>(INSERT_UNNEST, [
       rows.map((r) => r.tripId),
       rows.map((r) => r.recordedAt.toISOString()),
       rows.map((r) => r.lat),
@@ -64,8 +63,8 @@ export class TrackingRepository {
       rows.map((r) => r.heading),
       rows.map((r) => r.altitude),
       rows.map((r) => r.batchId),
-    );
-    return out.map((r) => ({ tripId: r.trip_id, ms: Math.round(Number(r.ms)) }));
+    ]);
+    return out.map((r) => ({ tripId: r.trip_id, ms: Math.round(r.ms) }));
   }
 
   /**
@@ -119,17 +118,19 @@ export class TrackingRepository {
     if (tripIds.length === 0) return out;
     const rows = await tx.query<{
       trip_id: string;
-      recorded_at: Date;
+      ms: number;
       lat: number;
       lng: number;
       speed: number | null;
       heading: number | null;
     }>(
-      `SELECT trip_id::text AS trip_id, recorded_at, lat, lng, speed, heading FROM take_trip_ping_backlog($1::uuid[])`,
+      // Times as epoch ms: a number per point instead of a timestamp string for pg to parse into a Date.
+      `SELECT trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms, lat, lng, speed, heading
+       FROM take_trip_ping_backlog($1::uuid[])`,
       [tripIds],
     );
     for (const r of rows) {
-      const fix: TrackFix = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: r.recorded_at };
+      const fix: TrackFix = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: new Date(Math.round(r.ms)) };
       const list = out.get(r.trip_id);
       if (list) list.push(fix);
       else out.set(r.trip_id, [fix]);
