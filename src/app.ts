@@ -16,6 +16,7 @@ import { AppConfig } from './infra/config/config';
 import { RedisIoAdapter } from './infra/realtime/redis-io.adapter';
 import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { instrumentHttp } from './infra/observability/http-metrics';
+import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 
 export const API_PREFIX = 'api/v1';
@@ -27,6 +28,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the whole service (not yet listening): used by main.ts and by the e2e tests. */
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+  installAsyncResourceBind();
   const pino = createPino(config.logLevel);
   const adapter = new FastifyAdapter({
     loggerInstance: pino,

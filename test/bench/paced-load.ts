@@ -61,7 +61,6 @@ export async function pacedLoad(opts: {
   const interval = 1000 / opts.rate;
   const start = performance.now() + 5;
   const inFlight = new Set<Promise<void>>();
-  const dump: string[] = [];
 
   const send = (due: number) => {
     const r = opts.next();
@@ -85,15 +84,12 @@ export async function pacedLoad(opts: {
               if (!opts.check || opts.check(status, Buffer.concat(chunks).toString())) {
                 ok += 1;
                 latencies.push(performance.now() - due);
-                if (process.env.PACED_DUMP) dump.push(`${Math.round(due - start)} ${Math.round(performance.now() - due)} ${req.reusedSocket ? 1 : 0} ${Math.round(sockAt - due)}`);
               } else errors += 1;
             } else non2xx += 1;
             resolve();
           });
         },
       );
-      let sockAt = NaN;
-      req.on('socket', (s) => { if (s.connecting) s.once('connect', () => { sockAt = performance.now(); }); else sockAt = performance.now(); });
       req.on('error', () => {
         errors += 1;
         resolve();
@@ -121,7 +117,6 @@ export async function pacedLoad(opts: {
   const elapsed = (performance.now() - start) / 1000;
   await Promise.all(inFlight);
   agent.destroy();
-  if (process.env.PACED_DUMP) require('node:fs').writeFileSync(process.env.PACED_DUMP, dump.join('\n'));
 
   const sorted = latencies.sort((a, b) => a - b);
   const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 1);
