@@ -13,6 +13,8 @@ const envSchema = z.object({
   DATABASE_URL: z.url().default('postgresql://postgres@127.0.0.1:5432/waybill'),
   DATABASE_REPLICA_URL: z.url().optional(),
   DATABASE_POOL_MAX: int(1, 1000).default(20),
+  /** Named prepared statements for the hottest statements; `false` behind a pooler that cannot track them (PgBouncer < 1.21). */
+  DATABASE_PREPARED_STATEMENTS: z.enum(['true', 'false']).default('true'),
   REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z.string().default('waybill:'),
   PUBLIC_BASE_URL: z.url().default('http://localhost:3000'),
@@ -70,6 +72,7 @@ export interface AppConfig {
   databaseUrl: string;
   databaseReplicaUrl: string | undefined;
   databasePoolMax: number;
+  databasePreparedStatements: boolean;
   redisUrl: string;
   redisKeyPrefix: string;
   publicBaseUrl: string;
@@ -149,6 +152,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     databaseUrl: e.DATABASE_URL,
     databaseReplicaUrl: e.DATABASE_REPLICA_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS === 'true',
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     publicBaseUrl: e.PUBLIC_BASE_URL.replace(/\/+$/, ''),

@@ -13,7 +13,8 @@ export type DbTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 
 /** Runs statements inside one transaction of `Db.sqlTransaction`: rows as pg returns them. */
 export interface SqlTx {
-  query<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /** `name` makes it a prepared statement (parsed and planned once per connection): for statements run many times a second. */
+  query<R extends object>(text: string, params?: readonly unknown[], name?: string): Promise<R[]>;
 }
 
 /** Connections of one pg pool right now. */
@@ -61,12 +62,15 @@ export class Db implements OnApplicationShutdown {
   readonly router: ReadRouter;
   private readonly pools: { db: DbPoolUse['db']; pool: Pool }[] = [];
   private readonly primaryPool: Pool;
+  /** Statement names are passed to pg only where prepared statements are on (DATABASE_PREPARED_STATEMENTS). */
+  private readonly named: (name: string | undefined) => string | undefined;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient) {
     const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger);
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });
     this.primaryPool = primary.pool;
+    this.named = config.databasePreparedStatements ? (name) => name : () => undefined;
     if (config.databaseReplicaUrl) {
       const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger);
       this.replica = replica.client;
@@ -103,8 +107,8 @@ export class Db implements OnApplicationShutdown {
     try {
       await client.query('BEGIN');
       const result = await fn({
-        query: async <R extends object>(text: string, params?: readonly unknown[]) =>
-          (await client.query<R>(text, params as unknown[] | undefined)).rows,
+        query: async <R extends object>(text: string, params?: readonly unknown[], name?: string) =>
+          (await client.query<R>({ text, values: params as unknown[] | undefined, name: this.named(name) })).rows,
       });
       await client.query('COMMIT');
       return result;
@@ -122,8 +126,10 @@ export class Db implements OnApplicationShutdown {
    * writer's flush: Prisma's raw query converts every element of the array
    * parameters on the way (docs/performance-tracking.md, "CPU per point").
    */
-  async sql<R extends object>(text: string, params?: readonly unknown[]): Promise<R[]> {
-    return (await this.primaryPool.query<R>(text, params as unknown[] | undefined)).rows;
+  async sql<R extends object>(text: string, params?: readonly unknown[], name?: string): Promise<R[]> {
+    // A name makes it a prepared statement: parsed and planned once per connection, not at every call.
+    return (await this.primaryPool.query<R>({ text, values: params as unknown[] | undefined, name: this.named(name) }))
+      .rows;
   }
 
   /** One `SELECT 1` on the pool itself (a health check needs no ORM in its way). */

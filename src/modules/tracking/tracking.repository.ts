@@ -53,17 +53,21 @@ export class TrackingRepository {
    */
   async insertPings(rows: readonly PingRow[]): Promise<PingKey[]> {
     if (rows.length === 0) return [];
-    const out = await this.db.sql<{ trip_id: string; ms: number }>(INSERT_UNNEST, [
-      rows.map((r) => r.tripId),
-      rows.map((r) => r.recordedAt.toISOString()),
-      rows.map((r) => r.lat),
-      rows.map((r) => r.lng),
-      rows.map((r) => r.accuracy),
-      rows.map((r) => r.speed),
-      rows.map((r) => r.heading),
-      rows.map((r) => r.altitude),
-      rows.map((r) => r.batchId),
-    ]);
+    const out = await this.db.sql<{ trip_id: string; ms: number }>(
+      INSERT_UNNEST,
+      [
+        rows.map((r) => r.tripId),
+        rows.map((r) => r.recordedAt.toISOString()),
+        rows.map((r) => r.lat),
+        rows.map((r) => r.lng),
+        rows.map((r) => r.accuracy),
+        rows.map((r) => r.speed),
+        rows.map((r) => r.heading),
+        rows.map((r) => r.altitude),
+        rows.map((r) => r.batchId),
+      ],
+      'insert-pings',
+    );
     return out.map((r) => ({ tripId: r.trip_id, ms: Math.round(r.ms) }));
   }
 
@@ -128,9 +132,16 @@ export class TrackingRepository {
       `SELECT trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms, lat, lng, speed, heading
        FROM take_trip_ping_backlog($1::uuid[])`,
       [tripIds],
+      'take-trip-ping-backlog',
     );
     for (const r of rows) {
-      const fix: TrackFix = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading, recordedAt: new Date(Math.round(r.ms)) };
+      const fix: TrackFix = {
+        lat: r.lat,
+        lng: r.lng,
+        speed: r.speed,
+        heading: r.heading,
+        recordedAt: new Date(Math.round(r.ms)),
+      };
       const list = out.get(r.trip_id);
       if (list) list.push(fix);
       else out.set(r.trip_id, [fix]);

@@ -381,6 +381,7 @@ export class TripsRepository {
        FROM trips t JOIN driver_profiles d ON d.id = t.driver_id
        WHERE t.id = ANY($1::uuid[]) ORDER BY t.id FOR NO KEY UPDATE OF t`,
       [tripIds],
+      'lock-track-states',
     );
     return rows.map((r) =>
       toTrackState({
@@ -427,16 +428,20 @@ export class TripsRepository {
     const results = new Map<string, { arrivedAt: Date | null; events: TripEventView[] }>();
     if (items.length === 0) return results;
     const sorted = [...items].sort((a, b) => (a.tripId < b.tripId ? -1 : a.tripId > b.tripId ? 1 : 0));
-    await tx.query(BULK_TRACK_UPDATE, [
-      sorted.map((i) => i.tripId),
-      sorted.map((i) => i.update.distanceDeltaKm),
-      sorted.map((i) => JSON.stringify(i.update.detectorState ?? null)),
-      sorted.map((i) => i.update.latest?.recordedAt.toISOString() ?? null),
-      sorted.map((i) => i.update.latest?.lat ?? null),
-      sorted.map((i) => i.update.latest?.lng ?? null),
-      sorted.map((i) => i.update.latest?.speed ?? null),
-      sorted.map((i) => i.update.latest?.heading ?? null),
-    ]);
+    await tx.query(
+      BULK_TRACK_UPDATE,
+      [
+        sorted.map((i) => i.tripId),
+        sorted.map((i) => i.update.distanceDeltaKm),
+        sorted.map((i) => JSON.stringify(i.update.detectorState ?? null)),
+        sorted.map((i) => i.update.latest?.recordedAt.toISOString() ?? null),
+        sorted.map((i) => i.update.latest?.lat ?? null),
+        sorted.map((i) => i.update.latest?.lng ?? null),
+        sorted.map((i) => i.update.latest?.speed ?? null),
+        sorted.map((i) => i.update.latest?.heading ?? null),
+      ],
+      'bulk-track-update',
+    );
     for (const i of sorted) results.set(i.tripId, { arrivedAt: null, events: [] });
     for (const { tripId, update } of sorted) {
       if (!update.arrive && update.events.length === 0) continue;
