@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Server } from 'socket.io';
 import { randomBytes } from 'node:crypto';
-import { freshDatabase, makeTrips, round, runBench, startAppProcess } from './bench-support';
+import { cpuMeter, freshDatabase, makeTrips, round, runBench, startAppProcess } from './bench-support';
 
 const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
 const SECONDS = Number(process.env.REALTIME_BENCH_SECONDS ?? 5);
@@ -257,8 +257,12 @@ async function main(): Promise<void> {
             figures[`w${watchers}_r${rate}`] = seenBy(await watched);
             continue;
           }
+          const cpu = cpuMeter(pids);
+          const loadStarted = performance.now();
           const loaded = await loadProc.ask<any>({ cmd: 'load', urls: nodes, rate, seconds: SECONDS, trips });
           await watched;
+          const used = cpu();
+          const loadMs = performance.now() - loadStarted;
           const joined = await Promise.all(
             watcherProcs.map((w) =>
               w.ask<any>({ cmd: 'join', sentAt: loaded.sentAt, respondedAt: loaded.respondedAt }),
@@ -274,6 +278,12 @@ async function main(): Promise<void> {
             pingResponseP99Ms: ping.p99,
             responseToWatcherP50Ms: after.p50,
             responseToWatcherP99Ms: after.p99,
+            // Shares of one core over the window, summed over the serving node(s): where this box's two cores went.
+            coreShare: {
+              app: round(used.appMs / loadMs, 2),
+              postgres: round(used.postgresMs / loadMs, 2),
+              redis: round(used.redisMs / loadMs, 2),
+            },
           };
         }
       }

@@ -19,7 +19,8 @@ import {
 } from './bench-support';
 import { pacedLoad } from './paced-load';
 
-const TRIPS = 20;
+/** IN_TRANSIT trips the load spreads over (`TRACKING_BENCH_TRIPS`; the realtime bench uses 200). */
+const TRIPS = Number(process.env.TRACKING_BENCH_TRIPS ?? 20);
 const FLOOR_ROWS = 200_000;
 const WRITER_ROWS = 200_000;
 const HTTP_SECONDS = 10;
