@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { Pool } from 'pg';
+import { Pool, QueryConfig } from 'pg';
 import { PrismaClient } from '../../generated/prisma/client';
 import { requestContext } from '../../common/context/request-context';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -62,15 +62,14 @@ export class Db implements OnApplicationShutdown {
   readonly router: ReadRouter;
   private readonly pools: { db: DbPoolUse['db']; pool: Pool }[] = [];
   private readonly primaryPool: Pool;
-  /** Statement names are passed to pg only where prepared statements are on (DATABASE_PREPARED_STATEMENTS). */
-  private readonly named: (name: string | undefined) => string | undefined;
+  private readonly preparedStatements: boolean;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient) {
     const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger);
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });
     this.primaryPool = primary.pool;
-    this.named = config.databasePreparedStatements ? (name) => name : () => undefined;
+    this.preparedStatements = config.databasePreparedStatements;
     if (config.databaseReplicaUrl) {
       const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger);
       this.replica = replica.client;
@@ -108,7 +107,7 @@ export class Db implements OnApplicationShutdown {
       await client.query('BEGIN');
       const result = await fn({
         query: async <R extends object>(text: string, params?: readonly unknown[], name?: string) =>
-          (await client.query<R>({ text, values: params as unknown[] | undefined, name: this.named(name) })).rows,
+          (await client.query<R>(this.statement(text, params, name))).rows,
       });
       await client.query('COMMIT');
       return result;
@@ -127,9 +126,16 @@ export class Db implements OnApplicationShutdown {
    * parameters on the way (docs/performance-tracking.md, "CPU per point").
    */
   async sql<R extends object>(text: string, params?: readonly unknown[], name?: string): Promise<R[]> {
-    // A name makes it a prepared statement: parsed and planned once per connection, not at every call.
-    return (await this.primaryPool.query<R>({ text, values: params as unknown[] | undefined, name: this.named(name) }))
-      .rows;
+    return (await this.primaryPool.query<R>(this.statement(text, params, name))).rows;
+  }
+
+  /**
+   * A named statement is prepared: parsed and planned once per connection, not
+   * at every call. Names are passed on only where prepared statements are on
+   * (DATABASE_PREPARED_STATEMENTS).
+   */
+  private statement(text: string, params: readonly unknown[] | undefined, name: string | undefined): QueryConfig {
+    return { text, values: params as unknown[] | undefined, name: this.preparedStatements ? name : undefined };
   }
 
   /** One `SELECT 1` on the pool itself (a health check needs no ORM in its way). */
