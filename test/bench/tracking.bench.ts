@@ -217,12 +217,13 @@ async function main(): Promise<void> {
           ],
         });
 
-    // 5,000 points/s: 500 requests/s of 10 points, spread over the trips.
+    // 5,000 points/s: 500 requests/s of 10 points (STEADY_RPS), spread over the trips.
     // A short warm-up at the same rate first (JIT, pools, caches), not counted.
     await cannon({ url: app.url, connections: 50, overallRate: STEADY_RPS, duration: 2, requests: pingRequests(10) });
     // Probes during the steady runs, to tell the app's latency from this machine's: the same HTTP stack with
     // no work (GET /health/live) and a one-row INSERT + commit on a connection of its own, each every 10 ms.
-    // The steady rate is paced open-loop (see paced-load.ts): one request every 2 ms, latency from when it was due.
+    // The steady rate is paced open-loop (see paced-load.ts): one request every 1000 / STEADY_RPS ms (2 ms at the
+    // default), latency from when it was due.
     let probes = startProbes(app.url, db.url);
     const cpu = cpuMeter([app.proc.pid!]);
     const paced = await pacedLoad({
