@@ -253,12 +253,14 @@ function commOf(pid: string): string {
 }
 
 /**
- * CPU spent during a measured window by the app process(es), PostgreSQL (all
- * its processes: backends, WAL writer, checkpointer) and Redis, in ms. Read
- * from /proc, so it tells where a machine's cores went whatever its speed:
- * the figure to compare two versions of the code by on a noisy box.
+ * CPU spent during a measured window by named groups of processes (the app
+ * node(s), the benchmark's own load generators and watchers), PostgreSQL (all
+ * its processes: backends, WAL writer, checkpointer) and Redis, in ms, keyed
+ * `<group>Ms`. Read from /proc, so it tells where a machine's cores went
+ * whatever its speed: the figure to compare two versions of the code by on a
+ * noisy box.
  */
-export function cpuMeter(appPids: number[]): () => { appMs: number; postgresMs: number; redisMs: number } {
+export function cpuMeter(groups: Record<string, number[]>): () => Record<string, number> {
   const others = () => {
     const by = { postgres: new Map<string, number>(), redis: new Map<string, number>() };
     for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -270,14 +272,16 @@ export function cpuMeter(appPids: number[]): () => { appMs: number; postgresMs: 
   };
   const delta = (before: Map<string, number>, after: Map<string, number>) =>
     [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
-  const app0 = appPids.map(cpuMsOf);
+  const start = Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.map(cpuMsOf)]));
   const o0 = others();
   return () => {
     const o1 = others();
-    return {
-      appMs: Math.round(appPids.reduce((sum, pid, i) => sum + cpuMsOf(pid) - app0[i], 0)),
-      postgresMs: Math.round(delta(o0.postgres, o1.postgres)),
-      redisMs: Math.round(delta(o0.redis, o1.redis)),
-    };
+    const out: Record<string, number> = {};
+    for (const [name, pids] of Object.entries(groups)) {
+      out[`${name}Ms`] = Math.round(pids.reduce((sum, pid, i) => sum + cpuMsOf(pid) - start[name][i], 0));
+    }
+    out.postgresMs = Math.round(delta(o0.postgres, o1.postgres));
+    out.redisMs = Math.round(delta(o0.redis, o1.redis));
+    return out;
   };
 }

@@ -39,6 +39,8 @@ export interface PacedResult {
   maxms: number;
   /** Worst lateness of the client itself in sending (its own event loop), ms. */
   maxSendLagMs: number;
+  /** p99 of the requests due in each second of the run: tells a warm-up or a single stall from a spread tail. */
+  p99msBySecond: number[];
 }
 
 export async function pacedLoad(opts: {
@@ -52,6 +54,7 @@ export async function pacedLoad(opts: {
   const base = new URL(opts.url);
   const agent = new Agent({ keepAlive: true, maxSockets: 512 });
   const latencies: number[] = [];
+  const bySecond: number[][] = [];
   let ok = 0;
   let non2xx = 0;
   let errors = 0;
@@ -83,7 +86,9 @@ export async function pacedLoad(opts: {
             if (status >= 200 && status < 300) {
               if (!opts.check || opts.check(status, Buffer.concat(chunks).toString())) {
                 ok += 1;
-                latencies.push(performance.now() - due);
+                const ms = performance.now() - due;
+                latencies.push(ms);
+                (bySecond[Math.floor((due - start) / 1000)] ??= []).push(ms);
               } else errors += 1;
             } else non2xx += 1;
             resolve();
@@ -118,8 +123,10 @@ export async function pacedLoad(opts: {
   await Promise.all(inFlight);
   agent.destroy();
 
+  const quantile = (sorted: number[], q: number) =>
+    round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 1);
   const sorted = latencies.sort((a, b) => a - b);
-  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 1);
+  const at = (q: number) => quantile(sorted, q);
   return {
     rate: opts.rate,
     seconds: opts.seconds,
@@ -134,5 +141,6 @@ export async function pacedLoad(opts: {
     p999ms: at(0.999),
     maxms: round(sorted[sorted.length - 1] ?? NaN, 1),
     maxSendLagMs: round(maxSendLag, 1),
+    p99msBySecond: Array.from(bySecond, (s) => quantile((s ?? []).sort((a, b) => a - b), 0.99)),
   };
 }

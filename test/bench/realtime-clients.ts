@@ -5,14 +5,22 @@
  * record when each point arrives; the load's send and answer times are joined
  * with those receipts after the window.
  */
+import { Agent, request } from 'node:http';
 import { io, Socket } from 'socket.io-client';
 import { FixClock } from './bench-support';
 
 type Cmd =
   | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number; offset: number }
-  | { cmd: 'watch'; mode: 'app' | 'floor'; seconds: number }
+  | { cmd: 'watch'; mode: 'app' | 'floor'; seconds: number; warmupSeconds: number }
   | { cmd: 'join'; sentAt: [string, number][]; respondedAt: [string, number][] }
-  | { cmd: 'load'; urls: string[]; rate: number; seconds: number; trips: { tripId: string; token: string }[] }
+  | {
+      cmd: 'load';
+      urls: string[];
+      rate: number;
+      seconds: number;
+      warmupSeconds: number;
+      trips: { tripId: string; token: string }[];
+    }
   | { cmd: 'disconnect' };
 
 /** Latencies as counts per whole millisecond: cheap to send over IPC and to merge. */
@@ -85,8 +93,8 @@ async function watch(c: Extract<Cmd, { cmd: 'watch' }>): Promise<void> {
   receipts = [];
   floorLatency = [];
   seen = new Set();
-  // The load's warm-up second, its measured window, then a second to drain.
-  await new Promise((r) => setTimeout(r, 1000));
+  // The load's warm-up, its measured window, then a second to drain.
+  await new Promise((r) => setTimeout(r, c.warmupSeconds * 1000));
   const windowEnd = Date.now() + c.seconds * 1000;
   onLocation = (p, now) => {
     if (now > windowEnd + 1000) return;
@@ -124,10 +132,44 @@ function join(c: Extract<Cmd, { cmd: 'join' }>): void {
 }
 
 /**
+ * node:http on keep-alive connections rather than fetch: the load generator shares this box's two cores with
+ * the app, and fetch's streams cost it several times the CPU per request.
+ */
+let agent = new Agent({ keepAlive: true, maxSockets: 256 });
+function post(base: string, token: string, json: string): Promise<{ status: number; body: string }> {
+  const url = new URL(`${base}/api/v1/tracking/ping`);
+  const body = Buffer.from(json);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        agent,
+        host: url.hostname,
+        port: url.port,
+        method: 'POST',
+        path: url.pathname,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(body.length),
+          authorization: `Bearer ${token}`,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
  * The ping load (app mode), in a process without sockets: each trip posts twice a second, spread over the half
  * second; with several nodes, a trip's requests take them in turn (as behind a round-robin load balancer).
  */
 async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
+  agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const sentAt = new Map<string, number>();
   const respondedAt = new Map<string, number>();
   let measuring = false;
@@ -149,14 +191,10 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
       const measured = measuring;
       if (measured) for (const f of fixes) sentAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, now);
       pointsSent += n;
-      fetch(`${c.urls[(i + sent++) % c.urls.length]}/api/v1/tracking/ping`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${trip.token}` },
-        body: JSON.stringify({ tripId: trip.tripId, locations: fixes }),
-      })
-        .then(async (res) => {
-          const body = (await res.json()) as { data?: { accepted: number } };
-          if (res.status !== 200 || body.data?.accepted !== n) pingErrors += 1;
+      post(c.urls[(i + sent++) % c.urls.length], trip.token, JSON.stringify({ tripId: trip.tripId, locations: fixes }))
+        .then(({ status, body }) => {
+          if (status !== 200 || (JSON.parse(body) as { data?: { accepted: number } }).data?.accepted !== n)
+            pingErrors += 1;
           else if (measured) {
             const done = Date.now();
             record(pingMs, done - now);
@@ -175,8 +213,8 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
       ),
     );
   });
-  // One second of warm-up, then the measured window, then a second to drain.
-  await new Promise((r) => setTimeout(r, 1000));
+  // The warm-up, then the measured window, then a second to drain.
+  await new Promise((r) => setTimeout(r, c.warmupSeconds * 1000));
   measuring = true;
   const sentBefore = pointsSent;
   await new Promise((r) => setTimeout(r, c.seconds * 1000));
@@ -184,6 +222,7 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
   measuring = false;
   for (const t of timers) clearTimeout(t);
   await new Promise((r) => setTimeout(r, 1000));
+  agent.destroy();
   reply({
     ok: 'loaded',
     sentAt: [...sentAt],

@@ -21,12 +21,21 @@ import { cpuMeter, freshDatabase, makeTrips, round, runBench, startAppProcess } 
 
 const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
 const SECONDS = Number(process.env.REALTIME_BENCH_SECONDS ?? 5);
-const WATCHERS = [1000, 5000];
+/**
+ * Seconds of the same load before each measured window (`REALTIME_BENCH_WARMUP_S`): the app's first seconds
+ * under a new load compile its hot paths and open the load's connections, which is not the steady state.
+ */
+const WARMUP_S = Number(process.env.REALTIME_BENCH_WARMUP_S ?? 3);
+/** Comma-separated lists narrow a run to some scenarios (quicker iterations), e.g. REALTIME_BENCH_WATCHERS=5000. */
+const listOf = (name: string, all: string[]) => (process.env[name] ? process.env[name]!.split(',') : all);
+const WATCHERS = listOf('REALTIME_BENCH_WATCHERS', ['1000', '5000']).map(Number);
 /** Processes the watching sockets are spread over (one event loop for 5k sockets stalls and skews the figures). */
 const WATCHER_PROCS = Number(process.env.REALTIME_BENCH_WATCHER_PROCS ?? 2);
-const RATES = [1000, 5000];
-/** The whole bench stays within three and a half minutes: past this it prints what it has. */
-const DEADLINE_MS = 200_000;
+const RATES = listOf('REALTIME_BENCH_RATES', ['1000', '5000']).map(Number);
+/** `app` (one node), `floor` (bare Socket.IO), `app2` (two nodes). */
+const TARGETS = listOf('REALTIME_BENCH_TARGETS', ['app', 'floor', 'app2']);
+/** The whole bench stays within four minutes: past this it prints what it has. */
+const DEADLINE_MS = 240_000;
 
 interface Trip {
   tripId: string;
@@ -84,6 +93,9 @@ class Clients {
     const [reply] = (await once(this.proc, 'message')) as [T & { ok: string; message?: string }];
     if (reply.ok === 'error') throw new Error(reply.message);
     return reply;
+  }
+  get pid(): number {
+    return this.proc.pid!;
   }
   stop(): void {
     this.proc.kill();
@@ -194,6 +206,7 @@ async function main(): Promise<void> {
     const rooms = trips.map((t) => `trip:${t.tripId}`);
 
     for (const target of ['app', 'floor', 'app2'] as const) {
+      if (!TARGETS.includes(target)) continue;
       if (target === 'app2' && timeLeft() < 30_000) break;
       /** The nodes' URLs: watcher process k connects to nodes[k % nodes.length]. */
       const nodes = target === 'app' ? [app.url] : target === 'app2' ? [app.url, nodeB.url] : [floor.url];
@@ -234,10 +247,15 @@ async function main(): Promise<void> {
             : {}),
         };
         for (const rate of RATES) {
-          if (timeLeft() < (SECONDS + 4) * 1000) break;
+          if (timeLeft() < (SECONDS + WARMUP_S + 2) * 1000) break;
           const watched = Promise.all(
             watcherProcs.map((w) =>
-              w.ask<any>({ cmd: 'watch', mode: target === 'floor' ? 'floor' : 'app', seconds: SECONDS }),
+              w.ask<any>({
+                cmd: 'watch',
+                mode: target === 'floor' ? 'floor' : 'app',
+                seconds: SECONDS,
+                warmupSeconds: target === 'floor' ? 1 : WARMUP_S,
+              }),
             ),
           );
           /** What the watcher processes saw: latency histograms merged, distinct events per second. */
@@ -257,9 +275,16 @@ async function main(): Promise<void> {
             figures[`w${watchers}_r${rate}`] = seenBy(await watched);
             continue;
           }
-          const cpu = cpuMeter(pids);
+          const cpu = cpuMeter({ app: pids, watchers: watcherProcs.map((w) => w.pid), load: [loadProc.pid] });
           const loadStarted = performance.now();
-          const loaded = await loadProc.ask<any>({ cmd: 'load', urls: nodes, rate, seconds: SECONDS, trips });
+          const loaded = await loadProc.ask<any>({
+            cmd: 'load',
+            urls: nodes,
+            rate,
+            seconds: SECONDS,
+            warmupSeconds: WARMUP_S,
+            trips,
+          });
           await watched;
           const used = cpu();
           const loadMs = performance.now() - loadStarted;
@@ -279,11 +304,9 @@ async function main(): Promise<void> {
             responseToWatcherP50Ms: after.p50,
             responseToWatcherP99Ms: after.p99,
             // Shares of one core over the window, summed over the serving node(s): where this box's two cores went.
-            coreShare: {
-              app: round(used.appMs / loadMs, 2),
-              postgres: round(used.postgresMs / loadMs, 2),
-              redis: round(used.redisMs / loadMs, 2),
-            },
+            coreShare: Object.fromEntries(
+              Object.entries(used).map(([k, ms]) => [k.replace(/Ms$/, ''), round(ms / loadMs, 2)]),
+            ),
           };
         }
       }
