@@ -3,10 +3,9 @@ import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { AuthGuard } from './common/auth/auth.guard';
 import { CommonModule } from './common/common.module';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
-import { EnvelopeInterceptor } from './common/http/envelope.interceptor';
 import { ReadRoutingInterceptor } from './common/http/read-routing.interceptor';
 import { AppValidationPipe } from './common/validation/zod';
-import { AppConfig } from './infra/config/config';
+import { AppConfig, loadConfig } from './infra/config/config';
 import { ConfigModule } from './infra/config/config.module';
 import { DbModule } from './infra/db/db.module';
 import { ObservabilityModule } from './infra/observability/observability.module';
@@ -22,7 +21,8 @@ import { QueueModule } from './infra/queue/queue.module';
 
 @Module({})
 export class AppModule {
-  static forRoot(config?: AppConfig): DynamicModule {
+  static forRoot(given?: AppConfig): DynamicModule {
+    const config = given ?? loadConfig(process.env);
     return {
       module: AppModule,
       imports: [
@@ -44,8 +44,9 @@ export class AppModule {
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         { provide: APP_PIPE, useClass: AppValidationPipe },
         { provide: APP_GUARD, useClass: AuthGuard },
-        { provide: APP_INTERCEPTOR, useClass: EnvelopeInterceptor },
-        { provide: APP_INTERCEPTOR, useClass: ReadRoutingInterceptor },
+        // Results get their envelope in EnvelopeFastifyAdapter. Read routing has work only with a replica;
+        // without one, no global interceptor runs and Nest serves routes without RxJS.
+        ...(config.databaseReplicaUrl ? [{ provide: APP_INTERCEPTOR, useClass: ReadRoutingInterceptor }] : []),
       ],
     };
   }

@@ -2,7 +2,7 @@ import compress from '@fastify/compress';
 import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { cleanupOpenApiDoc } from 'nestjs-zod';
 import { LogController } from 'fastify';
@@ -17,6 +17,7 @@ import { RedisIoAdapter } from './infra/realtime/redis-io.adapter';
 import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { instrumentHttp } from './infra/observability/http-metrics';
 import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
+import { EnvelopeFastifyAdapter } from './common/http/envelope';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 
 export const API_PREFIX = 'api/v1';
@@ -30,7 +31,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   installAsyncResourceBind();
   const pino = createPino(config.logLevel);
-  const adapter = new FastifyAdapter({
+  const adapter = new EnvelopeFastifyAdapter({
     loggerInstance: pino,
     // No log line per request: the ping hot path would drown the logs.
     logController: new LogController({ disableRequestLogging: true }),

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { CurrentUser } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { ValidationError } from '../../common/errors/domain-error';
-import { RAW_RESPONSE } from '../../common/http/envelope.interceptor';
+import { RAW_RESPONSE } from '../../common/http/envelope';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
 import {
   AccountIdParam,

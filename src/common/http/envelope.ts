@@ -1,0 +1,26 @@
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Page } from '../pagination/page';
+
+/** Marks a handler whose reply is not JSON (a file, a stream, an empty 204). */
+export const RAW_RESPONSE = Symbol('RAW_RESPONSE');
+
+/** A handler's result in the contract's envelope: `{success: true, data}` (lists add `meta.nextCursor`). */
+export function toEnvelope(result: unknown): unknown {
+  if (result === undefined || (result as { [RAW_RESPONSE]?: true } | null)?.[RAW_RESPONSE]) return result;
+  if (result instanceof Page) return { success: true, data: result.items, meta: { nextCursor: result.nextCursor } };
+  return { success: true, data: result };
+}
+
+/**
+ * Fastify under Nest, with every handler result put in the envelope where Nest
+ * hands it to the HTTP layer. Errors never pass here: the exception filter
+ * writes their envelope itself. Done here rather than in a global interceptor
+ * because a route with no interceptor runs without RxJS: on the ping path the
+ * interceptor chain allocated more per request than the handler's own work
+ * (docs/performance-tracking.md, "Framework costs").
+ */
+export class EnvelopeFastifyAdapter extends FastifyAdapter {
+  override reply(...[response, body, statusCode]: Parameters<FastifyAdapter['reply']>) {
+    return super.reply(response, toEnvelope(body), statusCode);
+  }
+}
