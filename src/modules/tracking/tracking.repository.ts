@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Db, SqlTx } from '../../infra/db/db.service';
+import { numberArray, textArray } from '../../infra/db/pg-array';
 import { TrackFix } from './detectors';
 import { Fix, PingRow } from './ping-filters';
 
@@ -24,12 +25,15 @@ export interface HistoryPoint {
  * same statement, one backlog row per trip with the points actually inserted,
  * for the after-flush round to count (see TripPingBacklog in schema.prisma).
  * The arrays of a group are filled in one pass over the same rows: their
- * elements line up (take_trip_ping_backlog orders the points).
+ * elements line up (take_trip_ping_backlog orders the points). Times go in as
+ * epoch ms (float8; to_timestamp is exact to the microsecond at these magnitudes).
  */
 const INSERT_UNNEST = `
   WITH ins AS (
     INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id)
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[])
+    SELECT t, to_timestamp(ms / 1000), lat, lng, accuracy, speed, heading, altitude, batch
+    FROM unnest($1::uuid[], $2::float8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::text[])
+      AS u(t, ms, lat, lng, accuracy, speed, heading, altitude, batch)
     ON CONFLICT (trip_id, recorded_at) DO NOTHING
     RETURNING trip_id, recorded_at, lat, lng, speed, heading
   ), backlog AS (
@@ -56,15 +60,15 @@ export class TrackingRepository {
     const out = await this.db.sql<{ trip_id: string; ms: number }>(
       INSERT_UNNEST,
       [
-        rows.map((r) => r.tripId),
-        rows.map((r) => r.recordedAt.toISOString()),
-        rows.map((r) => r.lat),
-        rows.map((r) => r.lng),
-        rows.map((r) => r.accuracy),
-        rows.map((r) => r.speed),
-        rows.map((r) => r.heading),
-        rows.map((r) => r.altitude),
-        rows.map((r) => r.batchId),
+        textArray(rows.map((r) => r.tripId)),
+        numberArray(rows.map((r) => r.recordedAt.getTime())),
+        numberArray(rows.map((r) => r.lat)),
+        numberArray(rows.map((r) => r.lng)),
+        numberArray(rows.map((r) => r.accuracy)),
+        numberArray(rows.map((r) => r.speed)),
+        numberArray(rows.map((r) => r.heading)),
+        numberArray(rows.map((r) => r.altitude)),
+        textArray(rows.map((r) => r.batchId)),
       ],
       'insert-pings',
     );
