@@ -175,6 +175,9 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
   let measuring = false;
   let pingErrors = 0;
   const pingMs: Histogram = [];
+  /** The same per second of the window (by when the request was sent): a stall shows as one bad second. */
+  const pingMsBySecond: Histogram[] = [];
+  let windowStart = 0;
   let pointsSent = 0;
   const timers: NodeJS.Timeout[] = [];
   const perRequest = c.rate / c.trips.length / 2;
@@ -198,6 +201,7 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
           else if (measured) {
             const done = Date.now();
             record(pingMs, done - now);
+            record((pingMsBySecond[Math.floor((now - windowStart) / 1000)] ??= []), done - now);
             for (const f of fixes) respondedAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, done);
           }
         })
@@ -216,6 +220,7 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
   // The warm-up, then the measured window, then a second to drain.
   await new Promise((r) => setTimeout(r, c.warmupSeconds * 1000));
   measuring = true;
+  windowStart = Date.now();
   const sentBefore = pointsSent;
   await new Promise((r) => setTimeout(r, c.seconds * 1000));
   const sentInWindow = pointsSent - sentBefore;
@@ -228,6 +233,7 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
     sentAt: [...sentAt],
     respondedAt: [...respondedAt],
     pingMs,
+    pingMsBySecond,
     pointsPerSec: Math.round(sentInWindow / c.seconds),
     pingErrors,
   });

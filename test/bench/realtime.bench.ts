@@ -308,6 +308,7 @@ async function main(): Promise<void> {
             pingErrors: loaded.pingErrors,
             pingResponseP50Ms: ping.p50,
             pingResponseP99Ms: ping.p99,
+            pingResponseP99MsBySecond: (loaded.pingMsBySecond as number[][]).map((h) => fromHistograms([h ?? []]).p99),
             responseToWatcherP50Ms: after.p50,
             responseToWatcherP99Ms: after.p99,
             // Shares of one core over the window, summed over the serving node(s): where this box's two cores went.

@@ -165,10 +165,6 @@ async function main(): Promise<void> {
     const clock = new FixClock();
 
     const full = ONLY !== 'steady';
-    const floorRate = full ? await floor(db.url, rowsFor(clock, tripIds, FLOOR_ROWS, 50)) : NaN;
-    const writerUnnest = full ? await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'unnest') : NaN;
-    const writerPrisma = full ? await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'prisma') : NaN;
-
     let rr = 0;
     const pingRequests = (points: number): autocannon.Request[] => [
       {
@@ -198,31 +194,6 @@ async function main(): Promise<void> {
         errors: r.errors,
       };
     };
-    const skipped = { pointsPerSec: NaN, reqPerSec: NaN, p50ms: NaN, p99ms: NaN, non2xx: 0, errors: 0 };
-    const http10 = full ? await http(10, 64) : skipped;
-    const http100 = full ? await http(100, 32) : skipped;
-
-    const osmand = !full
-      ? { requests: { average: NaN }, latency: { p50: NaN, p99: NaN }, non2xx: 0 }
-      : await cannon({
-          url: app.url,
-          connections: 64,
-          duration: HTTP_SECONDS,
-          requests: [
-            {
-              method: 'GET',
-              setupRequest: (req) => {
-                const trip = trips[rr++ % trips.length];
-                const [f] = clock.take(trip.tripId, 1);
-                return {
-                  ...req,
-                  path: `/api/v1/tracking/osmand?id=${trip.deviceId}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80`,
-                };
-              },
-            },
-          ],
-        });
-
     // 5,000 points/s (STEADY_RPS requests a second of 10 points, spread over the trips),
     // paced open-loop (see paced-load.ts): one request every 1000 / STEADY_RPS ms (2 ms at the
     // default), latency from when it was due. The same load first warms the node up (JIT, pools, caches), not counted.
@@ -260,6 +231,38 @@ async function main(): Promise<void> {
       requests: pingRequests(10),
     });
     const probed = await probes.stop();
+
+    // The throughput scenarios after the steady one: they write about a million rows in a minute, and the
+    // checkpoint and autovacuum that follow such a burst are not the steady state the 5k points/s figure is for.
+    const floorRate = full ? await floor(db.url, rowsFor(clock, tripIds, FLOOR_ROWS, 50)) : NaN;
+    const writerUnnest = full ? await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'unnest') : NaN;
+    const writerPrisma = full ? await writerAlone(db.url, rowsFor(clock, tripIds, WRITER_ROWS, 100), 'prisma') : NaN;
+
+    const skipped = { pointsPerSec: NaN, reqPerSec: NaN, p50ms: NaN, p99ms: NaN, non2xx: 0, errors: 0 };
+    const http10 = full ? await http(10, 64) : skipped;
+    const http100 = full ? await http(100, 32) : skipped;
+
+    const osmand = !full
+      ? { requests: { average: NaN }, latency: { p50: NaN, p99: NaN }, non2xx: 0 }
+      : await cannon({
+          url: app.url,
+          connections: 64,
+          duration: HTTP_SECONDS,
+          requests: [
+            {
+              method: 'GET',
+              setupRequest: (req) => {
+                const trip = trips[rr++ % trips.length];
+                const [f] = clock.take(trip.tripId, 1);
+                return {
+                  ...req,
+                  path: `/api/v1/tracking/osmand?id=${trip.deviceId}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80`,
+                };
+              },
+            },
+          ],
+        });
+
 
     const result = {
       bench: 'tracking',

@@ -189,21 +189,22 @@ describe('realtime (Socket.IO)', () => {
       expect(a.socket.connected).toBe(true);
     });
 
-    it('a member removed from the org stops receiving its rooms', async () => {
+    it('a member removed from the org stops receiving its rooms, on every socket of theirs', async () => {
       const { w, tripId } = await liveTrip();
       const staff = await newMember(t.api, w.source, 'STAFF');
       const removed = await watch(t.url, staff.accessToken);
+      // A second tab of the same user: one re-check per (user, room) must still reach both sockets.
+      const otherTab = await watch(t.url, staff.accessToken);
       const control = await watch(t.url, w.source.owner.accessToken);
-      for (const s of [removed, control]) {
+      for (const s of [removed, otherTab, control]) {
         expect(await s.request('subscribe', { room: orgRoom(w.source.id) })).toEqual({ ok: true });
         expect(await s.request('subscribe', { room: tripRoom(tripId) })).toEqual({ ok: true });
       }
       const del = await t.api.delete(`/orgs/${w.source.id}/members/${staff.id}`, { token: w.source.owner.accessToken });
       expect(del.status).toBe(204);
-      await removed.waitFor(
-        (x) => x.events.filter((e) => e.event === 'room.revoked').length === 2,
-        'both rooms revoked',
-      );
+      for (const s of [removed, otherTab]) {
+        await s.waitFor((x) => x.events.filter((e) => e.event === 'room.revoked').length === 2, 'both rooms revoked');
+      }
       await moveTo(t.api, w, tripId, 'ARRIVED');
       await control.waitFor(
         (x) =>
@@ -211,7 +212,7 @@ describe('realtime (Socket.IO)', () => {
           x.inRoom(orgRoom(w.source.id), 'trip.status').length > 0,
         'status',
       );
-      expect(removed.events.filter((e) => e.event === 'trip.status')).toEqual([]);
+      for (const s of [removed, otherTab]) expect(s.events.filter((e) => e.event === 'trip.status')).toEqual([]);
     });
   });
 
