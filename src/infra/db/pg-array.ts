@@ -2,7 +2,8 @@
  * PostgreSQL array literals for bind parameters, built with one `join`.
  * pg converts a JS array element by element (prepare, escape, concatenate),
  * which on the ping flush's nine arrays was the largest single source of
- * garbage per point (docs/performance-tracking.md, "Framework costs").
+ * garbage per point (docs/performance-tracking.md, "Steady state, and the
+ * framework's own costs").
  */
 
 /** `{1.5,NULL,-3}`: numbers as PostgreSQL reads them (float8 takes JS's `1e-7`, `Infinity`, `NaN`). */
