@@ -43,6 +43,30 @@ export interface PacedResult {
   p99msBySecond: number[];
 }
 
+/** One request on a keep-alive agent; resolves with the status and the whole body once it has arrived. */
+export function sendRequest(agent: Agent, base: URL, r: PacedRequest): Promise<{ status: number; body: string }> {
+  const body = r.body === undefined ? undefined : Buffer.from(r.body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        agent,
+        host: base.hostname,
+        port: base.port,
+        method: r.method,
+        path: r.path,
+        headers: { ...r.headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 export async function pacedLoad(opts: {
   url: string;
   rate: number;
@@ -66,41 +90,21 @@ export async function pacedLoad(opts: {
   const inFlight = new Set<Promise<void>>();
 
   const send = (due: number) => {
-    const r = opts.next();
-    const body = r.body === undefined ? undefined : Buffer.from(r.body);
-    const p = new Promise<void>((resolve) => {
-      const req = request(
-        {
-          agent,
-          host: base.hostname,
-          port: base.port,
-          method: r.method,
-          path: r.path,
-          headers: { ...r.headers, ...(body ? { 'content-length': String(body.length) } : {}) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) {
-              if (!opts.check || opts.check(status, Buffer.concat(chunks).toString())) {
-                ok += 1;
-                const ms = performance.now() - due;
-                latencies.push(ms);
-                (bySecond[Math.floor((due - start) / 1000)] ??= []).push(ms);
-              } else errors += 1;
-            } else non2xx += 1;
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => {
+    const p = sendRequest(agent, base, opts.next()).then(
+      ({ status, body }) => {
+        if (status >= 200 && status < 300) {
+          if (!opts.check || opts.check(status, body)) {
+            ok += 1;
+            const ms = performance.now() - due;
+            latencies.push(ms);
+            (bySecond[Math.floor((due - start) / 1000)] ??= []).push(ms);
+          } else errors += 1;
+        } else non2xx += 1;
+      },
+      () => {
         errors += 1;
-        resolve();
-      });
-      req.end(body);
-    });
+      },
+    );
     inFlight.add(p);
     void p.then(() => inFlight.delete(p));
   };

@@ -5,9 +5,10 @@
  * record when each point arrives; the load's send and answer times are joined
  * with those receipts after the window.
  */
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { io, Socket } from 'socket.io-client';
 import { FixClock } from './bench-support';
+import { sendRequest } from './paced-load';
 
 type Cmd =
   | { cmd: 'connect'; url: string; token: string; rooms: string[]; total: number; offset: number }
@@ -136,33 +137,13 @@ function join(c: Extract<Cmd, { cmd: 'join' }>): void {
  * the app, and fetch's streams cost it several times the CPU per request.
  */
 let agent = new Agent({ keepAlive: true, maxSockets: 256 });
-function post(base: string, token: string, json: string): Promise<{ status: number; body: string }> {
-  const url = new URL(`${base}/api/v1/tracking/ping`);
-  const body = Buffer.from(json);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent,
-        host: url.hostname,
-        port: url.port,
-        method: 'POST',
-        path: url.pathname,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': String(body.length),
-          authorization: `Bearer ${token}`,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
+const post = (base: string, token: string, json: string) =>
+  sendRequest(agent, new URL(base), {
+    method: 'POST',
+    path: '/api/v1/tracking/ping',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: json,
   });
-}
 
 /**
  * The ping load (app mode), in a process without sockets: each trip posts twice a second, spread over the half
