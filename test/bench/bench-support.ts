@@ -252,11 +252,18 @@ function commOf(pid: string): string {
   }
 }
 
+/** CPU time the hypervisor gave to others while this machine's vCPUs wanted it, all cores (ms, /proc/stat). */
+function stealMs(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  return (Number(cpu[8] ?? 0) * 1000) / 100;
+}
+
 /**
  * CPU spent during a measured window by named groups of processes (the app
  * node(s), the benchmark's own load generators and watchers), PostgreSQL (all
  * its processes: backends, WAL writer, checkpointer) and Redis, in ms, keyed
- * `<group>Ms`. Read from /proc, so it tells where a machine's cores went
+ * `<group>Ms`, and the time the hypervisor stole from this machine's cores
+ * (`stealMs`). Read from /proc, so it tells where a machine's cores went
  * whatever its speed: the figure to compare two versions of the code by on a
  * noisy box.
  */
@@ -274,6 +281,7 @@ export function cpuMeter(groups: Record<string, number[]>): () => Record<string,
     [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
   const start = Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.map(cpuMsOf)]));
   const o0 = others();
+  const steal0 = stealMs();
   return () => {
     const o1 = others();
     const out: Record<string, number> = {};
@@ -282,6 +290,7 @@ export function cpuMeter(groups: Record<string, number[]>): () => Record<string,
     }
     out.postgresMs = Math.round(delta(o0.postgres, o1.postgres));
     out.redisMs = Math.round(delta(o0.redis, o1.redis));
+    out.stealMs = Math.round(stealMs() - steal0);
     return out;
   };
 }
