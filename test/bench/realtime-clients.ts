@@ -136,9 +136,8 @@ function join(c: Extract<Cmd, { cmd: 'join' }>): void {
  * node:http on keep-alive connections rather than fetch: the load generator shares this box's two cores with
  * the app, and fetch's streams cost it several times the CPU per request.
  */
-let agent = new Agent({ keepAlive: true, maxSockets: 256 });
-const post = (base: string, token: string, json: string) =>
-  sendRequest(agent, new URL(base), {
+const post = (agent: Agent, base: URL, token: string, json: string) =>
+  sendRequest(agent, base, {
     method: 'POST',
     path: '/api/v1/tracking/ping',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -150,7 +149,8 @@ const post = (base: string, token: string, json: string) =>
  * second; with several nodes, a trip's requests take them in turn (as behind a round-robin load balancer).
  */
 async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
-  agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const bases = c.urls.map((u) => new URL(u));
   const sentAt = new Map<string, number>();
   const respondedAt = new Map<string, number>();
   let measuring = false;
@@ -175,7 +175,12 @@ async function load(c: Extract<Cmd, { cmd: 'load' }>): Promise<void> {
       const measured = measuring;
       if (measured) for (const f of fixes) sentAt.set(`${trip.tripId}|${new Date(f.timestamp).toISOString()}`, now);
       pointsSent += n;
-      post(c.urls[(i + sent++) % c.urls.length], trip.token, JSON.stringify({ tripId: trip.tripId, locations: fixes }))
+      post(
+        agent,
+        bases[(i + sent++) % bases.length],
+        trip.token,
+        JSON.stringify({ tripId: trip.tripId, locations: fixes }),
+      )
         .then(({ status, body }) => {
           if (status !== 200 || (JSON.parse(body) as { data?: { accepted: number } }).data?.accepted !== n)
             pingErrors += 1;
