@@ -2,14 +2,32 @@ import { getQueueToken } from '@nestjs/bull';
 import type { Queue } from 'bull';
 import { QUEUES } from '../../src/infra/queue/queue.module';
 import { REFRESH_STATS_JOB, StatsScheduler } from '../../src/modules/stats/stats.processor';
+import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newMember, newOrg, newUser, TestOrg } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
+import { activeTrip, newDriver, newTruck, TripWorld } from './trips.fixtures';
 
 describe('org stats', () => {
   let t: TestApp;
   let seller: TestOrg;
   let buyer: TestOrg;
   let queue: Queue;
+
+  let world: TripWorld;
+  let trip: { id: string };
+  let posted: { latitude: number; longitude: number; timestamp: string }[];
+
+  /** A fix `i` steps along a road north from Jaipur (about 11 m a step), at `ms`. */
+  const point = (ms: number, i: number) => ({
+    latitude: 26.9 + i * 0.0001,
+    longitude: 75.8,
+    timestamp: new Date(ms).toISOString(),
+  });
+  const ping = (locations: unknown[]) =>
+    t.api.post('/tracking/ping', { tripId: trip.id, locations }, { token: world.driver.accessToken });
+  /** How many of these fixes fall on today's UTC date. */
+  const today = (fixes: { timestamp: string }[]) =>
+    fixes.filter((f) => f.timestamp.slice(0, 10) === new Date().toISOString().slice(0, 10)).length;
 
   const refreshed = async () => {
     // The repeatable job's worker runs the refresh; wait for this run to finish.
@@ -32,27 +50,23 @@ describe('org stats', () => {
       { number: 'S-1', amount: 12_345 },
       { token: seller.owner.accessToken },
     );
-    // A trip between them with two pings today and one yesterday.
-    const truck = await t.sql.query(
-      `INSERT INTO trucks (id, org_id, number) VALUES (gen_random_uuid(), $1, 'RJ14 1') RETURNING id`,
-      [seller.id],
-    );
-    const u = await newUser(t.api);
-    const driver = await t.sql.query(
-      `INSERT INTO driver_profiles (id, org_id, user_id) VALUES (gen_random_uuid(), $1, $2) RETURNING id`,
-      [seller.id, u.id],
-    );
-    const trip = await t.sql.query(
-      `INSERT INTO trips (id, source_org_id, destination_org_id, truck_id, driver_id, status, start_name, start_lat, start_lng,
-                          end_name, end_lat, end_lng, updated_at)
-       VALUES (gen_random_uuid(), $1, $2, $3, $4, 'IN_TRANSIT', 'A', 26.9, 75.8, 'B', 28.6, 77.2, now()) RETURNING id`,
-      [seller.id, buyer.id, truck.rows[0].id, driver.rows[0].id],
-    );
-    await t.sql.query(
-      `INSERT INTO trip_pings (trip_id, recorded_at, lat, lng) VALUES
-         ($1, now() - interval '1 second', 26.9, 75.8), ($1, now(), 26.91, 75.81), ($1, now() - interval '2 days', 26.9, 75.8)`,
-      [trip.rows[0].id],
-    );
+    // A trip between them, started three days ago, with two points today and one two days ago,
+    // posted by its driver like any ping.
+    const [truckId, driver] = await Promise.all([newTruck(t.api, seller), newDriver(t.api, seller)]);
+    world = {
+      source: seller,
+      destination: buyer,
+      truckId,
+      driver: driver.user,
+      driverId: driver.driverId,
+      deviceId: driver.deviceId,
+    };
+    trip = await activeTrip(t.api, world);
+    await t.sql.query(`UPDATE trips SET created_at = now() - interval '3 days' WHERE id = $1`, [trip.id]);
+    const now = Date.now();
+    posted = [point(now - 2 * 86_400_000, 0), point(now - 2000, 1), point(now - 1000, 2)];
+    expect((await ping(posted)).body.data).toMatchObject({ accepted: 3 });
+    await t.app.get(PingWriter).drain();
   });
   afterAll(() => t.close());
 
@@ -67,8 +81,7 @@ describe('org stats', () => {
       receivables: { INR: 12_345 },
       payables: { INR: 0 },
     });
-    expect(s.body.data.pingsToday).toBeGreaterThanOrEqual(1);
-    expect(s.body.data.pingsToday).toBeLessThanOrEqual(2);
+    expect(s.body.data.pingsToday).toBe(today(posted));
     expect(typeof s.body.data.refreshedAt).toBe('string');
     expect(s.body.data.ageSeconds).toBeGreaterThanOrEqual(0);
     const b = await t.api.get(`/orgs/${buyer.id}/stats`, { token: buyer.owner.accessToken });
@@ -93,6 +106,30 @@ describe('org stats', () => {
     const fresh = (await t.api.get(`/orgs/${seller.id}/stats`, { token: seller.owner.accessToken })).body.data;
     expect(fresh.receivables).toEqual({ INR: 12_000 });
     expect(new Date(fresh.refreshedAt) >= new Date(before.refreshedAt)).toBe(true);
+  });
+
+  it('counts each stored point once, on its UTC day: retried points and other days are not counted today', async () => {
+    const before = (await t.api.get(`/orgs/${seller.id}/stats`, { token: seller.owner.accessToken })).body.data;
+    const more = [point(Date.now() - 500, 3)];
+    // The retried batch's three points are duplicates: stored once, counted once.
+    const res = await ping([...posted, ...more]);
+    expect(res.body.data).toMatchObject({ accepted: 1, duplicates: 3 });
+    await t.app.get(PingWriter).drain();
+    await refreshed();
+    const after = (await t.api.get(`/orgs/${seller.id}/stats`, { token: seller.owner.accessToken })).body.data;
+    expect(after.pingsToday).toBe(today([...posted, ...more]));
+    expect(after.pingsToday).toBe(before.pingsToday + today(more));
+    // The buyer's side of the same trip counts the same points.
+    const b = (await t.api.get(`/orgs/${buyer.id}/stats`, { token: buyer.owner.accessToken })).body.data;
+    expect(b.pingsToday).toBe(after.pingsToday);
+    const days = await t.sql.query(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, pings::int AS pings FROM trip_daily_pings WHERE trip_id = $1 ORDER BY day`,
+      [trip.id],
+    );
+    const expected = new Map<string, number>();
+    for (const f of [...posted, ...more])
+      expected.set(f.timestamp.slice(0, 10), (expected.get(f.timestamp.slice(0, 10)) ?? 0) + 1);
+    expect(days.rows).toEqual([...expected].sort().map(([day, pings]) => ({ day, pings })));
   });
 
   it('the refresh is scheduled as a repeatable job', async () => {
