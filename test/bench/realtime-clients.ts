@@ -85,13 +85,50 @@ async function connect(c: Extract<Cmd, { cmd: 'connect' }>): Promise<void> {
   reply({ ok: 'connected', n: sockets.length, ms: Date.now() - started });
 }
 
-/** What this watcher process received during a window: floor latencies directly, app receipts to join later. */
-let receipts: { key: string; at: number }[] = [];
+/**
+ * What this watcher process received during a window. Floor: latencies directly. App: receipts to join with
+ * the load's times later, kept compact so that a long window does not grow this process's heap (and its GC,
+ * which competes with the app for the box's cores): each event's point keys once, then one (event, time)
+ * pair per socket that received it.
+ */
+class Receipts {
+  readonly events = new Map<string, number>();
+  readonly pointKeys: string[][] = [];
+  private event = new Int32Array(1 << 16);
+  private at = new Float64Array(1 << 16);
+  length = 0;
+
+  add(p: LocationPayload, now: number): void {
+    const id = `${p.room}#${p.seq}`;
+    let e = this.events.get(id);
+    if (e === undefined) {
+      e = this.pointKeys.length;
+      this.events.set(id, e);
+      this.pointKeys.push(p.points.map((pt) => `${p.tripId}|${pt.recordedAt}`));
+    }
+    if (this.length === this.event.length) {
+      const event = new Int32Array(this.length * 2);
+      const at = new Float64Array(this.length * 2);
+      event.set(this.event);
+      at.set(this.at);
+      this.event = event;
+      this.at = at;
+    }
+    this.event[this.length] = e;
+    this.at[this.length++] = now;
+  }
+
+  forEach(fn: (pointKey: string, at: number) => void): void {
+    for (let i = 0; i < this.length; i++) for (const key of this.pointKeys[this.event[i]]) fn(key, this.at[i]);
+  }
+}
+
+let receipts = new Receipts();
 let floorLatency: Histogram = [];
 let seen = new Set<string>();
 
 async function watch(c: Extract<Cmd, { cmd: 'watch' }>): Promise<void> {
-  receipts = [];
+  receipts = new Receipts();
   floorLatency = [];
   seen = new Set();
   // The load's warm-up, its measured window, then a second to drain.
@@ -105,8 +142,7 @@ async function watch(c: Extract<Cmd, { cmd: 'watch' }>): Promise<void> {
       for (let i = 0; i < p.points.length; i++) record(floorLatency, now - p.t!);
       return;
     }
-    seen.add(`${p.room}#${p.seq}`);
-    for (const pt of p.points) receipts.push({ key: `${p.tripId}|${pt.recordedAt}`, at: now });
+    receipts.add(p, now);
   };
   await new Promise((r) => setTimeout(r, (c.seconds + 1) * 1000));
   onLocation = null;
@@ -119,17 +155,16 @@ function join(c: Extract<Cmd, { cmd: 'join' }>): void {
   const respondedAt = new Map(c.respondedAt);
   const latency: Histogram = [];
   const afterResponse: Histogram = [];
-  const events = new Set<string>();
-  for (const r of receipts) {
-    const t0 = sentAt.get(r.key);
-    if (t0 === undefined) continue; // sent outside the measured window
-    record(latency, r.at - t0);
-    const t1 = respondedAt.get(r.key);
-    if (t1 !== undefined) record(afterResponse, r.at - t1);
-  }
-  for (const k of seen) events.add(k);
-  receipts = [];
-  reply({ ok: 'joined', latency, afterResponse, seen: [...events] });
+  receipts.forEach((key, at) => {
+    const t0 = sentAt.get(key);
+    if (t0 === undefined) return; // sent outside the measured window
+    record(latency, at - t0);
+    const t1 = respondedAt.get(key);
+    if (t1 !== undefined) record(afterResponse, at - t1);
+  });
+  const events = [...receipts.events.keys()];
+  receipts = new Receipts();
+  reply({ ok: 'joined', latency, afterResponse, seen: events });
 }
 
 /**
