@@ -5,7 +5,7 @@ import { REFRESH_STATS_JOB, StatsScheduler } from '../../src/modules/stats/stats
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newMember, newOrg, newUser, TestOrg } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newDriver, newTruck, TripWorld } from './trips.fixtures';
+import { activeTrip, newWorld, TripWorld } from './trips.fixtures';
 
 describe('org stats', () => {
   let t: TestApp;
@@ -52,15 +52,7 @@ describe('org stats', () => {
     );
     // A trip between them, started three days ago, with two points today and one two days ago,
     // posted by its driver like any ping.
-    const [truckId, driver] = await Promise.all([newTruck(t.api, seller), newDriver(t.api, seller)]);
-    world = {
-      source: seller,
-      destination: buyer,
-      truckId,
-      driver: driver.user,
-      driverId: driver.driverId,
-      deviceId: driver.deviceId,
-    };
+    world = await newWorld(t.api, { source: seller, destination: buyer });
     trip = await activeTrip(t.api, world);
     await t.sql.query(`UPDATE trips SET created_at = now() - interval '3 days' WHERE id = $1`, [trip.id]);
     const now = Date.now();

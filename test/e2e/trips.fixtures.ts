@@ -40,11 +40,11 @@ export async function newDriver(
   return { user, driverId: res.body.data.id, deviceId };
 }
 
-export async function newWorld(api: Api): Promise<TripWorld> {
-  const [source, destination] = await Promise.all([
-    newOrg(api, undefined, 'Sharma Traders'),
-    newOrg(api, undefined, 'Gupta Mandi'),
-  ]);
+/** Two trading orgs (new ones unless given), a truck and a driver of the source org. */
+export async function newWorld(api: Api, orgs?: { source: TestOrg; destination: TestOrg }): Promise<TripWorld> {
+  const [source, destination] = orgs
+    ? [orgs.source, orgs.destination]
+    : await Promise.all([newOrg(api, undefined, 'Sharma Traders'), newOrg(api, undefined, 'Gupta Mandi')]);
   const [truckId, d] = await Promise.all([newTruck(api, source), newDriver(api, source)]);
   return { source, destination, truckId, driver: d.user, driverId: d.driverId, deviceId: d.deviceId };
 }
