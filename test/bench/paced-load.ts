@@ -145,6 +145,11 @@ export async function pacedLoad(opts: {
     p999ms: at(0.999),
     maxms: round(sorted[sorted.length - 1] ?? NaN, 1),
     maxSendLagMs: round(maxSendLag, 1),
-    p99msBySecond: Array.from(bySecond, (s) => quantile((s ?? []).sort((a, b) => a - b), 0.99)),
+    p99msBySecond: Array.from(bySecond, (s) =>
+      quantile(
+        (s ?? []).sort((a, b) => a - b),
+        0.99,
+      ),
+    ),
   };
 }

@@ -264,7 +264,6 @@ async function main(): Promise<void> {
           ],
         });
 
-
     const result = {
       bench: 'tracking',
       only: ONLY ?? 'all',

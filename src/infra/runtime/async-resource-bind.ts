@@ -1,6 +1,10 @@
 import { AsyncResource } from 'node:async_hooks';
 
-type Bind = (this: AsyncResource, fn: (...args: never[]) => unknown, thisArg?: unknown) => (...args: unknown[]) => unknown;
+type Bind = (
+  this: AsyncResource,
+  fn: (...args: never[]) => unknown,
+  thisArg?: unknown,
+) => (...args: unknown[]) => unknown;
 
 /**
  * `AsyncResource#bind` without the deprecated `asyncResource` accessor.
@@ -27,7 +31,12 @@ export function installAsyncResourceBind(): boolean {
             return resource.runInAsyncScope(fn as (...a: unknown[]) => unknown, this, ...args);
           }
         : (...args: unknown[]) => resource.runInAsyncScope(fn as (...a: unknown[]) => unknown, thisArg, ...args);
-    Object.defineProperty(bound, 'length', { configurable: true, enumerable: false, writable: false, value: fn.length });
+    Object.defineProperty(bound, 'length', {
+      configurable: true,
+      enumerable: false,
+      writable: false,
+      value: fn.length,
+    });
     return bound;
   };
   Object.defineProperty(AsyncResource.prototype, 'bind', { configurable: true, writable: true, value: bind });
