@@ -35,11 +35,12 @@ describe('realtime (Socket.IO)', () => {
     return { w, tripId: trip.id };
   }
 
-  let clock = Date.now() - 3600_000;
-  /** One point a second further along a road (timestamps unique across the file). */
+  const clockStart = Date.now() - 3600_000;
+  let clock = clockStart;
+  /** One point a second further along a road (timestamps unique across the file; ~5.5 m a step, never a jump). */
   function point() {
     clock += 1000;
-    const s = (clock / 1000) % 10_000;
+    const s = (clock - clockStart) / 1000;
     return {
       latitude: 26.9 + s * 0.00005,
       longitude: 75.8,
@@ -392,7 +393,7 @@ describe('realtime (Socket.IO)', () => {
         // node, or a merged trip.location at the end of its window): wait until both watchers hold the same
         // newest seq and it has not moved for a while. A seq that never reaches one of them times the test out.
         let finalSeq = 0;
-        for (let stable = 0; stable < 2; ) {
+        for (let stable = 0; stable < 2;) {
           await new Promise((r) => setTimeout(r, 300));
           const newest = Math.max(...seqs(control, room));
           stable = newest === finalSeq && Math.max(...seqs(again, room)) === newest ? stable + 1 : 0;
