@@ -58,6 +58,7 @@ const envSchema = z.object({
   REALTIME_REAUTHORIZE_MS: int(100, 86_400_000).default(60_000),
   REALTIME_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
   REALTIME_BREAKER_RESET_MS: int(100, 600_000).default(2000),
+  REALTIME_MAX_BUFFERED_EVENTS: int(10, 1_000_000).default(1000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -126,6 +127,8 @@ export interface AppConfig {
   /** The realtime Redis breaker: a call slower than the timeout fails; an open breaker retries after the reset. */
   realtimeBreakerTimeoutMs: number;
   realtimeBreakerResetMs: number;
+  /** A socket with more events than this waiting to be sent (a client that stopped reading) is disconnected. */
+  realtimeMaxBufferedEvents: number;
 }
 
 export class ConfigError extends Error {}
@@ -188,6 +191,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeReauthorizeMs: e.REALTIME_REAUTHORIZE_MS,
     realtimeBreakerTimeoutMs: e.REALTIME_BREAKER_TIMEOUT_MS,
     realtimeBreakerResetMs: e.REALTIME_BREAKER_RESET_MS,
+    realtimeMaxBufferedEvents: e.REALTIME_MAX_BUFFERED_EVENTS,
   };
 }
 

@@ -50,6 +50,16 @@ export const wsConnectRefused = once(
     }),
 );
 
+export const wsSlowConsumerDisconnects = once(
+  'waybill_ws_slow_consumer_disconnects_total',
+  () =>
+    new Counter({
+      name: 'waybill_ws_slow_consumer_disconnects_total',
+      help: 'Sockets disconnected because more events waited to be sent to them than REALTIME_MAX_BUFFERED_EVENTS',
+      registers: [metricsRegistry],
+    }),
+);
+
 export const realtimeEventsPublished = once(
   'waybill_realtime_events_published_total',
   () =>

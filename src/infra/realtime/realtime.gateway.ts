@@ -8,7 +8,12 @@ import { DomainError, UnauthenticatedError } from '../../common/errors/domain-er
 import { ErrorCode } from '../../common/errors/error-codes';
 import { parseWith } from '../../common/validation/zod';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { wsConnectRefused, wsConnections, wsRoomSubscriptions } from '../observability/metrics';
+import {
+  wsConnectRefused,
+  wsConnections,
+  wsRoomSubscriptions,
+  wsSlowConsumerDisconnects,
+} from '../observability/metrics';
 import { RealtimeHub } from './realtime-hub';
 import { Ack, authSchema, subscribeSchema, unsubscribeSchema } from './realtime.schemas';
 import { RoomAuthorizer, RoomKind } from './room-authorizer';
@@ -24,6 +29,9 @@ interface SocketState {
 }
 
 const stateOf = (socket: Socket): SocketState => socket.data as SocketState;
+
+/** How often sockets are checked for events piling up unsent. */
+const SLOW_CONSUMER_CHECK_MS = 1000;
 
 function errorBody(err: unknown): { code: string; message: string; details?: unknown[] } {
   if (err instanceof DomainError)
@@ -44,6 +52,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   private readonly logger = new Logger('RealtimeGateway');
   private server: Server | null = null;
   private reauthorizeTimer: NodeJS.Timeout | null = null;
+  private slowConsumerTimer: NodeJS.Timeout | null = null;
   private reauthorizing = false;
 
   constructor(
@@ -71,6 +80,8 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     // Access can be lost while subscribed (removed from an org): rooms are re-checked periodically.
     this.reauthorizeTimer = setInterval(() => void this.reauthorize(), this.config.realtimeReauthorizeMs);
     this.reauthorizeTimer.unref();
+    this.slowConsumerTimer = setInterval(() => this.dropSlowConsumers(), SLOW_CONSUMER_CHECK_MS);
+    this.slowConsumerTimer.unref();
   }
 
   handleConnection(socket: Socket): void {
@@ -91,6 +102,36 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
 
   onApplicationShutdown(): void {
     if (this.reauthorizeTimer) clearInterval(this.reauthorizeTimer);
+    if (this.slowConsumerTimer) clearInterval(this.slowConsumerTimer);
+  }
+
+  /**
+   * A client that stops reading (a phone gone to sleep with its connection
+   * open, a link slower than its rooms) would make this node hold every event
+   * of its rooms for it until the heartbeat notices, or forever if it still
+   * answers pings. Events waiting to be sent to a socket sit in its
+   * connection's write buffer (the transport takes the next batch only when
+   * the last one is written out); past `REALTIME_MAX_BUFFERED_EVENTS` the
+   * connection is closed and the buffer dropped. The client sees a transport
+   * close, reconnects and resubscribes with `sinceSeq` to be replayed what it
+   * missed (docs/realtime.md). One pass over this node's sockets a second,
+   * off the broadcast path.
+   */
+  private dropSlowConsumers(): void {
+    if (!this.server) return;
+    const limit = this.config.realtimeMaxBufferedEvents;
+    let closed = 0;
+    for (const socket of this.server.of('/').sockets.values()) {
+      // engine.io's socket: its write buffer is not in its typings.
+      const conn = socket.conn as unknown as { writeBuffer: unknown[]; close(discard: boolean): void };
+      if (conn.writeBuffer.length <= limit) continue;
+      conn.close(true);
+      closed += 1;
+    }
+    if (!closed) return;
+    wsSlowConsumerDisconnects.inc(closed);
+    // One line per pass, however many sockets it closed.
+    this.logger.warn(`closed ${closed} socket(s) with more than ${limit} events waiting to be sent`);
   }
 
   private async authenticate(socket: Socket): Promise<void> {
