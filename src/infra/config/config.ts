@@ -67,7 +67,9 @@ const envSchema = z.object({
   /** Most rate-limit counters a node keeps in memory while Redis is unreachable. */
   RATE_LIMIT_FALLBACK_MAX_KEYS: int(100, 10_000_000).default(100_000),
   /** scrypt cost of password hashes (OWASP minimum N=2^17, r=8, p=1); older hashes are upgraded at login. */
-  PASSWORD_SCRYPT_N: int(2, 2 ** 20).refine((n) => (n & (n - 1)) === 0, 'must be a power of 2').default(2 ** 17),
+  PASSWORD_SCRYPT_N: int(2, 2 ** 20)
+    .refine((n) => (n & (n - 1)) === 0, 'must be a power of 2')
+    .default(2 ** 17),
   PASSWORD_SCRYPT_R: int(1, 64).default(8),
   PASSWORD_SCRYPT_P: int(1, 64).default(1),
   /** Browser origins allowed to call the API and Socket.IO across origins (comma-separated); none by default. */
@@ -167,8 +169,7 @@ function parseTrustProxy(value: string, ctx: z.RefinementCtx): TrustProxy {
   for (const entry of entries) {
     const [ip, prefix, extra] = entry.split('/');
     const family = isIP(ip);
-    const prefixOk =
-      prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
+    const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
     if (PROXY_RANGE_NAMES.has(entry) || (family !== 0 && prefixOk && extra === undefined)) continue;
     ctx.addIssue({ code: 'custom', message: `"${entry}" is not false, a hop count, an IP or a CIDR` });
     return z.NEVER;
