@@ -1,4 +1,5 @@
 import compress from '@fastify/compress';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -10,19 +11,24 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
 import { requestContext } from './common/context/request-context';
-import { DomainError } from './common/errors/domain-error';
-import { ErrorCode } from './common/errors/error-codes';
 import { AppConfig } from './infra/config/config';
 import { RedisIoAdapter } from './infra/realtime/redis-io.adapter';
 import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { instrumentHttp } from './infra/observability/http-metrics';
 import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { EnvelopeFastifyAdapter } from './common/http/envelope';
+import { installAuthRateLimits } from './common/rate-limit/auth-rate-limits';
+import { FallbackRateLimitCounter } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 
 export const API_PREFIX = 'api/v1';
 
-const AUTH_THROTTLED = /^\/api\/v1\/auth\/(login|register|code-login)\b/;
+/** Routes whose attempts are limited per client address (one budget for all of them). */
+const AUTH_ROUTES = ['register', 'login', 'code-login'].map((r) => `POST /${API_PREFIX}/auth/${r}`);
+/** Routes whose attempts are also limited per phone number of the body. */
+const PHONE_LOGIN_ROUTES = [`POST /${API_PREFIX}/auth/login`];
+/** After a failed Redis call, rate limits are counted in memory this long before Redis is tried again. */
+const RATE_LIMIT_REDIS_RETRY_MS = 1000;
 
 /** A client-sent X-Request-Id is echoed when it looks like an id; anything else gets a fresh one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -36,7 +42,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     // No log line per request: the ping hot path would drown the logs.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: true,
+    // Only the configured proxies may name the client (X-Forwarded-For); by default the peer is the client.
+    trustProxy: config.trustProxy,
     forceCloseConnections: 'idle',
     requestIdHeader: false,
     genReqId: (req: IncomingMessage) => {
@@ -78,20 +85,22 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'] });
-  // Password guessing is throttled per client address, counted in Redis so the
-  // limit holds across nodes; other routes skip the check before touching Redis.
-  await app.register(rateLimit, {
-    global: true,
-    max: config.authRateLimitPerMinute,
-    timeWindow: 60_000,
-    redis: app.get<RedisClient>(REDIS),
-    nameSpace: 'rate-limit:',
-    skipOnError: true,
-    allowList: (request) => !AUTH_THROTTLED.test(request.url),
-    errorResponseBuilder: (_request, ctx) =>
-      new DomainError(ErrorCode.RATE_LIMITED, `Too many attempts; retry in ${Math.ceil(ctx.ttl / 1000)} s`, undefined, {
-        'Retry-After': String(Math.ceil(ctx.ttl / 1000)),
-      }),
+  // Helmet's defaults: its CSP (scripts from 'self' only) fits /docs, whose Swagger UI loads every script from a file.
+  await app.register(helmet);
+  if (config.corsOrigins.length > 0) app.enableCors({ origin: config.corsOrigins, credentials: false });
+  // Password guessing is throttled per client address and per phone, counted in
+  // Redis so the limits hold across nodes, and in memory while Redis is down.
+  const rateLimitCounter = new FallbackRateLimitCounter(app.get<RedisClient>(REDIS), {
+    namespace: 'rate-limit:',
+    localMaxKeys: config.rateLimitFallbackMaxKeys,
+    retryMs: RATE_LIMIT_REDIS_RETRY_MS,
+  });
+  await app.register(rateLimit, { global: false, store: rateLimitCounter.asStore() });
+  installAuthRateLimits(fastify, {
+    perAddressPerMinute: config.authRateLimitPerMinute,
+    perPhonePerMinute: config.authRateLimitPerPhonePerMinute,
+    perAddress: AUTH_ROUTES,
+    perPhone: PHONE_LOGIN_ROUTES,
   });
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import Redis from 'ioredis';
 import { SessionRevocations } from '../../src/common/auth/session-revocations';
+import { PasswordHasher } from '../../src/modules/auth/password-hasher';
 import { newOrg, newPhone, newUser } from '../support/factories';
 import { until } from '../support/net';
 import { startAnotherNode } from '../support/socket-client';
@@ -81,6 +82,30 @@ describe('auth', () => {
       expect(wrong.body.error.code).toBe('INVALID_CREDENTIALS');
       expect(unknown.body.error.code).toBe(wrong.body.error.code);
       expect(unknown.body.error.message).toBe(wrong.body.error.message);
+    });
+
+    it('upgrades a hash made with older scrypt parameters at the next login, and only then', async () => {
+      const { N, r, p } = t.config.passwordScrypt;
+      const u = await newUser(t.api);
+      const fresh = await t.sql.query('SELECT password_hash FROM users WHERE id = $1', [u.id]);
+      expect(fresh.rows[0].password_hash.startsWith(`scrypt$${N}$${r}$${p}$`)).toBe(true);
+
+      const old = await new PasswordHasher({ N: N / 4, r, p }).hash(u.password);
+      await t.sql.query('UPDATE users SET password_hash = $2 WHERE id = $1', [u.id, old]);
+      const stored = async () =>
+        (await t.sql.query('SELECT password_hash FROM users WHERE id = $1', [u.id])).rows[0].password_hash as string;
+
+      // A wrong password proves nothing: the old hash stays.
+      expect((await t.api.post('/auth/login', { phone: u.phone, password: 'not-the-password' })).status).toBe(401);
+      expect(await stored()).toBe(old);
+
+      expect((await t.api.post('/auth/login', { phone: u.phone, password: u.password })).status).toBe(200);
+      const upgraded = await stored();
+      expect(upgraded.startsWith(`scrypt$${N}$${r}$${p}$`)).toBe(true);
+      expect(upgraded).not.toBe(old);
+      // It verifies, and is left alone from now on.
+      expect((await t.api.post('/auth/login', { phone: u.phone, password: u.password })).status).toBe(200);
+      expect(await stored()).toBe(upgraded);
     });
   });
 

@@ -29,4 +29,7 @@ export default async function globalSetup(): Promise<void> {
   const template = testDbName(`tpl_${process.pid}`);
   await migrate(databaseUrlFor(template), join(__dirname, '..', '..', 'prisma', 'migrations'));
   process.env.WAYBILL_TEST_TEMPLATE = template;
+  // Password hashes at OWASP's cost (N=2^17) take a tenth of a second each and 128 MiB: the suite
+  // registers hundreds of users, so it hashes at a lower cost (apps in this process and children alike).
+  process.env.PASSWORD_SCRYPT_N ??= String(2 ** 14);
 }

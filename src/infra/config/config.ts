@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -59,6 +60,20 @@ const envSchema = z.object({
   REALTIME_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
   REALTIME_BREAKER_RESET_MS: int(100, 600_000).default(2000),
   REALTIME_MAX_BUFFERED_EVENTS: int(10, 1_000_000).default(1000),
+  /** Which peers may set the client address through `X-Forwarded-For`: `false`, a hop count, or IPs/CIDRs. */
+  TRUST_PROXY: z.string().default('false').transform(parseTrustProxy),
+  /** Logins per phone number per minute, whatever address they come from. */
+  AUTH_RATE_LIMIT_PER_PHONE_PER_MINUTE: int(1, 1_000_000).default(10),
+  /** Most rate-limit counters a node keeps in memory while Redis is unreachable. */
+  RATE_LIMIT_FALLBACK_MAX_KEYS: int(100, 10_000_000).default(100_000),
+  /** scrypt cost of password hashes (OWASP minimum N=2^17, r=8, p=1); older hashes are upgraded at login. */
+  PASSWORD_SCRYPT_N: int(2, 2 ** 20)
+    .refine((n) => (n & (n - 1)) === 0, 'must be a power of 2')
+    .default(2 ** 17),
+  PASSWORD_SCRYPT_R: int(1, 64).default(8),
+  PASSWORD_SCRYPT_P: int(1, 64).default(1),
+  /** Browser origins allowed to call the API and Socket.IO across origins (comma-separated); none by default. */
+  CORS_ORIGINS: z.string().default('').transform(parseOrigins),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -129,6 +144,57 @@ export interface AppConfig {
   realtimeBreakerResetMs: number;
   /** A socket with more events than this waiting to be sent (a client that stopped reading) is disconnected. */
   realtimeMaxBufferedEvents: number;
+  /** Fastify `trustProxy`: false (the socket's peer is the client), a hop count, or the proxies' IPs/CIDRs. */
+  trustProxy: TrustProxy;
+  /** Logins per phone number per minute, across all addresses. */
+  authRateLimitPerPhonePerMinute: number;
+  /** Most counters each node keeps while rate limits are counted locally (Redis unreachable). */
+  rateLimitFallbackMaxKeys: number;
+  /** scrypt parameters new password hashes are made with; weaker stored hashes are rehashed at login. */
+  passwordScrypt: { N: number; r: number; p: number };
+  /** Origins (scheme://host[:port]) allowed cross-origin on HTTP and Socket.IO; empty: same origin only. */
+  corsOrigins: string[];
+}
+
+export type TrustProxy = false | number | string[];
+
+/** proxy-addr's named ranges, accepted beside IPs and CIDRs. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function parseTrustProxy(value: string, ctx: z.RefinementCtx): TrustProxy {
+  const v = value.trim().toLowerCase();
+  if (v === 'false' || v === '0') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  const entries = v.split(',').map((e) => e.trim());
+  for (const entry of entries) {
+    const [ip, prefix, extra] = entry.split('/');
+    const family = isIP(ip);
+    const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
+    if (PROXY_RANGE_NAMES.has(entry) || (family !== 0 && prefixOk && extra === undefined)) continue;
+    ctx.addIssue({ code: 'custom', message: `"${entry}" is not false, a hop count, an IP or a CIDR` });
+    return z.NEVER;
+  }
+  return entries;
+}
+
+function parseOrigins(value: string, ctx: z.RefinementCtx): string[] {
+  const origins = value
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      /* reported below */
+    }
+    if (!parsed || parsed.origin !== origin.replace(/\/+$/, '')) {
+      ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin such as https://app.example.com` });
+      return z.NEVER;
+    }
+  }
+  return origins.map((o) => o.replace(/\/+$/, ''));
 }
 
 export class ConfigError extends Error {}
@@ -192,6 +258,11 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeBreakerTimeoutMs: e.REALTIME_BREAKER_TIMEOUT_MS,
     realtimeBreakerResetMs: e.REALTIME_BREAKER_RESET_MS,
     realtimeMaxBufferedEvents: e.REALTIME_MAX_BUFFERED_EVENTS,
+    trustProxy: e.TRUST_PROXY,
+    authRateLimitPerPhonePerMinute: e.AUTH_RATE_LIMIT_PER_PHONE_PER_MINUTE,
+    rateLimitFallbackMaxKeys: e.RATE_LIMIT_FALLBACK_MAX_KEYS,
+    passwordScrypt: { N: e.PASSWORD_SCRYPT_N, r: e.PASSWORD_SCRYPT_R, p: e.PASSWORD_SCRYPT_P },
+    corsOrigins: e.CORS_ORIGINS,
   };
 }
 

@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../../generated/prisma/client';
-import { passwordHasher } from '../../modules/auth/password-hasher';
+import { PasswordHasher } from '../../modules/auth/password-hasher';
 import { loadConfig } from '../config/config';
 
 /**
@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.databaseUrl }) });
   try {
-    const passwordHash = await passwordHasher.hash('waybill-demo');
+    const passwordHash = await new PasswordHasher(config.passwordScrypt).hash('waybill-demo');
     const user = (phone: string, name: string) =>
       db.user.upsert({ where: { phone }, create: { phone, name, passwordHash }, update: {} });
     const [sharma, gupta, driver] = await Promise.all([

@@ -31,7 +31,8 @@ export class RedisIoAdapter extends IoAdapter {
       transports: ['polling', 'websocket'],
       // Clients send small control messages only.
       maxHttpBufferSize: 64 * 1024,
-      cors: { origin: true, credentials: true },
+      // Browsers on other origins only when configured (CORS_ORIGINS); clients authenticate with a token, not cookies.
+      cors: { origin: this.config.corsOrigins, credentials: false },
     }) as Server;
     // While Redis is down, publishing fails at once instead of piling up stale events;
     // the subscriber's (re)subscriptions wait for Redis however long it takes.

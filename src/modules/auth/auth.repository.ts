@@ -33,6 +33,15 @@ export class AuthRepository {
     return this.db.write.user.findUnique({ where: { phone } });
   }
 
+  /** Swaps the password hash if it is still `current`; false when it changed meanwhile. */
+  async replacePasswordHash(userId: string, current: string, next: string): Promise<boolean> {
+    const res = await this.db.write.user.updateMany({
+      where: { id: userId, passwordHash: current },
+      data: { passwordHash: next },
+    });
+    return res.count === 1;
+  }
+
   findUserById(id: string): Promise<UserRecord | null> {
     return this.db.read.user.findUnique({ where: { id } });
   }

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { AccessTokenService } from '../../common/auth/access-token.service';
 import { Principal } from '../../common/auth/principal';
@@ -9,7 +9,7 @@ import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { AuthRepository, UserRecord } from './auth.repository';
 import { TokenPair, UserView } from './auth.schemas';
-import { DECOY_HASH, passwordHasher } from './password-hasher';
+import { PasswordHasher } from './password-hasher';
 
 function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -21,15 +21,18 @@ export function toUserView(u: UserRecord): UserView {
 
 @Injectable()
 export class AuthService {
+  private readonly logger = new Logger(AuthService.name);
+
   constructor(
     private readonly repo: AuthRepository,
+    private readonly passwords: PasswordHasher,
     private readonly accessTokens: AccessTokenService,
     private readonly revocations: SessionRevocations,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async register(input: { phone: string; name: string; password: string }) {
-    const passwordHash = await passwordHasher.hash(input.password);
+    const passwordHash = await this.passwords.hash(input.password);
     let user: UserRecord;
     try {
       user = await this.repo.createUser({ phone: input.phone, name: input.name, passwordHash });
@@ -44,8 +47,9 @@ export class AuthService {
   async login(input: { phone: string; password: string }) {
     const user = await this.repo.findUserByPhone(input.phone);
     // The same work whether or not the phone exists, so timing reveals nothing.
-    const ok = await passwordHasher.verify(input.password, user?.passwordHash ?? DECOY_HASH);
+    const ok = await this.passwords.verify(input.password, user?.passwordHash ?? this.passwords.decoyHash);
     if (!user || !ok) throw new UnauthenticatedError(ErrorCode.INVALID_CREDENTIALS, 'Wrong phone or password');
+    if (this.passwords.needsRehash(user.passwordHash)) await this.upgradeHash(user, input.password);
     return { user: toUserView(user), ...(await this.startSession(user.id)) };
   }
 
@@ -85,6 +89,19 @@ export class AuthService {
 
   findUserByPhone(phone: string): Promise<UserView | null> {
     return this.repo.findUserByPhone(phone).then((u) => (u ? toUserView(u) : null));
+  }
+
+  /**
+   * Replaces a hash made under weaker parameters, now that the password is at
+   * hand. Only if the stored hash is still the one checked (a password change
+   * in between wins); a failure leaves the old hash, which still verifies.
+   */
+  private async upgradeHash(user: UserRecord, password: string): Promise<void> {
+    try {
+      await this.repo.replacePasswordHash(user.id, user.passwordHash, await this.passwords.hash(password));
+    } catch (err) {
+      this.logger.warn(`password hash upgrade failed: ${(err as Error).message}`);
+    }
   }
 
   private async revokeReused(familyId: string): Promise<never> {
