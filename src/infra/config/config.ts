@@ -59,6 +59,8 @@ const envSchema = z.object({
   REALTIME_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
   REALTIME_BREAKER_RESET_MS: int(100, 600_000).default(2000),
   REALTIME_MAX_BUFFERED_EVENTS: int(10, 1_000_000).default(1000),
+  /** Unknown tracker tokens one client address may send to /tracking/osmand per minute before 429s. */
+  OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE: int(1, 1_000_000).default(30),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -129,6 +131,8 @@ export interface AppConfig {
   realtimeBreakerResetMs: number;
   /** A socket with more events than this waiting to be sent (a client that stopped reading) is disconnected. */
   realtimeMaxBufferedEvents: number;
+  /** Unknown tracker tokens one client address may send to /tracking/osmand per minute (then 429 with Retry-After). */
+  osmandUnknownTokenLimitPerMinute: number;
 }
 
 export class ConfigError extends Error {}
@@ -192,6 +196,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeBreakerTimeoutMs: e.REALTIME_BREAKER_TIMEOUT_MS,
     realtimeBreakerResetMs: e.REALTIME_BREAKER_RESET_MS,
     realtimeMaxBufferedEvents: e.REALTIME_MAX_BUFFERED_EVENTS,
+    osmandUnknownTokenLimitPerMinute: e.OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE,
   };
 }
 

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { Principal } from '../../common/auth/principal';
+import { hashTrackerToken } from '../../common/auth/tracker-token';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
@@ -23,6 +24,7 @@ import { pathLengthM } from './geo';
 import { OsmAndFix } from './osmand';
 import { checkPoints, Fix, PingRow, REJECT_REASONS, RejectReason, Rejection, speedFilter } from './ping-filters';
 import { PingWriter } from './ping-writer';
+import { UnknownTokenLimiter } from './unknown-token-limiter';
 import { HistoryPoint, TrackingRepository } from './tracking.repository';
 
 export interface PingResult {
@@ -70,6 +72,11 @@ const rejectedByReason = Object.fromEntries(
 ) as Record<RejectReason, Counter.Internal>;
 const latestCache = cacheCounters('trip_latest');
 
+const tooManyUnknownTokens = (retryAfterS: number) =>
+  new DomainError(ErrorCode.RATE_LIMITED, `Too many unknown tracker tokens; retry in ${retryAfterS} s`, undefined, {
+    'Retry-After': String(retryAfterS),
+  });
+
 const toLatest = (p: TrackPoint): LatestLocation => ({
   lat: p.lat,
   lng: p.lng,
@@ -95,6 +102,7 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     private readonly repo: TrackingRepository,
     private readonly writer: PingWriter,
     private readonly realtime: RealtimePublisher,
+    private readonly unknownTokens: UnknownTokenLimiter,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -160,15 +168,33 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     setImmediate(() => this.publishLocations(byTrip));
   }
 
-  /** One OsmAnd fix: the device's driver's active trip. */
-  async osmand(fix: OsmAndFix): Promise<PingResult> {
-    const found = await this.trips.findActiveTripByDevice(fix.deviceId);
-    if (!found.driverFound) throw new NotFoundError('Device');
-    if (!found.tripId) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, 'This device has no active trip');
-    const state = await this.ingestState(found.tripId);
-    if (!state) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, 'This device has no active trip');
-    const { deviceId: _deviceId, ...point } = fix;
-    return this.ingest(state, [point]);
+  /**
+   * The active trip of the driver whose tracker token this is (the OsmAnd
+   * credential), looked up by its digest on the primary on every request, so
+   * a rotated token fails at once on every node. An unknown (or missing) token
+   * is one uniform 404, and counted per client address: past the limit the
+   * address gets 429 with Retry-After, before any lookup.
+   */
+  async osmandTrip(token: string | undefined, clientAddress: string): Promise<string> {
+    const wait = this.unknownTokens.retryAfter(clientAddress);
+    if (wait !== null) throw tooManyUnknownTokens(wait);
+    const found = token
+      ? await this.trips.findActiveTripByTrackerToken(hashTrackerToken(token))
+      : { driverFound: false, tripId: null };
+    if (!found.driverFound) {
+      const over = await this.unknownTokens.countUnknown(clientAddress);
+      if (over !== null) throw tooManyUnknownTokens(over);
+      throw new NotFoundError('Tracker token');
+    }
+    if (!found.tripId) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, "This tracker's driver has no active trip");
+    return found.tripId;
+  }
+
+  /** One OsmAnd fix into the trip `osmandTrip` found. */
+  async osmand(tripId: string, fix: OsmAndFix): Promise<PingResult> {
+    const state = await this.ingestState(tripId);
+    if (!state) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, "This tracker's driver has no active trip");
+    return this.ingest(state, [fix]);
   }
 
   private async ingest(state: TripTrackState, locations: readonly unknown[]): Promise<PingResult> {
