@@ -83,7 +83,6 @@ describe('parseOsmAnd', () => {
     const t = parseOsmAnd({ id: '1', lat: '1', lon: '2', timestamp: 'whenever' }, undefined, now);
     expect('errors' in t && t.errors.map((e) => e.path)).toEqual(['timestamp']);
   });
-
 });
 
 describe('osmandToken', () => {

@@ -208,11 +208,14 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     const checked = checkPoints(locations, { tripId: state.id, tripCreatedAt: state.createdAt, now });
     let stored: Fix[] = state.latest ? [state.latest] : [];
     if (checked.candidates.length && state.latest) {
-      const times = checked.candidates.map((c) => c.row.recordedAt.getTime());
-      const min = Math.min(...times);
-      if (min <= state.latest.recordedAt.getTime()) {
-        // A backlog reaching into the stored track: compare with the stored neighbours, not the latest fix.
-        stored = await this.repo.fixesAround(state.id, new Date(min), new Date(Math.max(...times)));
+      const latestMs = state.latest.recordedAt.getTime();
+      if (checked.candidates.some((c) => c.row.recordedAt.getTime() <= latestMs)) {
+        // A backlog reaching into the stored track: compare each point with its stored neighbour
+        // (the fix at or before it, fetched per point), not with the latest fix.
+        stored = await this.repo.fixesAround(
+          state.id,
+          checked.candidates.map((c) => c.row.recordedAt),
+        );
       }
     }
     const speed = speedFilter(checked.candidates, stored, this.config.maxSpeedMps);
@@ -305,15 +308,20 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
       // The latest location is the newest counted point: these all come after it.
       deltaM = pathLengthM(state.latest ? [state.latest, ...points] : points);
     } else {
-      // Late points: the counted track between their neighbours changes; recount just that stretch.
-      const around = await this.repo.countedAround(
-        tx,
-        state.id,
-        points[0].recordedAt,
-        points[points.length - 1].recordedAt,
-      );
+      // Late points: the counted track changes only between each run of new points' counted neighbours
+      // (the last counted fix before it, the first after). With every point's two neighbours in a list,
+      // each run sits between its own neighbours, and any other pair of consecutive fixes appears with or
+      // without the new points alike: the difference of the two lengths is the change of the whole track.
       const fresh = new Set(points.map((p) => p.recordedAt.getTime()));
-      deltaM = pathLengthM(around) - pathLengthM(around.filter((f) => !fresh.has(f.recordedAt.getTime())));
+      const neighbours = (
+        await this.repo.countedAround(
+          tx,
+          state.id,
+          points.map((p) => p.recordedAt),
+        )
+      ).filter((f) => !fresh.has(f.recordedAt.getTime()));
+      const withPoints = [...neighbours, ...points].sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
+      deltaM = pathLengthM(withPoints) - pathLengthM(neighbours);
     }
 
     const detected = detect(

@@ -48,7 +48,9 @@ export class UnknownTokenLimiter {
       this.local.delete(address);
       return null;
     }
-    return w.count > this.config.osmandUnknownTokenLimitPerMinute ? Math.max(1, Math.ceil((w.resetAt - now) / 1000)) : null;
+    return w.count > this.config.osmandUnknownTokenLimitPerMinute
+      ? Math.max(1, Math.ceil((w.resetAt - now) / 1000))
+      : null;
   }
 
   /**
@@ -62,7 +64,8 @@ export class UnknownTokenLimiter {
       window = counted;
     } else {
       const w = this.local.get(address);
-      window = w && w.resetAt > now ? { count: w.count + 1, resetAt: w.resetAt } : { count: 1, resetAt: now + WINDOW_MS };
+      window =
+        w && w.resetAt > now ? { count: w.count + 1, resetAt: w.resetAt } : { count: 1, resetAt: now + WINDOW_MS };
     }
     const over = window.count > this.config.osmandUnknownTokenLimitPerMinute;
     if (over || !counted) this.remember(address, window);
