@@ -7,6 +7,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { cleanupOpenApiDoc } from 'nestjs-zod';
 import { LogController } from 'fastify';
+import type { DestinationStream } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
@@ -20,6 +21,7 @@ import { EnvelopeFastifyAdapter } from './common/http/envelope';
 import { installAuthRateLimits } from './common/rate-limit/auth-rate-limits';
 import { FallbackRateLimitCounter } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
+import { logSafeUrl } from './infra/observability/log-safe-url';
 
 export const API_PREFIX = 'api/v1';
 
@@ -34,9 +36,12 @@ const RATE_LIMIT_REDIS_RETRY_MS = 1000;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the whole service (not yet listening): used by main.ts and by the e2e tests. */
-export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+export async function createApp(
+  config: AppConfig,
+  opts: { logDestination?: DestinationStream } = {},
+): Promise<NestFastifyApplication> {
   installAsyncResourceBind();
-  const pino = createPino(config.logLevel);
+  const pino = createPino(config.logLevel, opts.logDestination);
   const adapter = new EnvelopeFastifyAdapter({
     loggerInstance: pino,
     // No log line per request: the ping hot path would drown the logs.
@@ -80,7 +85,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
   fastify.addHook('onResponse', (request, reply, done) => {
     if (reply.statusCode >= 500)
-      pino.warn({ reqId: request.id, status: reply.statusCode, url: request.url }, 'request failed');
+      pino.warn({ reqId: request.id, status: reply.statusCode, url: logSafeUrl(request.url) }, 'request failed');
     done();
   });
 

@@ -135,6 +135,8 @@ export interface BenchTrip {
   tripId: string;
   token: string;
   deviceId: string;
+  /** The driver's tracker token (the OsmAnd credential). */
+  trackerToken: string;
 }
 
 /**
@@ -190,7 +192,7 @@ export async function makeTrips(
     );
     for (const status of ['LOADING', 'IN_TRANSIT'])
       await call(url, 'POST', `/trips/${trip.id}/status`, { status }, owner.accessToken);
-    trips.push({ tripId: trip.id, token: driver.accessToken, deviceId });
+    trips.push({ tripId: trip.id, token: driver.accessToken, deviceId, trackerToken: profile.trackerToken });
   };
   for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_, j) => one(i + j)));
   const sql = new Client({ connectionString: databaseUrl });

@@ -257,7 +257,7 @@ async function main(): Promise<void> {
                 const [f] = clock.take(trip.tripId, 1);
                 return {
                   ...req,
-                  path: `/api/v1/tracking/osmand?id=${trip.deviceId}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80`,
+                  path: `/api/v1/tracking/osmand?id=${trip.trackerToken}&lat=${f.latitude}&lon=${f.longitude}&timestamp=${f.timestamp}&speed=2.0&bearing=0&batt=80`,
                 };
               },
             },

@@ -570,7 +570,7 @@ describe('tracking', () => {
       const ts = Math.floor(Date.now() / 1000) - 50;
       const res = await raw(
         'POST',
-        `?id=${w.deviceId}&timestamp=${ts}&lat=26.912400&lon=75.787300&speed=10.0&bearing=90.0&altitude=431.0&accuracy=12.0&batt=89.0`,
+        `?id=${w.trackerToken}&timestamp=${ts}&lat=26.912400&lon=75.787300&speed=10.0&bearing=90.0&altitude=431.0&accuracy=12.0&batt=89.0`,
         {
           headers: { 'user-agent': 'Traccar Client', 'content-length': '0' },
         },
@@ -583,7 +583,7 @@ describe('tracking', () => {
       expect(rows[0].speed).toBeCloseTo(10 * KNOTS_TO_MPS, 6);
       expect((rows[0].recorded_at as Date).getTime()).toBe(ts * 1000);
       // A repeated point is a 200 too.
-      const again = await raw('POST', `?id=${w.deviceId}&timestamp=${ts}&lat=26.912400&lon=75.787300&speed=10.0`);
+      const again = await raw('POST', `?id=${w.trackerToken}&timestamp=${ts}&lat=26.912400&lon=75.787300&speed=10.0`);
       expect(again.status).toBe(200);
       expect(await stored()).toHaveLength(1);
     });
@@ -592,7 +592,7 @@ describe('tracking', () => {
       const ms = Date.now() - 40_000;
       const res = await raw(
         'GET',
-        `?deviceid=${w.deviceId}&location=26.9125,75.7873&timestamp=${ms}&hdop=5&altitude=430&speed=0`,
+        `?deviceid=${w.trackerToken}&location=26.9125,75.7873&timestamp=${ms}&hdop=5&altitude=430&speed=0`,
       );
       expect(res.status).toBe(200);
       expect((await stored()).map((r) => (r.recorded_at as Date).getTime())).toContain(ms);
@@ -602,7 +602,7 @@ describe('tracking', () => {
       const iso = new Date(Date.now() - 30_000).toISOString();
       const res = await raw('POST', '', {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: `id=${encodeURIComponent(w.deviceId)}&lat=26.9126&lon=75.7873&timestamp=${encodeURIComponent(iso)}&heading=45.5&speed=5`,
+        body: `id=${encodeURIComponent(w.trackerToken)}&lat=26.9126&lon=75.7873&timestamp=${encodeURIComponent(iso)}&heading=45.5&speed=5`,
       });
       expect(res.status).toBe(200);
       const row = (await stored()).find((r) => (r.recorded_at as Date).toISOString() === iso);
@@ -622,7 +622,7 @@ describe('tracking', () => {
           activity: { type: 'in_vehicle' },
           extras: {},
         },
-        device_id: w.deviceId,
+        device_id: w.trackerToken,
       };
       const res = await raw('POST', '', {
         headers: { 'content-type': 'application/json' },
@@ -633,13 +633,13 @@ describe('tracking', () => {
       expect(row).toMatchObject({ lat: 26.9127, speed: 8.25, heading: 180, accuracy: 4.5 });
     });
 
-    it('unknown device 404, no active trip 409, missing coordinates 400', async () => {
+    it('unknown token 404, no active trip 409, missing coordinates 400', async () => {
       expect((await raw('GET', `?id=nobody&lat=26.9&lon=75.8`)).status).toBe(404);
       const idle = await newDriver(t.api, w.source);
-      const res = await raw('GET', `?id=${idle.deviceId}&lat=26.9&lon=75.8`);
+      const res = await raw('GET', `?id=${idle.trackerToken}&lat=26.9&lon=75.8`);
       expect(res.status).toBe(409);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NO_ACTIVE_TRIP');
-      expect((await raw('GET', `?id=${w.deviceId}`)).status).toBe(400);
+      expect((await raw('GET', `?id=${w.trackerToken}`)).status).toBe(400);
     });
   });
 

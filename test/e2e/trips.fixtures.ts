@@ -9,7 +9,10 @@ export interface TripWorld {
   truckId: string;
   driver: TestUser;
   driverId: string;
+  /** The driver's phone label (not a credential). */
   deviceId: string;
+  /** The driver's tracker token: the OsmAnd credential, shown only when the driver was created. */
+  trackerToken: string;
 }
 
 let truckSeq = 0;
@@ -28,7 +31,7 @@ export async function newTruck(api: Api, org: TestOrg): Promise<string> {
 export async function newDriver(
   api: Api,
   org: TestOrg,
-): Promise<{ user: TestUser; driverId: string; deviceId: string }> {
+): Promise<{ user: TestUser; driverId: string; deviceId: string; trackerToken: string }> {
   const user = await newUser(api, 'Driver Ramesh');
   const deviceId = `dev-${randomUUID()}`;
   const res = await api.post(
@@ -37,7 +40,7 @@ export async function newDriver(
     { token: org.owner.accessToken },
   );
   if (res.status !== 201) throw new Error(`driver: ${res.status} ${JSON.stringify(res.body)}`);
-  return { user, driverId: res.body.data.id, deviceId };
+  return { user, driverId: res.body.data.id, deviceId, trackerToken: res.body.data.trackerToken };
 }
 
 /** Two trading orgs (new ones unless given), a truck and a driver of the source org. */
@@ -46,7 +49,15 @@ export async function newWorld(api: Api, orgs?: { source: TestOrg; destination: 
     ? [orgs.source, orgs.destination]
     : await Promise.all([newOrg(api, undefined, 'Sharma Traders'), newOrg(api, undefined, 'Gupta Mandi')]);
   const [truckId, d] = await Promise.all([newTruck(api, source), newDriver(api, source)]);
-  return { source, destination, truckId, driver: d.user, driverId: d.driverId, deviceId: d.deviceId };
+  return {
+    source,
+    destination,
+    truckId,
+    driver: d.user,
+    driverId: d.driverId,
+    deviceId: d.deviceId,
+    trackerToken: d.trackerToken,
+  };
 }
 
 export const JAIPUR = { name: 'Jaipur', lat: 26.9124, lng: 75.7873 };

@@ -1,6 +1,7 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import type { DestinationStream } from 'pino';
 import { createApp } from '../../src/app';
 import { AppConfig } from '../../src/infra/config/config';
 import { baseConfig, databaseUrlFor, templateDb, testDbName } from './env';
@@ -103,6 +104,8 @@ export async function dropTestDatabase(url: string): Promise<void> {
 export async function startTestApp(
   overrides: Partial<AppConfig> = {},
   beforeListen?: (app: NestFastifyApplication) => void | Promise<void>,
+  /** Where the app's log lines go (stdout unless given): tests that read them. */
+  logDestination?: DestinationStream,
 ): Promise<TestApp> {
   const databaseUrl = await createTestDatabase();
   const config: AppConfig = {
@@ -118,7 +121,7 @@ export async function startTestApp(
     authRateLimitPerMinute: 100_000,
     ...overrides,
   };
-  const app = await createApp(config);
+  const app = await createApp(config, { logDestination });
   await beforeListen?.(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.getHttpServer().address() as { port: number };

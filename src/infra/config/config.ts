@@ -74,6 +74,8 @@ const envSchema = z.object({
   PASSWORD_SCRYPT_P: int(1, 64).default(1),
   /** Browser origins allowed to call the API and Socket.IO across origins (comma-separated); none by default. */
   CORS_ORIGINS: z.string().default('').transform(parseOrigins),
+  /** Unknown tracker tokens one client address may send to /tracking/osmand per minute before 429s. */
+  OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE: int(1, 1_000_000).default(30),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -154,6 +156,8 @@ export interface AppConfig {
   passwordScrypt: { N: number; r: number; p: number };
   /** Origins (scheme://host[:port]) allowed cross-origin on HTTP and Socket.IO; empty: same origin only. */
   corsOrigins: string[];
+  /** Unknown tracker tokens one client address may send to /tracking/osmand per minute (then 429 with Retry-After). */
+  osmandUnknownTokenLimitPerMinute: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -263,6 +267,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     rateLimitFallbackMaxKeys: e.RATE_LIMIT_FALLBACK_MAX_KEYS,
     passwordScrypt: { N: e.PASSWORD_SCRYPT_N, r: e.PASSWORD_SCRYPT_R, p: e.PASSWORD_SCRYPT_P },
     corsOrigins: e.CORS_ORIGINS,
+    osmandUnknownTokenLimitPerMinute: e.OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE,
   };
 }
 

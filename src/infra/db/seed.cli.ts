@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { newTrackerToken } from '../../common/auth/tracker-token';
 import { PrismaClient } from '../../generated/prisma/client';
 import { PasswordHasher } from '../../modules/auth/password-hasher';
 import { loadConfig } from '../config/config';
@@ -37,12 +38,23 @@ async function main(): Promise<void> {
       create: { orgId: source.id, userId: driver.id, role: 'DRIVER' },
       update: {},
     });
+    // Every run issues the demo driver a new tracker token (only its digest is stored): print it for the tracking app.
+    const tracker = newTrackerToken();
     await db.driverProfile.upsert({
       where: { orgId_userId: { orgId: source.id, userId: driver.id } },
-      create: { orgId: source.id, userId: driver.id, licenseNo: 'RJ-1420110012345', deviceId: 'demo-device-1' },
-      update: {},
+      create: {
+        orgId: source.id,
+        userId: driver.id,
+        licenseNo: 'RJ-1420110012345',
+        deviceId: 'demo-device-1',
+        trackerTokenHash: tracker.hash,
+      },
+      update: { trackerTokenHash: tracker.hash },
     });
     process.stdout.write('seeded: +919800000001 / +919800000002 / +919800000003, password waybill-demo\n');
+    process.stdout.write(
+      `demo driver's tracker token (the device identifier in Traccar Client / OsmAnd): ${tracker.token}\n`,
+    );
   } finally {
     await db.$disconnect();
   }

@@ -1,14 +1,36 @@
 import { LoggerService } from '@nestjs/common';
-import pino, { Logger as Pino } from 'pino';
+import pino, { DestinationStream, Logger as Pino } from 'pino';
 import { requestContext } from '../../common/context/request-context';
+import { logSafeUrl } from './log-safe-url';
 
-export function createPino(level: string): Pino {
-  return pino({
-    level,
-    base: { service: 'waybill' },
-    redact: { paths: ['req.headers.authorization', '*.password', '*.refreshToken'], censor: '[redacted]' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  });
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  ip?: string;
+}
+
+/** `destination` is stdout unless given (tests read the lines). */
+export function createPino(level: string, destination?: DestinationStream): Pino {
+  return pino(
+    {
+      level,
+      base: { service: 'waybill' },
+      redact: {
+        paths: ['req.headers.authorization', '*.password', '*.refreshToken', '*.trackerToken'],
+        censor: '[redacted]',
+      },
+      // Replaces Fastify's own: never a credential-carrying query string (see logSafeUrl).
+      serializers: {
+        req: (req: LoggedRequest) => ({
+          method: req.method,
+          url: typeof req.url === 'string' ? logSafeUrl(req.url) : undefined,
+          remoteAddress: req.ip,
+        }),
+      },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination,
+  );
 }
 
 /**

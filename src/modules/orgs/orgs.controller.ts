@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
@@ -8,9 +8,11 @@ import {
   CreateDriverDto,
   CreateOrgDto,
   CreateTruckDto,
+  DriverParam,
   MemberParam,
   OrgIdParam,
   PageQueryDto,
+  TrackerTokenDto,
   UpdateMemberDto,
   UpdateOrgDto,
 } from './orgs.schemas';
@@ -76,7 +78,26 @@ export class OrgsController {
   }
 
   @Post(':orgId/drivers')
+  @ApiOperation({
+    summary: 'Add a driver (the user must exist); OWNER/ADMIN',
+    description:
+      'The answer is the driver profile plus `trackerToken`, the credential a tracking app (Traccar Client, OsmAnd) ' +
+      'sends to /tracking/osmand as its device identifier. It is shown only here (and by the tracker-token route), ' +
+      'never in any read. `deviceId` is a label for the phone, not a credential.',
+  })
   addDriver(@CurrentUser() me: Principal, @Param() p: OrgIdParam, @Body() body: CreateDriverDto) {
     return this.orgs.createDriver(me, p.orgId, body);
+  }
+
+  @Post(':orgId/drivers/:driverId/tracker-token')
+  @ApiOperation({
+    summary: "Issue a driver's new tracker token; the old one stops working at once",
+    description:
+      'OWNER/ADMIN of the org, or the driver. 201 `{trackerToken}`, shown only in this answer (stored as a hash). ' +
+      'A retried request issues yet another token: use the last one received.',
+  })
+  @ApiCreatedResponse({ type: TrackerTokenDto })
+  rotateTrackerToken(@CurrentUser() me: Principal, @Param() p: DriverParam) {
+    return this.orgs.rotateTrackerToken(me, p.orgId, p.driverId);
   }
 }

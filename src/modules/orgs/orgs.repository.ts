@@ -134,8 +134,15 @@ export class OrgsRepository {
     return toPage(rows, limit).map(toDriverView);
   }
 
-  /** A driver profile, and a DRIVER membership when the user is not yet a member. */
-  createDriver(orgId: string, userId: string, data: { licenseNo?: string; deviceId?: string }): Promise<DriverView> {
+  /**
+   * A driver profile with the digest of its first tracker token, and a DRIVER
+   * membership when the user is not yet a member.
+   */
+  createDriver(
+    orgId: string,
+    userId: string,
+    data: { licenseNo?: string; deviceId?: string; trackerTokenHash: string },
+  ): Promise<DriverView> {
     return this.db.write.$transaction(async (tx) => {
       await tx.membership.upsert({
         where: { orgId_userId: { orgId, userId } },
@@ -145,5 +152,22 @@ export class OrgsRepository {
       const row = await tx.driverProfile.create({ data: { orgId, userId, ...data }, select: driverSelect });
       return toDriverView(row);
     });
+  }
+
+  /** A driver profile of this org (its id and user), read from the primary: access checks never lag. */
+  findDriver(orgId: string, driverId: string): Promise<{ id: string; userId: string } | null> {
+    return this.db.primary.driverProfile.findFirst({
+      where: { id: driverId, orgId },
+      select: { id: true, userId: true },
+    });
+  }
+
+  /** Replaces the driver's tracker token digest: the old token stops matching with this commit. */
+  async setTrackerTokenHash(orgId: string, driverId: string, trackerTokenHash: string): Promise<boolean> {
+    const { count } = await this.db.write.driverProfile.updateMany({
+      where: { id: driverId, orgId },
+      data: { trackerTokenHash },
+    });
+    return count === 1;
   }
 }

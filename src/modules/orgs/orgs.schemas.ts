@@ -9,6 +9,9 @@ export type OrgRole = (typeof ROLES)[number];
 export const orgIdParamSchema = z.strictObject({ orgId: z.uuid() });
 export class OrgIdParam extends createZodDto(orgIdParamSchema) {}
 
+export const driverParamSchema = z.strictObject({ orgId: z.uuid(), driverId: z.uuid() });
+export class DriverParam extends createZodDto(driverParamSchema) {}
+
 export const memberParamSchema = z.strictObject({ orgId: z.uuid(), userId: z.uuid() });
 export class MemberParam extends createZodDto(memberParamSchema) {}
 
@@ -55,6 +58,12 @@ export const createDriverSchema = z.strictObject({
   deviceId: z.string().trim().min(1).max(128).optional(),
 });
 export class CreateDriverDto extends createZodDto(createDriverSchema) {}
+
+/** The answer of POST /orgs/:orgId/drivers/:driverId/tracker-token (OpenAPI). */
+export const trackerTokenSchema = z.strictObject({
+  trackerToken: z.string().describe('The new token (base64url, 192 random bits): shown only in this answer'),
+});
+export class TrackerTokenDto extends createZodDto(trackerTokenSchema) {}
 
 export interface OrgView {
   id: string;

@@ -4,6 +4,7 @@ import { DomainError, ForbiddenError, NotFoundError } from '../../common/errors/
 import { ErrorCode } from '../../common/errors/error-codes';
 import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
+import { newTrackerToken } from '../../common/auth/tracker-token';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { AuthService } from '../auth/auth.service';
 import { OrgsRepository } from './orgs.repository';
@@ -150,16 +151,23 @@ export class OrgsService {
     return this.repo.listDrivers(orgId, cursor, limit);
   }
 
+  /** A new driver with a first tracker token: this answer is the only one that ever shows it. */
   async createDriver(
     principal: Principal,
     orgId: string,
     data: { phone: string; licenseNo?: string; deviceId?: string },
-  ): Promise<DriverView> {
+  ): Promise<DriverView & { trackerToken: string }> {
     await this.requireRole(principal, orgId, ORG_ROLES.manage);
     const user = await this.auth.findUserByPhone(data.phone);
     if (!user) throw new DomainError(ErrorCode.USER_NOT_FOUND, 'No registered user has this phone number');
+    const { token, hash } = newTrackerToken();
     try {
-      return await this.repo.createDriver(orgId, user.id, { licenseNo: data.licenseNo, deviceId: data.deviceId });
+      const driver = await this.repo.createDriver(orgId, user.id, {
+        licenseNo: data.licenseNo,
+        deviceId: data.deviceId,
+        trackerTokenHash: hash,
+      });
+      return { ...driver, trackerToken: token };
     } catch (err) {
       if (isUniqueViolation(err, 'device_id') || isUniqueViolation(err, 'deviceId')) {
         throw new DomainError(ErrorCode.ALREADY_EXISTS, 'This deviceId is registered to another driver', [
@@ -170,5 +178,21 @@ export class OrgsService {
         throw new DomainError(ErrorCode.ALREADY_EXISTS, 'This user is already a driver of this org');
       throw err;
     }
+  }
+
+  /**
+   * Issues the driver a new tracker token; the old one stops working with
+   * this commit, on every node (OsmAnd looks tokens up in the database, never
+   * in a per-node copy). OWNER/ADMIN of the driver's org, or the driver.
+   */
+  async rotateTrackerToken(principal: Principal, orgId: string, driverId: string): Promise<{ trackerToken: string }> {
+    const role = await this.requireRole(principal, orgId);
+    const driver = await this.repo.findDriver(orgId, driverId);
+    if (!driver) throw new NotFoundError('Driver');
+    const manages = (ORG_ROLES.manage as readonly OrgRole[]).includes(role);
+    if (!manages && driver.userId !== principal.userId) throw new ForbiddenError();
+    const { token, hash } = newTrackerToken();
+    if (!(await this.repo.setTrackerTokenHash(orgId, driverId, hash))) throw new NotFoundError('Driver');
+    return { trackerToken: token };
   }
 }

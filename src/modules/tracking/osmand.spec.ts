@@ -1,4 +1,4 @@
-import { KNOTS_TO_MPS, parseOsmAnd } from './osmand';
+import { KNOTS_TO_MPS, osmandToken, parseOsmAnd } from './osmand';
 
 const now = new Date('2026-01-01T12:00:00Z');
 
@@ -21,7 +21,6 @@ describe('parseOsmAnd', () => {
     );
     expect(r).toEqual({
       fix: {
-        deviceId: '123456',
         latitude: 26.9124,
         longitude: 75.7873,
         timestamp: 1767268800000,
@@ -40,7 +39,7 @@ describe('parseOsmAnd', () => {
       now,
     );
     expect(a).toMatchObject({
-      fix: { deviceId: 'abc', latitude: 26.9, longitude: 75.8, heading: 45, timestamp: 1767268800123, speed: null },
+      fix: { latitude: 26.9, longitude: 75.8, heading: 45, timestamp: 1767268800123, speed: null },
     });
     const b = parseOsmAnd({ id: 'abc', lat: '1', lon: '2', timestamp: '2026-01-01T11:00:00Z' }, undefined, now);
     expect(b).toMatchObject({ fix: { timestamp: Date.parse('2026-01-01T11:00:00Z') } });
@@ -67,7 +66,6 @@ describe('parseOsmAnd', () => {
     );
     expect(r).toEqual({
       fix: {
-        deviceId: 'traccar-1',
         latitude: 26.9,
         longitude: 75.8,
         timestamp: Date.parse('2026-01-01T11:59:00Z'),
@@ -81,8 +79,18 @@ describe('parseOsmAnd', () => {
 
   it('names what is missing', () => {
     const r = parseOsmAnd({ lat: 'x' }, undefined, now);
-    expect('errors' in r && r.errors.map((e) => e.path)).toEqual(['id', 'lat']);
+    expect('errors' in r && r.errors.map((e) => e.path)).toEqual(['lat']);
     const t = parseOsmAnd({ id: '1', lat: '1', lon: '2', timestamp: 'whenever' }, undefined, now);
     expect('errors' in t && t.errors.map((e) => e.path)).toEqual(['timestamp']);
+  });
+});
+
+describe('osmandToken', () => {
+  it('reads the tracker token where each app puts its device identifier', () => {
+    expect(osmandToken({ id: 'tok-a', lat: '1' }, undefined)).toBe('tok-a');
+    expect(osmandToken({}, { deviceid: 'tok-b' })).toBe('tok-b');
+    expect(osmandToken({}, { device_id: 'tok-c', location: { coords: {} } })).toBe('tok-c');
+    expect(osmandToken({ id: ' ' }, undefined)).toBeUndefined();
+    expect(osmandToken({}, undefined)).toBeUndefined();
   });
 });

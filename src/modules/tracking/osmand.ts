@@ -5,7 +5,6 @@ export const KNOTS_TO_MPS = 1852 / 3600;
 
 /** One fix reported over the OsmAnd protocol, in our units (speed m/s). */
 export interface OsmAndFix {
-  deviceId: string;
   latitude: number;
   longitude: number;
   /** Epoch ms; the server's clock when the device sent none. */
@@ -34,21 +33,37 @@ const num = (v: unknown): number | null => {
 
 const nonNegative = (n: number | null) => (n === null || n < 0 ? null : n);
 
+const jsonBody = (body: unknown): Params | null =>
+  body && typeof body === 'object' && !Array.isArray(body) ? (body as Params) : null;
+
+/**
+ * The driver's tracker token, where the apps put their device identifier:
+ * `id` or `deviceid` (query string or form body), `device_id` in the JSON
+ * body of newer Traccar Client versions. Undefined when none was sent.
+ */
+export function osmandToken(query: Params, body: unknown): string | undefined {
+  const json = jsonBody(body);
+  if (json && json.location && typeof json.location === 'object') {
+    return str(json.device_id) ?? str(json.deviceId) ?? str(json.id) ?? str(query.id) ?? str(query.deviceid);
+  }
+  const p: Params = { ...query, ...(json ?? {}) };
+  return str(p.id) ?? str(p.deviceid) ?? str(p.deviceId) ?? str(p.device_id);
+}
+
 /**
  * Reads a fix the way Traccar's OsmAnd decoder does: parameters in the query
- * string or a form-encoded body (`id`/`deviceid`, `lat`/`lon` or
+ * string or a form-encoded body (`lat`/`lon` or
  * `location=lat,lon`, `timestamp` in s, ms or ISO, `speed` in knots,
  * `bearing`/`heading`, `altitude`, `accuracy`), or the JSON body of newer
- * Traccar Client versions (`device_id`, `location.coords.*` with speed in m/s).
+ * Traccar Client versions (`location.coords.*` with speed in m/s). The
+ * device identifier (the tracker token) is read apart, by `osmandToken`.
  */
 export function parseOsmAnd(query: Params, body: unknown, now: Date): { fix: OsmAndFix } | { errors: ErrorDetail[] } {
-  const json = body && typeof body === 'object' && !Array.isArray(body) ? (body as Params) : null;
-  if (json && json.location && typeof json.location === 'object') return parseTraccarJson(json, query, now);
+  const json = jsonBody(body);
+  if (json && json.location && typeof json.location === 'object') return parseTraccarJson(json, now);
 
   const p: Params = { ...query, ...(json ?? {}) };
   const errors: ErrorDetail[] = [];
-  const deviceId = str(p.id) ?? str(p.deviceid) ?? str(p.deviceId) ?? str(p.device_id);
-  if (!deviceId) errors.push({ path: 'id', message: 'id or deviceid is required' });
 
   let lat = num(p.lat);
   let lon = num(p.lon) ?? num(p.lng);
@@ -71,7 +86,6 @@ export function parseOsmAnd(query: Params, body: unknown, now: Date): { fix: Osm
   const knots = num(p.speed);
   return {
     fix: {
-      deviceId: deviceId!,
       latitude: lat!,
       longitude: lon!,
       timestamp: when!.getTime(),
@@ -83,12 +97,10 @@ export function parseOsmAnd(query: Params, body: unknown, now: Date): { fix: Osm
   };
 }
 
-function parseTraccarJson(body: Params, query: Params, now: Date): { fix: OsmAndFix } | { errors: ErrorDetail[] } {
+function parseTraccarJson(body: Params, now: Date): { fix: OsmAndFix } | { errors: ErrorDetail[] } {
   const errors: ErrorDetail[] = [];
   const location = body.location as Params;
   const coords = (location.coords && typeof location.coords === 'object' ? location.coords : {}) as Params;
-  const deviceId = str(body.device_id) ?? str(body.deviceId) ?? str(body.id) ?? str(query.id) ?? str(query.deviceid);
-  if (!deviceId) errors.push({ path: 'device_id', message: 'device_id is required' });
   const lat = num(coords.latitude);
   const lon = num(coords.longitude);
   if (lat === null || lon === null)
@@ -98,7 +110,6 @@ function parseTraccarJson(body: Params, query: Params, now: Date): { fix: OsmAnd
   if (errors.length) return { errors };
   return {
     fix: {
-      deviceId: deviceId!,
       latitude: lat!,
       longitude: lon!,
       timestamp: when!.getTime(),

@@ -1,13 +1,23 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { ValidationError } from '../../common/errors/domain-error';
 import { Page } from '../../common/pagination/page';
-import { parseOsmAnd } from './osmand';
+import { osmandToken, parseOsmAnd } from './osmand';
 import { HistoryQuery, PingDto, TrackingTripParam } from './tracking.schemas';
 import { TrackingService } from './tracking.service';
 import { HistoryPoint } from './tracking.repository';
+
+const OSMAND_DESCRIPTION =
+  "`id` or `deviceid` (`device_id` in the JSON form) is the driver's `trackerToken` (from POST /orgs/:orgId/drivers " +
+  'or POST /orgs/:orgId/drivers/:driverId/tracker-token); a `deviceId` is never accepted. ' +
+  'lat/lon or location=lat,lon, timestamp (s, ms or ISO), speed in knots (m/s in the JSON form), bearing/heading, ' +
+  'altitude, accuracy. 200 with an empty body (also for a repeated point). Unknown or missing token: 404 NOT_FOUND, ' +
+  'the same answer whatever was sent; past OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE unknown tokens from one client ' +
+  'address a minute, 429 RATE_LIMITED with Retry-After (for any token from that address until the minute ends). ' +
+  'No active trip: 409 NO_ACTIVE_TRIP. Missing coordinates: 400.';
 
 function toGeoJson(tripId: string, points: HistoryPoint[], nextCursor: string | null) {
   const coords = points.map((p) => (p.altitude === null ? [p.lng, p.lat] : [p.lng, p.lat, p.altitude]));
@@ -74,11 +84,10 @@ export class TrackingController {
   @HttpCode(200)
   @ApiOperation({
     summary: 'OsmAnd protocol (Traccar Client, OsmAnd, GPSLogger): query string',
-    description:
-      'id/deviceid, lat/lon or location=lat,lon, timestamp (s, ms or ISO), speed in knots, bearing/heading, altitude, accuracy. 200 with an empty body; unknown device 404; no active trip 409.',
+    description: OSMAND_DESCRIPTION,
   })
-  osmandGet(@Query() query: Record<string, unknown>): Promise<void> {
-    return this.osmand(query, undefined);
+  osmandGet(@Query() query: Record<string, unknown>, @Req() request: FastifyRequest): Promise<void> {
+    return this.osmand(query, undefined, request.ip);
   }
 
   @Post('osmand')
@@ -86,19 +95,23 @@ export class TrackingController {
   @HttpCode(200)
   @ApiOperation({
     summary: 'OsmAnd protocol: query string, form body, or the JSON body of newer Traccar Client versions',
+    description: OSMAND_DESCRIPTION,
   })
   osmandPost(
     @Query() query: Record<string, unknown>,
     @Body() body: unknown,
+    @Req() request: FastifyRequest,
     @Headers('content-type') _type?: string,
   ): Promise<void> {
-    return this.osmand(query, body);
+    return this.osmand(query, body, request.ip);
   }
 
-  private async osmand(query: Record<string, unknown>, body: unknown): Promise<void> {
+  private async osmand(query: Record<string, unknown>, body: unknown, clientAddress: string): Promise<void> {
+    // The credential first: an unknown token is the same 404 whatever else was sent.
+    const tripId = await this.tracking.osmandTrip(osmandToken(query ?? {}, body), clientAddress);
     const parsed = parseOsmAnd(query ?? {}, body, new Date());
     if ('errors' in parsed) throw new ValidationError(parsed.errors);
     // A point the filters drop is still a 200: the app would otherwise resend it forever.
-    await this.tracking.osmand(parsed.fix);
+    await this.tracking.osmand(tripId, parsed.fix);
   }
 }

@@ -4,11 +4,12 @@ import { PingWriter } from './ping-writer';
 import { TrackingController } from './tracking.controller';
 import { TrackingRepository } from './tracking.repository';
 import { TrackingService } from './tracking.service';
+import { UnknownTokenLimiter } from './unknown-token-limiter';
 
 @Module({
   imports: [TripsModule],
   controllers: [TrackingController],
-  providers: [TrackingService, TrackingRepository, PingWriter],
+  providers: [TrackingService, TrackingRepository, PingWriter, UnknownTokenLimiter],
   exports: [PingWriter],
 })
 export class TrackingModule {}

@@ -43,6 +43,41 @@ const INSERT_UNNEST = `
   )
   SELECT trip_id::text AS trip_id, (extract(epoch FROM recorded_at) * 1000)::float8 AS ms FROM ins`;
 
+/**
+ * The speed filter's stored neighbours: for each time ($2, epoch ms), the last
+ * stored fix at or before it, by one LIMIT 1 probe of the (trip_id,
+ * recorded_at) key each. Times come back as epoch ms, like takeBacklog's.
+ */
+export const FIXES_AT_OR_BEFORE = `
+  SELECT DISTINCT p.ms, p.lat, p.lng
+  FROM unnest($2::float8[]) AS u(ms)
+  CROSS JOIN LATERAL (
+    SELECT (extract(epoch FROM recorded_at) * 1000)::float8 AS ms, lat, lng FROM trip_pings
+    WHERE trip_id = $1::uuid AND recorded_at <= to_timestamp(u.ms / 1000)
+    ORDER BY recorded_at DESC LIMIT 1
+  ) p`;
+
+/**
+ * The after-flush round's counted neighbours: for each time ($2, epoch ms),
+ * the last counted fix before it and the first one after it (LIMIT 1 probes
+ * of the (trip_id, recorded_at) key), skipping points still in the backlog.
+ */
+export const COUNTED_NEIGHBOURS = `
+  WITH pending AS (SELECT unnest(recorded_at) AS at FROM trip_ping_backlog WHERE trip_id = $1::uuid)
+  SELECT DISTINCT n.ms, n.lat, n.lng
+  FROM unnest($2::float8[]) AS u(ms)
+  CROSS JOIN LATERAL (
+    (SELECT (extract(epoch FROM recorded_at) * 1000)::float8 AS ms, lat, lng FROM trip_pings
+      WHERE trip_id = $1::uuid AND recorded_at < to_timestamp(u.ms / 1000)
+        AND recorded_at NOT IN (SELECT at FROM pending)
+      ORDER BY recorded_at DESC LIMIT 1)
+    UNION ALL
+    (SELECT (extract(epoch FROM recorded_at) * 1000)::float8 AS ms, lat, lng FROM trip_pings
+      WHERE trip_id = $1::uuid AND recorded_at > to_timestamp(u.ms / 1000)
+        AND recorded_at NOT IN (SELECT at FROM pending)
+      ORDER BY recorded_at LIMIT 1)
+  ) n`;
+
 /** Most rows Prisma's createMany puts in one statement here (10 columns: 10k bind parameters). */
 const PRISMA_CHUNK = 1000;
 
@@ -103,16 +138,21 @@ export class TrackingRepository {
     return created.map((r) => ({ tripId: r.tripId, ms: r.recordedAt.getTime() }));
   }
 
-  /** The stored fixes around a time range: the last one before `from` and every one within [from, to]. */
-  async fixesAround(tripId: string, from: Date, to: Date): Promise<Fix[]> {
-    const rows = await this.db.primary.$queryRaw<{ lat: number; lng: number; recorded_at: Date }[]>`
-      (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE trip_id = ${tripId}::uuid AND recorded_at < ${from}::timestamptz ORDER BY recorded_at DESC LIMIT 1)
-      UNION ALL
-      (SELECT lat, lng, recorded_at FROM trip_pings
-        WHERE trip_id = ${tripId}::uuid AND recorded_at BETWEEN ${from}::timestamptz AND ${to}::timestamptz ORDER BY recorded_at)`;
+  /**
+   * For each of these times, the stored fix at or before it: the neighbour the
+   * speed filter compares a point with. One index probe per time (LIMIT 1 on
+   * the (trip_id, recorded_at) key), so a batch reaching back to the trip's
+   * start reads a handful of rows whatever the length of the stored track.
+   */
+  async fixesAround(tripId: string, times: readonly Date[]): Promise<Fix[]> {
+    if (times.length === 0) return [];
+    const rows = await this.db.sql<{ ms: number; lat: number; lng: number }>(
+      FIXES_AT_OR_BEFORE,
+      [tripId, numberArray([...new Set(times.map((t) => t.getTime()))])],
+      'fixes-at-or-before',
+    );
     return rows
-      .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: r.recorded_at }))
+      .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: new Date(Math.round(r.ms)) }))
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
   }
 
@@ -154,29 +194,22 @@ export class TrackingRepository {
   }
 
   /**
-   * The counted track around a time range, in the round's transaction after
-   * takeBacklog: the last counted fix before `from`, every one within
-   * [from, to] and the first one after `to`. Points still in the backlog (stored
-   * since the backlog was taken, not yet counted) are left out.
+   * The counted neighbours of these times, in the round's transaction after
+   * takeBacklog: for each time, the last counted fix before it and the first
+   * one after it (points still in the backlog, stored since it was taken and
+   * not yet counted, are skipped). Two index probes per time, whatever the
+   * length of the stored track. The fixes at these times themselves are left
+   * to the caller, who has them.
    */
-  async countedAround(tx: SqlTx, tripId: string, from: Date, to: Date): Promise<Fix[]> {
-    const rows = await tx.query<{ lat: number; lng: number; recorded_at: Date }>(
-      `WITH pending AS (SELECT unnest(recorded_at) AS at FROM trip_ping_backlog WHERE trip_id = $1::uuid)
-       (SELECT lat, lng, recorded_at FROM trip_pings
-         WHERE trip_id = $1::uuid AND recorded_at < $2::timestamptz
-           AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at DESC LIMIT 1)
-       UNION ALL
-       (SELECT lat, lng, recorded_at FROM trip_pings
-         WHERE trip_id = $1::uuid AND recorded_at BETWEEN $2::timestamptz AND $3::timestamptz
-           AND recorded_at NOT IN (SELECT at FROM pending))
-       UNION ALL
-       (SELECT lat, lng, recorded_at FROM trip_pings
-         WHERE trip_id = $1::uuid AND recorded_at > $3::timestamptz
-           AND recorded_at NOT IN (SELECT at FROM pending) ORDER BY recorded_at LIMIT 1)`,
-      [tripId, from.toISOString(), to.toISOString()],
+  async countedAround(tx: SqlTx, tripId: string, times: readonly Date[]): Promise<Fix[]> {
+    if (times.length === 0) return [];
+    const rows = await tx.query<{ ms: number; lat: number; lng: number }>(
+      COUNTED_NEIGHBOURS,
+      [tripId, numberArray([...new Set(times.map((t) => t.getTime()))])],
+      'counted-neighbours',
     );
     return rows
-      .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: r.recorded_at }))
+      .map((r) => ({ lat: r.lat, lng: r.lng, recordedAt: new Date(Math.round(r.ms)) }))
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
   }
 

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { Principal } from '../../common/auth/principal';
+import { hashTrackerToken } from '../../common/auth/tracker-token';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
@@ -23,6 +24,7 @@ import { pathLengthM } from './geo';
 import { OsmAndFix } from './osmand';
 import { checkPoints, Fix, PingRow, REJECT_REASONS, RejectReason, Rejection, speedFilter } from './ping-filters';
 import { PingWriter } from './ping-writer';
+import { UnknownTokenLimiter } from './unknown-token-limiter';
 import { HistoryPoint, TrackingRepository } from './tracking.repository';
 
 export interface PingResult {
@@ -70,6 +72,11 @@ const rejectedByReason = Object.fromEntries(
 ) as Record<RejectReason, Counter.Internal>;
 const latestCache = cacheCounters('trip_latest');
 
+const tooManyUnknownTokens = (retryAfterS: number) =>
+  new DomainError(ErrorCode.RATE_LIMITED, `Too many unknown tracker tokens; retry in ${retryAfterS} s`, undefined, {
+    'Retry-After': String(retryAfterS),
+  });
+
 const toLatest = (p: TrackPoint): LatestLocation => ({
   lat: p.lat,
   lng: p.lng,
@@ -95,6 +102,7 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     private readonly repo: TrackingRepository,
     private readonly writer: PingWriter,
     private readonly realtime: RealtimePublisher,
+    private readonly unknownTokens: UnknownTokenLimiter,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -160,15 +168,33 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     setImmediate(() => this.publishLocations(byTrip));
   }
 
-  /** One OsmAnd fix: the device's driver's active trip. */
-  async osmand(fix: OsmAndFix): Promise<PingResult> {
-    const found = await this.trips.findActiveTripByDevice(fix.deviceId);
-    if (!found.driverFound) throw new NotFoundError('Device');
-    if (!found.tripId) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, 'This device has no active trip');
-    const state = await this.ingestState(found.tripId);
-    if (!state) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, 'This device has no active trip');
-    const { deviceId: _deviceId, ...point } = fix;
-    return this.ingest(state, [point]);
+  /**
+   * The active trip of the driver whose tracker token this is (the OsmAnd
+   * credential), looked up by its digest on the primary on every request, so
+   * a rotated token fails at once on every node. An unknown (or missing) token
+   * is one uniform 404, and counted per client address: past the limit the
+   * address gets 429 with Retry-After, before any lookup.
+   */
+  async osmandTrip(token: string | undefined, clientAddress: string): Promise<string> {
+    const wait = this.unknownTokens.retryAfter(clientAddress);
+    if (wait !== null) throw tooManyUnknownTokens(wait);
+    const found = token
+      ? await this.trips.findActiveTripByTrackerToken(hashTrackerToken(token))
+      : { driverFound: false, tripId: null };
+    if (!found.driverFound) {
+      const over = await this.unknownTokens.countUnknown(clientAddress);
+      if (over !== null) throw tooManyUnknownTokens(over);
+      throw new NotFoundError('Tracker token');
+    }
+    if (!found.tripId) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, "This tracker's driver has no active trip");
+    return found.tripId;
+  }
+
+  /** One OsmAnd fix into the trip `osmandTrip` found. */
+  async osmand(tripId: string, fix: OsmAndFix): Promise<PingResult> {
+    const state = await this.ingestState(tripId);
+    if (!state) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, "This tracker's driver has no active trip");
+    return this.ingest(state, [fix]);
   }
 
   private async ingest(state: TripTrackState, locations: readonly unknown[]): Promise<PingResult> {
@@ -182,11 +208,14 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     const checked = checkPoints(locations, { tripId: state.id, tripCreatedAt: state.createdAt, now });
     let stored: Fix[] = state.latest ? [state.latest] : [];
     if (checked.candidates.length && state.latest) {
-      const times = checked.candidates.map((c) => c.row.recordedAt.getTime());
-      const min = Math.min(...times);
-      if (min <= state.latest.recordedAt.getTime()) {
-        // A backlog reaching into the stored track: compare with the stored neighbours, not the latest fix.
-        stored = await this.repo.fixesAround(state.id, new Date(min), new Date(Math.max(...times)));
+      const latestMs = state.latest.recordedAt.getTime();
+      if (checked.candidates.some((c) => c.row.recordedAt.getTime() <= latestMs)) {
+        // A backlog reaching into the stored track: compare each point with its stored neighbour
+        // (the fix at or before it, fetched per point), not with the latest fix.
+        stored = await this.repo.fixesAround(
+          state.id,
+          checked.candidates.map((c) => c.row.recordedAt),
+        );
       }
     }
     const speed = speedFilter(checked.candidates, stored, this.config.maxSpeedMps);
@@ -279,15 +308,20 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
       // The latest location is the newest counted point: these all come after it.
       deltaM = pathLengthM(state.latest ? [state.latest, ...points] : points);
     } else {
-      // Late points: the counted track between their neighbours changes; recount just that stretch.
-      const around = await this.repo.countedAround(
-        tx,
-        state.id,
-        points[0].recordedAt,
-        points[points.length - 1].recordedAt,
-      );
+      // Late points: the counted track changes only between each run of new points' counted neighbours
+      // (the last counted fix before it, the first after). With every point's two neighbours in a list,
+      // each run sits between its own neighbours, and any other pair of consecutive fixes appears with or
+      // without the new points alike: the difference of the two lengths is the change of the whole track.
       const fresh = new Set(points.map((p) => p.recordedAt.getTime()));
-      deltaM = pathLengthM(around) - pathLengthM(around.filter((f) => !fresh.has(f.recordedAt.getTime())));
+      const neighbours = (
+        await this.repo.countedAround(
+          tx,
+          state.id,
+          points.map((p) => p.recordedAt),
+        )
+      ).filter((f) => !fresh.has(f.recordedAt.getTime()));
+      const withPoints = [...neighbours, ...points].sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
+      deltaM = pathLengthM(withPoints) - pathLengthM(neighbours);
     }
 
     const detected = detect(

@@ -404,15 +404,19 @@ export class TripsRepository {
     );
   }
 
-  /** The active trip of the driver profile registered with this device id. */
-  async findActiveTripByDevice(deviceId: string): Promise<{ driverFound: boolean; tripId: string | null }> {
-    const driver = await this.db.primary.driverProfile.findUnique({ where: { deviceId }, select: { id: true } });
-    if (!driver) return { driverFound: false, tripId: null };
-    const trip = await this.db.primary.trip.findFirst({
-      where: { driverId: driver.id, status: { in: [...ACTIVE_STATUSES] } },
-      select: { id: true },
+  /**
+   * The active trip of the driver whose tracker token has this digest, in one
+   * statement on the primary (a rotated token stops matching with its commit).
+   */
+  async findActiveTripByTrackerToken(
+    trackerTokenHash: string,
+  ): Promise<{ driverFound: boolean; tripId: string | null }> {
+    const driver = await this.db.primary.driverProfile.findUnique({
+      where: { trackerTokenHash },
+      select: { trips: { where: { status: { in: [...ACTIVE_STATUSES] } }, select: { id: true }, take: 1 } },
     });
-    return { driverFound: true, tripId: trip?.id ?? null };
+    if (!driver) return { driverFound: false, tripId: null };
+    return { driverFound: true, tripId: driver.trips[0]?.id ?? null };
   }
 
   /**

@@ -241,8 +241,9 @@ export class TripsService {
     return state;
   }
 
-  findActiveTripByDevice(deviceId: string): Promise<{ driverFound: boolean; tripId: string | null }> {
-    return this.repo.findActiveTripByDevice(deviceId);
+  /** The active trip of the driver whose tracker token has this digest (see hashTrackerToken). */
+  findActiveTripByTrackerToken(trackerTokenHash: string): Promise<{ driverFound: boolean; tripId: string | null }> {
+    return this.repo.findActiveTripByTrackerToken(trackerTokenHash);
   }
 
   /**
