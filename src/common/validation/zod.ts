@@ -1,20 +1,42 @@
+import { ArgumentMetadata, Injectable } from '@nestjs/common';
 import { createZodValidationPipe } from 'nestjs-zod';
 import { z, ZodError, ZodType } from 'zod';
 import { ValidationError } from '../errors/domain-error';
 import { zodDetails } from '../errors/error-response';
+import { unicodeTextSchema } from './unicode-text';
 
-/**
- * The one validation pipe: every `@Body()`, `@Query()` and `@Param()` typed
- * with a `createZodDto` class is parsed by its schema; failures are 400
- * VALIDATION_FAILED naming each field.
- */
-export const AppValidationPipe = createZodValidationPipe({
+const ZodPipe = createZodValidationPipe({
   createValidationException: (error: unknown) =>
     new ValidationError(error instanceof ZodError ? zodDetails(error) : [{ message: 'Invalid input' }]),
 });
 
-/** Parses input with a zod schema outside HTTP (Socket.IO payloads, jobs). */
+/** Throws VALIDATION_FAILED naming each string (value or key) of `input` that is not Unicode text. */
+export function assertUnicodeText(input: unknown, name?: string): void {
+  const result = unicodeTextSchema.safeParse(input);
+  if (result.success) return;
+  const details = zodDetails(result.error);
+  if (name) for (const d of details) d.path = d.path ? `${name}.${d.path}` : name;
+  throw new ValidationError(details);
+}
+
+/**
+ * The one validation pipe: every `@Body()`, `@Query()` and `@Param()` typed
+ * with a `createZodDto` class is parsed by its schema; failures are 400
+ * VALIDATION_FAILED naming each field. Before any schema, every string of a
+ * body, query string or params (typed or not, keys too) must be Unicode text.
+ */
+@Injectable()
+export class AppValidationPipe extends ZodPipe {
+  override transform(value: unknown, metadata: ArgumentMetadata): unknown {
+    if (metadata.type !== 'custom')
+      assertUnicodeText(value, typeof value === 'string' ? (metadata.data ?? metadata.type) : undefined);
+    return super.transform(value, metadata);
+  }
+}
+
+/** Parses input with a zod schema outside HTTP (Socket.IO payloads, jobs), text checked first like HTTP input. */
 export function parseWith<S extends ZodType>(schema: S, input: unknown): z.infer<S> {
+  assertUnicodeText(input);
   const result = schema.safeParse(input);
   if (!result.success) throw new ValidationError(zodDetails(result.error));
   return result.data;
