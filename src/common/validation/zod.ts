@@ -46,3 +46,18 @@ export function parseWith<S extends ZodType>(schema: S, input: unknown): z.infer
 export const phoneSchema = z.string().regex(/^\+[1-9]\d{7,14}$/, 'must be an E.164 phone number such as +919812345678');
 
 export const uuidSchema = z.uuid();
+
+/** The instants every timestamptz and date column takes here: years 0001 to 9999 (PostgreSQL has no year 0). */
+const EARLIEST_MS = Date.parse('0001-01-01T00:00:00Z');
+const LATEST_MS = Date.parse('9999-12-31T23:59:59.999Z');
+const OUT_OF_RANGE = 'must be between the years 0001 and 9999 (UTC)';
+
+export const isStorableTime = (ms: number): boolean => ms >= EARLIEST_MS && ms <= LATEST_MS;
+
+/** An ISO-8601 date-time with `Z` or an offset, within the years PostgreSQL stores. */
+export const isoDateTimeSchema = z.iso
+  .datetime({ offset: true })
+  .refine((s) => isStorableTime(Date.parse(s)), OUT_OF_RANGE);
+
+/** An ISO-8601 calendar date (YYYY-MM-DD), within the years PostgreSQL stores. */
+export const isoDateSchema = z.iso.date().refine((s) => !s.startsWith('0000'), OUT_OF_RANGE);
