@@ -57,9 +57,10 @@ const BAD_VALUE: Record<string, string> = {
 
 /**
  * The envelope code of a database error the client caused (a value PostgreSQL
- * cannot store, an id that refers to nothing, a duplicate, a rule of a CHECK
- * constraint), or null for anything else (the server's fault, or the database
- * being unreachable: those stay 5xx). Messages never carry SQL text.
+ * cannot store, an id that refers to nothing, a duplicate), or null for
+ * anything else: a CHECK or NOT NULL violation guards the server's own
+ * invariants, and an unreachable database is a dependency down; those stay
+ * 5xx. Messages never carry SQL text.
  */
 export function clientDatabaseError(err: unknown): ClientDatabaseError | null {
   const state = sqlStateOf(err);
@@ -74,8 +75,6 @@ export function clientDatabaseError(err: unknown): ClientDatabaseError | null {
         : { code: ErrorCode.NOT_FOUND, message: 'A record this request refers to was not found' };
     case '23505':
       return { code: ErrorCode.ALREADY_EXISTS, message: 'A record with these values already exists' };
-    case '23514':
-      return { code: ErrorCode.UNPROCESSABLE, message: 'A value breaks a rule of the data' };
     default:
       return null;
   }
