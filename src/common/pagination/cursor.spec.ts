@@ -34,7 +34,10 @@ describe('cursor pagination', () => {
   });
 
   it('cuts the look-ahead row and points the next cursor at the last row kept', () => {
-    const rows = [1, 2, 3].map((i) => ({ createdAt: new Date(i * 1000), id: `0192a2b4-0000-7000-8000-00000000000${i}` }));
+    const rows = [1, 2, 3].map((i) => ({
+      createdAt: new Date(i * 1000),
+      id: `0192a2b4-0000-7000-8000-00000000000${i}`,
+    }));
     const page = toPage(rows, 2);
     expect(page.items).toHaveLength(2);
     expect(decodeCursor(page.nextCursor!)).toEqual({ createdAt: rows[1].createdAt, id: rows[1].id });

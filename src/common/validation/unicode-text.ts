@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 /** A NUL or any surrogate code unit: the only strings that need a closer look. */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what it looks for
 const SUSPECT = /[\u0000\uD800-\uDFFF]/;
 
 /** Why a string is not Unicode text that PostgreSQL can store (NUL, unpaired surrogate), or null when it is. */

@@ -17,8 +17,9 @@ import { LedgerRepository, PostingOutcome, PostingRequest } from './ledger.repos
  * Every request is answered after the commit that holds its posting. If
  * PostgreSQL refuses a batch's statement (so none of it is stored), its
  * halves are run again apart (GroupRunner's `settleApart`), down to single
- * postings, and one faulty posting fails only its own request; if the connection fails (the outcome is unknown), the requests get
- * the error and their clients retry with their Idempotency-Keys.
+ * postings, and one faulty posting fails only its own request; if the
+ * connection fails (the outcome is unknown), the requests get the error and
+ * their clients retry with their Idempotency-Keys.
  */
 @Injectable()
 export class PostingBatcher implements OnApplicationShutdown {

@@ -207,7 +207,9 @@ export class PingWriter implements OnApplicationShutdown {
       statementRefused,
       (n, err) => {
         this.stats.retriedApart += n;
-        this.logger.warn(`a ping flush of ${n} requests was refused, writing its halves apart: ${(err as Error).message}`);
+        this.logger.warn(
+          `a ping flush of ${n} requests was refused, writing its halves apart: ${(err as Error).message}`,
+        );
       },
     );
     outcomes.forEach((o, i) => {
