@@ -4,11 +4,44 @@ import { requestContext } from '../context/request-context';
 export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
 
 export interface GroupRunnerStats {
-  /** Calls of `run`. */
+  /** Groups formed from the queue (a refused group run again apart counts once). */
   groups: number;
   /** Items submitted and run. */
   items: number;
   largestGroup: number;
+  /** Items run again in a smaller group because the group holding them was refused (once per smaller group). */
+  retriedApart: number;
+}
+
+/**
+ * The split-on-failure rule of every group commit. Runs `items` as one group;
+ * if that fails with an error `refused` says was a refusal of the statement
+ * itself (PostgreSQL rejected it, so nothing of it is stored), each half is
+ * run again on its own, and so on down to single items: a faulty item fails
+ * only itself, at the cost of about 2·log2(n) extra statements. Any other
+ * failure (connection lost, outcome unknown: running again could store twice)
+ * fails every item of the group with that error. The halves run at once;
+ * callers that lock rows keep one lock order within each call, as they do for
+ * concurrent groups.
+ */
+export async function settleApart<I, O>(
+  items: readonly I[],
+  run: (items: I[]) => Promise<Settled<O>[]>,
+  refused: (err: unknown) => boolean,
+  onSplit?: (items: number, err: unknown) => void,
+): Promise<Settled<O>[]> {
+  try {
+    return await run([...items]);
+  } catch (error) {
+    if (items.length < 2 || !refused(error)) return items.map((): Settled<O> => ({ ok: false, error }));
+    onSplit?.(items.length, error);
+    const mid = Math.ceil(items.length / 2);
+    const [head, tail] = await Promise.all([
+      settleApart(items.slice(0, mid), run, refused, onSplit),
+      settleApart(items.slice(mid), run, refused, onSplit),
+    ]);
+    return head.concat(tail);
+  }
 }
 
 /**
@@ -23,14 +56,22 @@ export class GroupRunner<I, O> {
   private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
   private inFlight = 0;
   private idle: (() => void)[] = [];
-  readonly stats: GroupRunnerStats = { groups: 0, items: 0, largestGroup: 0 };
+  readonly stats: GroupRunnerStats = { groups: 0, items: 0, largestGroup: 0, retriedApart: 0 };
 
   constructor(
     private readonly opts: {
       maxGroup: number;
       maxInFlight: number;
-      /** One outcome per item, in the items' order; a rejection fails the whole group. */
+      /** One outcome per item, in the items' order; a rejection fails the whole group (but see `refused`). */
       run: (items: I[]) => Promise<Settled<O>[]>;
+      /**
+       * When `run` rejects with an error this calls a refusal of the statement
+       * (nothing of it stored), the group's items are run again apart
+       * (`settleApart`) instead of all failing.
+       */
+      refused?: (err: unknown) => boolean;
+      /** Told of each refused group before it is split. */
+      onSplit?: (items: number, err: unknown) => void;
     },
   ) {}
 
@@ -47,6 +88,15 @@ export class GroupRunner<I, O> {
     return new Promise((done) => this.idle.push(done));
   }
 
+  private runGroup(items: I[]): Promise<Settled<O>[]> {
+    const { run, refused, onSplit } = this.opts;
+    if (!refused) return run(items);
+    return settleApart(items, run, refused, (n, err) => {
+      this.stats.retriedApart += n;
+      onSplit?.(n, err);
+    });
+  }
+
   private pump(): void {
     while (this.queue.length && this.inFlight < this.opts.maxInFlight) {
       const group = this.queue.slice(0, this.opts.maxGroup);
@@ -56,7 +106,7 @@ export class GroupRunner<I, O> {
       this.stats.items += group.length;
       this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
       void requestContext
-        .outside(() => this.opts.run(group.map((w) => w.item)))
+        .outside(() => this.runGroup(group.map((w) => w.item)))
         .then(
           (outcomes) =>
             group.forEach((w, i) => {

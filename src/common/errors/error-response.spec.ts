@@ -1,4 +1,5 @@
 import { BadRequestException, NotFoundException, PayloadTooLargeException } from '@nestjs/common';
+import { DatabaseError } from 'pg';
 import { z } from 'zod';
 import { DomainError, NotFoundError } from './domain-error';
 import { ErrorCode, httpStatusOf } from './error-codes';
@@ -44,6 +45,42 @@ describe('toErrorResponse', () => {
     expect(toErrorResponse(p2002, 'r')).toMatchObject({ status: 409, body: { error: { code: 'ALREADY_EXISTS' } } });
     expect(toErrorResponse(p2002, 'r').body.error.message).not.toContain('phone');
     expect(toErrorResponse(p2025, 'r')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+  });
+
+  it('database errors a client causes are 4xx, as raw pg errors and through the Prisma pg adapter', () => {
+    const pg = (code: string, message: string) => {
+      const err = new DatabaseError(message, 0, 'error');
+      err.code = code;
+      err.severity = 'ERROR';
+      return err;
+    };
+    const prisma = (code: string, originalMessage = 'x') =>
+      Object.assign(new Error('Invalid `prisma.$queryRaw()` invocation'), {
+        name: 'PrismaClientKnownRequestError',
+        code: 'P2010',
+        meta: { driverAdapterError: { cause: { kind: 'postgres', originalCode: code, originalMessage } } },
+      });
+    const of = (err: unknown) => `${toErrorResponse(err, 'r').status} ${toErrorResponse(err, 'r').body.error.code}`;
+    for (const code of ['22021', '22P02', '22P05', '22007', '22008', '22003', '22001']) {
+      expect([code, of(pg(code, 'bad value')), of(prisma(code))]).toEqual([
+        code,
+        '400 VALIDATION_FAILED',
+        '400 VALIDATION_FAILED',
+      ]);
+    }
+    expect(of(pg('23503', 'insert or update on table "trips" violates foreign key constraint "x"'))).toBe(
+      '404 NOT_FOUND',
+    );
+    expect(of(prisma('23503', 'update or delete on table "orgs" violates foreign key constraint "x"'))).toBe(
+      '409 CONFLICT',
+    );
+    expect(of(pg('23505', 'duplicate key'))).toBe('409 ALREADY_EXISTS');
+    // Not the client's doing (the database unreachable or shutting down, a broken invariant): never a 4xx.
+    for (const err of [
+      ...['08006', '57P01', '53300', '23514', '42P01'].map((code) => pg(code, 'x')),
+      Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+    ])
+      expect(toErrorResponse(err, 'r').status).toBeGreaterThanOrEqual(500);
   });
 
   it('framework errors keep their status in the envelope', () => {

@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { ZodError } from 'zod';
+import { clientDatabaseError } from './database-errors';
 import { DomainError, ErrorDetail } from './domain-error';
 import { ErrorCode, httpStatusOf } from './error-codes';
 
@@ -84,6 +85,11 @@ export function toErrorResponse(err: unknown, requestId: string): ErrorResponse 
   return res;
 }
 
+/** The envelope of an error without a request id (Socket.IO acknowledgements). */
+export function errorEnvelopeOf(err: unknown): ErrorResponse {
+  return build(err);
+}
+
 function build(err: unknown): ErrorResponse {
   if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers);
   if (err instanceof ZodError)
@@ -100,6 +106,9 @@ function build(err: unknown): ErrorResponse {
     const [code, message] = PRISMA_CODES[e.code];
     return fromCode(code, message);
   }
+  // A value PostgreSQL cannot take, a dangling id: the client's doing, never a 500.
+  const database = clientDatabaseError(err);
+  if (database) return fromCode(database.code, database.message);
   if (typeof e?.code === 'string' && FASTIFY_CODES[e.code]) {
     const code = FASTIFY_CODES[e.code];
     const message =

@@ -19,24 +19,3 @@ export function uniqueViolationFields(err: unknown): string[] {
   if (constraint?.index) return [constraint.index];
   return [];
 }
-
-/** Driver errors after which a statement may or may not have committed: the connection, not the statement, failed. */
-const OUTCOME_UNKNOWN = new Set([
-  'ConnectionClosed',
-  'SocketTimeout',
-  'DatabaseNotReachable',
-  'TlsConnectionError',
-  'TransactionAlreadyClosed',
-  'GenericJs',
-]);
-
-/**
- * True when PostgreSQL itself refused the statement (a constraint, a raised
- * exception): its implicit transaction rolled back, nothing of it is stored.
- * False when the outcome is unknown (connection lost, timeout) or not a driver error.
- */
-export function statementRolledBack(err: unknown): boolean {
-  const meta = (err as { meta?: Record<string, unknown> })?.meta;
-  const cause = (meta?.driverAdapterError as { cause?: { kind?: string } } | undefined)?.cause;
-  return typeof cause?.kind === 'string' && !OUTCOME_UNKNOWN.has(cause.kind);
-}

@@ -14,6 +14,9 @@ describe('cursor pagination', () => {
     'garbage',
     Buffer.from('[1,2]').toString('base64url'),
     Buffer.from('["not-a-date","x"]').toString('base64url'),
+    // Shapes PostgreSQL would refuse (the ids are UUIDs, it has no year 0): never sent to it.
+    Buffer.from('["2026-01-01T00:00:00Z","zzz"]').toString('base64url'),
+    Buffer.from('["0000-01-01T00:00:00Z","0192a2b4-0000-7000-8000-000000000001"]').toString('base64url'),
   ])('rejects a tampered cursor %p with a validation error', (bad) => {
     expect(() => decodeCursor(bad)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
   });
@@ -31,10 +34,13 @@ describe('cursor pagination', () => {
   });
 
   it('cuts the look-ahead row and points the next cursor at the last row kept', () => {
-    const rows = [1, 2, 3].map((i) => ({ createdAt: new Date(i * 1000), id: `id-${i}` }));
+    const rows = [1, 2, 3].map((i) => ({
+      createdAt: new Date(i * 1000),
+      id: `0192a2b4-0000-7000-8000-00000000000${i}`,
+    }));
     const page = toPage(rows, 2);
     expect(page.items).toHaveLength(2);
-    expect(decodeCursor(page.nextCursor!)).toEqual({ createdAt: rows[1].createdAt, id: 'id-2' });
+    expect(decodeCursor(page.nextCursor!)).toEqual({ createdAt: rows[1].createdAt, id: rows[1].id });
     expect(toPage(rows, 3).nextCursor).toBeNull();
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors/domain-error';
+import { isoDateTimeSchema } from '../validation/zod';
 import { Page } from './page';
 
 /** The position after the last row of a page, for keyset pagination on (createdAt, id). */
@@ -8,7 +9,8 @@ export interface KeysetPosition {
   id: string;
 }
 
-const cursorShape = z.tuple([z.iso.datetime(), z.string().min(1).max(64)]);
+/** Every keyset-paged table has UUID ids: anything else would reach PostgreSQL as a bad uuid. */
+const cursorShape = z.tuple([isoDateTimeSchema, z.guid()]);
 
 export function encodeCursor(pos: KeysetPosition): string {
   return Buffer.from(JSON.stringify([pos.createdAt.toISOString(), pos.id])).toString('base64url');

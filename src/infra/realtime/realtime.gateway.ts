@@ -6,6 +6,7 @@ import { Principal } from '../../common/auth/principal';
 import { SessionRevocations } from '../../common/auth/session-revocations';
 import { DomainError, UnauthenticatedError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
+import { errorEnvelopeOf } from '../../common/errors/error-response';
 import { parseWith } from '../../common/validation/zod';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import {
@@ -33,10 +34,12 @@ const stateOf = (socket: Socket): SocketState => socket.data as SocketState;
 /** How often sockets are checked for events piling up unsent. */
 const SLOW_CONSUMER_CHECK_MS = 1000;
 
+/** The same envelope as HTTP: a client-caused database error is its 4xx here too. */
 function errorBody(err: unknown): { code: string; message: string; details?: unknown[] } {
   if (err instanceof DomainError)
     return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
-  return { code: ErrorCode.INTERNAL, message: 'Internal error' };
+  const { code, message, details } = errorEnvelopeOf(err).body.error;
+  return { code, message, ...(details ? { details } : {}) };
 }
 
 /**
@@ -154,7 +157,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
         .then(
           (result) => result,
           (err: unknown): Ack => {
-            if (!(err instanceof DomainError))
+            if (errorEnvelopeOf(err).unexpected)
               this.logger.error(`${event} failed: ${(err as Error).stack ?? String(err)}`);
             return { ok: false, error: errorBody(err) };
           },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../common/errors/domain-error';
+import { isoDateTimeSchema } from '../../common/validation/zod';
 
 /** The position after the last entry of a page: entries are ordered by (createdAt, seq). */
 export interface SeqPosition {
@@ -7,7 +8,7 @@ export interface SeqPosition {
   seq: number;
 }
 
-const shape = z.tuple([z.iso.datetime(), z.int().min(0)]);
+const shape = z.tuple([isoDateTimeSchema, z.int().min(0)]);
 
 export function encodeSeqCursor(pos: SeqPosition): string {
   return Buffer.from(JSON.stringify([pos.createdAt.toISOString(), pos.seq])).toString('base64url');

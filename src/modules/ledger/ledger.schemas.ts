@@ -1,6 +1,7 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../common/pagination/cursor';
+import { isoDateSchema, isoDateTimeSchema } from '../../common/validation/zod';
 
 /** ISO 4217 codes the runtime knows (Intl), upper-case. */
 const ISO_4217 = new Set<string>(Intl.supportedValuesOf('currency'));
@@ -50,7 +51,7 @@ export const createInvoiceSchema = z.strictObject({
   amount: amountSchema,
   currency: currencySchema.optional(),
   tripId: z.uuid().optional(),
-  dueDate: z.iso.date().optional(),
+  dueDate: isoDateSchema.optional(),
   memo: memo.optional(),
 });
 export class CreateInvoiceDto extends createZodDto(createInvoiceSchema) {}
@@ -75,7 +76,7 @@ export type CreatePaymentInput = z.infer<typeof createPaymentSchema>;
 export const reverseSchema = z.strictObject({ reason: z.string().trim().min(1).max(500) });
 export class ReverseDto extends createZodDto(reverseSchema) {}
 
-const isoTime = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+const isoTime = isoDateTimeSchema.transform((s) => new Date(s));
 
 export const entriesQuerySchema = z
   .strictObject({

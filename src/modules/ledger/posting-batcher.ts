@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { GroupRunner, Settled } from '../../common/batching/group-runner';
-import { statementRolledBack } from '../../common/errors/prisma-errors';
+import { statementRefused } from '../../common/errors/database-errors';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { Db } from '../../infra/db/db.service';
 import { LedgerRepository, PostingOutcome, PostingRequest } from './ledger.repository';
@@ -15,17 +15,16 @@ import { LedgerRepository, PostingOutcome, PostingRequest } from './ledger.repos
  * account per batch, one commit for many postings).
  *
  * Every request is answered after the commit that holds its posting. If
- * PostgreSQL refuses a batch's statement (so none of it is stored), each of
- * its postings is run again alone and one faulty posting fails only its own
- * request; if the connection fails (the outcome is unknown), the requests get
- * the error and their clients retry with their Idempotency-Keys.
+ * PostgreSQL refuses a batch's statement (so none of it is stored), its
+ * halves are run again apart (GroupRunner's `settleApart`), down to single
+ * postings, and one faulty posting fails only its own request; if the
+ * connection fails (the outcome is unknown), the requests get the error and
+ * their clients retry with their Idempotency-Keys.
  */
 @Injectable()
 export class PostingBatcher implements OnApplicationShutdown {
   private readonly logger = new Logger(PostingBatcher.name);
   private readonly runner: GroupRunner<PostingRequest, PostingOutcome>;
-  /** Postings that were run again alone after their batch was refused. */
-  retriedAlone = 0;
 
   constructor(
     private readonly repo: LedgerRepository,
@@ -36,11 +35,15 @@ export class PostingBatcher implements OnApplicationShutdown {
       maxGroup: config.ledgerBatchMax,
       maxInFlight: config.ledgerBatchInFlight,
       run: (reqs) => this.run(reqs),
+      // The commit may have happened after anything but a refusal: running them again could post twice.
+      refused: statementRefused,
+      onSplit: (n, err) =>
+        this.logger.warn(`a batch of ${n} postings was refused, posting its halves apart: ${(err as Error).message}`),
     });
   }
 
   get stats() {
-    return { ...this.runner.stats, retriedAlone: this.retriedAlone };
+    return this.runner.stats;
   }
 
   post(req: PostingRequest): Promise<PostingOutcome> {
@@ -58,23 +61,7 @@ export class PostingBatcher implements OnApplicationShutdown {
     const order = reqs
       .map((_, i) => i)
       .sort((a, b) => (reqs[a].accountId < reqs[b].accountId ? -1 : reqs[a].accountId > reqs[b].accountId ? 1 : a - b));
-    let sorted: PostingOutcome[];
-    try {
-      sorted = await this.repo.postMany(order.map((i) => reqs[i]));
-    } catch (err) {
-      // The commit may have happened: running them again could post twice. The clients retry with their keys.
-      if (!statementRolledBack(err)) throw err;
-      this.logger.warn(`a batch of ${reqs.length} postings was refused, posting each alone: ${(err as Error).message}`);
-      this.retriedAlone += reqs.length;
-      return Promise.all(
-        reqs.map((req) =>
-          this.repo.post(req).then(
-            (value): Settled<PostingOutcome> => ({ ok: true, value }),
-            (error: unknown): Settled<PostingOutcome> => ({ ok: false, error }),
-          ),
-        ),
-      );
-    }
+    const sorted = await this.repo.postMany(order.map((i) => reqs[i]));
     const outcomes: Settled<PostingOutcome>[] = new Array(reqs.length);
     order.forEach((i, k) => (outcomes[i] = { ok: true, value: sorted[k] }));
     return outcomes;

@@ -1,3 +1,5 @@
+import { DatabaseError } from 'pg';
+import { toErrorResponse } from '../../common/errors/error-response';
 import { AppConfig } from '../../infra/config/config';
 import { PingRow } from './ping-filters';
 import { PingWriter } from './ping-writer';
@@ -79,6 +81,45 @@ describe('PingWriter', () => {
     expect(first.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect((first[0] as PromiseRejectedResult).reason.code).toBe('SERVICE_UNAVAILABLE');
     await expect(writer.write([row(1)])).resolves.toEqual({ accepted: 1, duplicates: 0 });
+  });
+
+  it('writes a refused flush again in halves: only the request that caused it fails, with a 400', async () => {
+    const stored = new Set<string>();
+    const { writer, statements } = writerWith(stored);
+    const insert = writer.insert;
+    writer.insert = async (rows) => {
+      // As PostgreSQL does with a NUL in text: the whole statement is refused, nothing of it stored.
+      if (rows.some((r) => r.batchId?.includes('\u0000'))) {
+        statements.push(-rows.length);
+        const err = new DatabaseError('invalid byte sequence for encoding "UTF8": 0x00', 0, 'error');
+        err.code = '22021';
+        err.severity = 'ERROR';
+        throw err;
+      }
+      return insert(rows);
+    };
+    const poisoned = { ...row(3), batchId: 'b\u0000' };
+    const settled = await Promise.allSettled([
+      writer.write([row(1), row(2)]),
+      writer.write([poisoned, row(4)]),
+      writer.write([row(3), row(5)]), // the poisoned request's time: stored, since that request's rows are not
+      writer.write([row(6, 'trip-2')]),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : null))).toEqual([
+      { accepted: 2, duplicates: 0 },
+      null,
+      { accepted: 2, duplicates: 0 },
+      { accepted: 1, duplicates: 0 },
+    ]);
+    const failure = toErrorResponse((settled[1] as PromiseRejectedResult).reason, 'r');
+    expect(failure.status).toBe(400);
+    expect(failure.body.error.code).toBe('VALIDATION_FAILED');
+    expect(JSON.stringify(failure.body)).not.toMatch(/UTF8|0x00/); // no database text in the answer
+    // The 6 distinct rows refused; then the halves of two requests each; then the refused half's requests alone.
+    expect(statements).toEqual([-6, -4, 3, 2, -2]);
+    expect([...stored].length).toBe(5);
+    expect(writer.stats.retriedApart).toBe(4 + 2);
   });
 
   it('answers right after the commit; the after-flush work follows, in commit order, and drains on shutdown', async () => {

@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { settleApart, Settled } from '../../common/batching/group-runner';
 import { requestContext } from '../../common/context/request-context';
+import { clientDatabaseError, statementRefused } from '../../common/errors/database-errors';
 import { DomainError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
@@ -34,6 +36,7 @@ export type CommitListener = (insertedByTrip: Map<string, PingRow[]>) => void;
 
 interface PendingWrite {
   rows: readonly PingRow[];
+  /** Its counts in the statement that stored its rows. */
   result: WriteResult;
   /** performance.now() when the rows were handed over. */
   queuedAt: number;
@@ -51,9 +54,10 @@ const byKey = (a: PingRow, b: PingRow) =>
  * Group commit of pings, one per process. Rows of all requests arriving
  * within a short window (or until a row limit) go to PostgreSQL in one
  * INSERT ... ON CONFLICT DO NOTHING; each request's promise resolves as soon
- * as its own rows are committed, with its own exact counts. A failed flush
- * fails only its own requests (503), and since it is one statement nothing of
- * it is stored. Up to `pingWriterMaxInFlight` flushes run at once (the next
+ * as its own rows are committed, with its own exact counts. A flush is one
+ * statement, so a failed one stores nothing: one that PostgreSQL refused is
+ * written again in halves until only the request that caused it fails; one
+ * whose connection failed fails its own requests (503), and only those. Up to `pingWriterMaxInFlight` flushes run at once (the next
  * batch collects while the previous one commits).
  *
  * The per-trip work after a commit (latest location, distance, detectors,
@@ -81,7 +85,7 @@ export class PingWriter implements OnApplicationShutdown {
   insert: (rows: readonly PingRow[]) => Promise<PingKey[]>;
 
   /** Figures since start, for metrics and benchmarks. */
-  readonly stats = { flushes: 0, rows: 0, inserted: 0, failedFlushes: 0, afterFlushCalls: 0 };
+  readonly stats = { flushes: 0, rows: 0, inserted: 0, failedFlushes: 0, afterFlushCalls: 0, retriedApart: 0 };
 
   constructor(
     private readonly repo: TrackingRepository,
@@ -188,11 +192,46 @@ export class PingWriter implements OnApplicationShutdown {
     return batch;
   }
 
+  /**
+   * One INSERT for the whole batch. If PostgreSQL refuses it (a value it cannot
+   * take), nothing of it is stored and its requests are written again in
+   * halves (`settleApart`), so only the request that caused it fails: with a
+   * 4xx when its own input was at fault, else 503. A connection failure (the
+   * outcome unknown) fails every request of the batch with a 503; their
+   * clients retry, and a repeat is a duplicate, never stored twice.
+   */
   private async flush(batch: PendingWrite[]): Promise<void> {
-    // The first occurrence of a (trip, time) in the flush owns it; later ones are its writers' duplicates.
+    const outcomes = await settleApart(
+      batch,
+      (part) => this.insertPart(part, this.maxInFlight > 1 || part.length < batch.length),
+      statementRefused,
+      (n, err) => {
+        this.stats.retriedApart += n;
+        this.logger.warn(
+          `a ping flush of ${n} requests was refused, writing its halves apart: ${(err as Error).message}`,
+        );
+      },
+    );
+    outcomes.forEach((o, i) => {
+      if (!o.ok) batch[i].reject(clientDatabaseError(o.error) ? o.error : this.unavailable());
+    });
+  }
+
+  private unavailable(): DomainError {
+    return new DomainError(ErrorCode.SERVICE_UNAVAILABLE, 'Storing the locations failed; nothing was stored, retry');
+  }
+
+  /**
+   * Inserts the rows of these requests in one statement and answers each of
+   * them once it is committed, with its own counts. `sort` puts the rows in key
+   * order, for when other statements may run at the same time.
+   */
+  private async insertPart(part: PendingWrite[], sort: boolean): Promise<Settled<WriteResult>[]> {
+    // The first occurrence of a (trip, time) in the statement owns it; later ones are its writers' duplicates.
     const owners = new Map<string, PendingWrite>();
     const unique: PingRow[] = [];
-    for (const w of batch) {
+    for (const w of part) {
+      w.result = { accepted: 0, duplicates: 0 }; // counted afresh if a refused batch is written again apart
       for (const row of w.rows) {
         const key = keyOf(row.tripId, row.recordedAt.getTime());
         if (owners.has(key)) {
@@ -203,7 +242,7 @@ export class PingWriter implements OnApplicationShutdown {
         unique.push(row);
       }
     }
-    if (this.maxInFlight > 1) unique.sort(byKey);
+    if (sort) unique.sort(byKey);
     let inserted: PingKey[];
     const started = performance.now();
     try {
@@ -212,12 +251,7 @@ export class PingWriter implements OnApplicationShutdown {
       this.stats.failedFlushes++;
       pingFlushFailures.inc();
       this.logger.error(`ping flush of ${unique.length} rows failed: ${(err as Error).message}`);
-      const failure = new DomainError(
-        ErrorCode.SERVICE_UNAVAILABLE,
-        'Storing the locations failed; nothing was stored, retry',
-      );
-      for (const w of batch) w.reject(failure);
-      return;
+      throw err;
     }
     const committed = performance.now();
     this.stats.flushes++;
@@ -225,7 +259,7 @@ export class PingWriter implements OnApplicationShutdown {
     this.stats.inserted += inserted.length;
     pingFlushDuration.observe((committed - started) / 1000);
     pingFlushRows.observe(unique.length);
-    pingFlushRequests.observe(batch.length);
+    pingFlushRequests.observe(part.length);
 
     const insertedKeys = new Set(inserted.map((k) => keyOf(k.tripId, k.ms)));
     const byTrip = new Map<string, PingRow[]>();
@@ -249,20 +283,21 @@ export class PingWriter implements OnApplicationShutdown {
       }
       this.enqueueAfterFlush(byTrip);
     }
-    // Every row of the batch is now either inserted or a duplicate (repeated in the flush or already stored).
+    // Every row of the part is now either inserted or a duplicate (repeated in the statement or already stored).
     let accepted = 0;
     let duplicates = 0;
-    for (const w of batch) {
+    for (const w of part) {
       accepted += w.result.accepted;
       duplicates += w.result.duplicates;
     }
     pingsAccepted.inc(accepted);
     pingsDuplicate.inc(duplicates);
     // The rows are committed: answer now; the after-flush work follows behind.
-    for (const w of batch) {
+    for (const w of part) {
       pingCommitWait.observe((committed - w.queuedAt) / 1000);
       w.resolve(w.result);
     }
+    return part.map((w): Settled<WriteResult> => ({ ok: true, value: w.result }));
   }
 
   private enqueueAfterFlush(byTrip: Map<string, PingRow[]>): void {

@@ -1,5 +1,6 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { isoDateTimeSchema } from '../../common/validation/zod';
 
 export const MAX_LOCATIONS = 1000;
 
@@ -18,8 +19,8 @@ export class PingDto extends createZodDto(pingSchema) {}
 
 export const historyQuerySchema = z
   .strictObject({
-    from: z.iso.datetime({ offset: true }).optional(),
-    to: z.iso.datetime({ offset: true }).optional(),
+    from: isoDateTimeSchema.optional(),
+    to: isoDateTimeSchema.optional(),
     cursor: z.string().max(200).optional(),
     limit: z.coerce.number().int().min(1).max(5000).default(1000),
     format: z.enum(['json', 'geojson']).default('json'),

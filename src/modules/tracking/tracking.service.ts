@@ -11,6 +11,7 @@ import { Principal } from '../../common/auth/principal';
 import { hashTrackerToken } from '../../common/auth/tracker-token';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
+import { isStorableTime } from '../../common/validation/zod';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import type { SqlTx } from '../../infra/db/db.service';
 import { cacheCounters, pingsRejected } from '../../infra/observability/metrics';
@@ -404,6 +405,6 @@ export function encodeHistoryCursor(at: Date): string {
 export function decodeHistoryCursor(cursor: string): Date {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const at = /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(text) ? new Date(text) : null;
-  if (!at || Number.isNaN(at.getTime())) throw new ValidationError([{ path: 'cursor', message: 'Invalid cursor' }]);
+  if (!at || !isStorableTime(at.getTime())) throw new ValidationError([{ path: 'cursor', message: 'Invalid cursor' }]);
   return at;
 }

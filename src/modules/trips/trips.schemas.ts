@@ -1,6 +1,7 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { pageQuerySchema } from '../../common/pagination/cursor';
+import { isoDateTimeSchema } from '../../common/validation/zod';
 import { TRIP_STATUSES, TripStatus } from './trip-status';
 
 export const tripIdParamSchema = z.strictObject({ tripId: z.uuid() });
@@ -19,7 +20,7 @@ export const createTripSchema = z.strictObject({
   driverId: z.uuid().describe('a driver profile id (GET /orgs/:orgId/drivers)'),
   startPoint: placeSchema,
   endPoint: placeSchema,
-  estimatedArrival: z.iso.datetime({ offset: true }).optional(),
+  estimatedArrival: isoDateTimeSchema.optional(),
 });
 export class CreateTripDto extends createZodDto(createTripSchema) {}
 export type CreateTripInput = z.infer<typeof createTripSchema>;

@@ -7,6 +7,7 @@ import {
   NotFoundError,
   ValidationError,
 } from '../../common/errors/domain-error';
+import { isForeignKeyViolation } from '../../common/errors/database-errors';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
 import type { SqlTx } from '../../infra/db/db.service';
@@ -92,7 +93,13 @@ export class TripsService {
       details.push({ path: 'driverId', message: 'is not a driver of the source or destination org' });
     if (details.length) throw new ValidationError(details);
 
-    const trip = await this.repo.create(input, principal.userId);
+    const trip = await this.repo.create(input, principal.userId).catch((err: unknown) => {
+      // Truck and driver are checked above: a dangling reference is the org the caller is not a member of.
+      if (!isForeignKeyViolation(err)) throw err;
+      const member = new Set(roles.map((m) => m.orgId));
+      const path = member.has(input.sourceOrgId) ? 'destinationOrgId' : 'sourceOrgId';
+      throw new ValidationError([{ path, message: 'is not a known org' }]);
+    });
     const at = trip.createdAt.toISOString();
     for (const orgId of orgIds)
       this.realtime.publish(orgRoom(orgId), 'trip.status', { tripId: trip.id, status: 'PLANNED', at });
