@@ -192,7 +192,7 @@ describe('bad input: always a 4xx in the envelope, never a 5xx, nothing written'
         400,
         () =>
           t.api.post('/tracking/osmand', undefined, {
-            raw: `id=${w.deviceId}&lat=26.9&lon=75.8&timestamp=x%00`,
+            raw: `id=${w.trackerToken}&lat=26.9&lon=75.8&timestamp=x%00`,
             headers: { 'content-type': 'application/x-www-form-urlencoded' },
           }),
         'timestamp',
@@ -310,7 +310,7 @@ describe('bad input: always a 4xx in the envelope, never a 5xx, nothing written'
       [
         'osmand timestamp too large',
         400,
-        () => t.api.get(`/tracking/osmand?id=${w.deviceId}&lat=26.9&lon=75.8&timestamp=99999999999999999999`),
+        () => t.api.get(`/tracking/osmand?id=${w.trackerToken}&lat=26.9&lon=75.8&timestamp=99999999999999999999`),
         'timestamp',
       ],
       // numbers
