@@ -59,6 +59,16 @@ const envSchema = z.object({
   REALTIME_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
   REALTIME_BREAKER_RESET_MS: int(100, 600_000).default(2000),
   REALTIME_MAX_BUFFERED_EVENTS: int(10, 1_000_000).default(1000),
+  /** Reads go to the primary while the replica is further behind than this (ms). */
+  REPLICA_MAX_LAG_MS: int(0, 3_600_000).default(5000),
+  /** How often the replica's lag is measured (ms). */
+  REPLICA_LAG_POLL_MS: int(50, 600_000).default(1000),
+  /** The replica breaker: a replica read slower than the timeout fails (and is served by the primary); an open breaker retries after the reset. */
+  REPLICA_BREAKER_TIMEOUT_MS: int(10, 600_000).default(3000),
+  REPLICA_BREAKER_RESET_MS: int(100, 600_000).default(5000),
+  /** The breaker on the main Redis client's per-request calls (session revocations, read-your-writes pins). */
+  REDIS_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
+  REDIS_BREAKER_RESET_MS: int(100, 600_000).default(2000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -129,6 +139,16 @@ export interface AppConfig {
   realtimeBreakerResetMs: number;
   /** A socket with more events than this waiting to be sent (a client that stopped reading) is disconnected. */
   realtimeMaxBufferedEvents: number;
+  /** Reads go to the primary while the replica is further behind than this (ms). */
+  replicaMaxLagMs: number;
+  /** How often the replica's lag is measured (ms). */
+  replicaLagPollMs: number;
+  /** The replica breaker: a slower read fails and is served by the primary; an open breaker retries after the reset. */
+  replicaBreakerTimeoutMs: number;
+  replicaBreakerResetMs: number;
+  /** The breaker on per-request Redis calls (session revocations, read-your-writes pins): timeout and reset (ms). */
+  redisBreakerTimeoutMs: number;
+  redisBreakerResetMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -192,6 +212,12 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeBreakerTimeoutMs: e.REALTIME_BREAKER_TIMEOUT_MS,
     realtimeBreakerResetMs: e.REALTIME_BREAKER_RESET_MS,
     realtimeMaxBufferedEvents: e.REALTIME_MAX_BUFFERED_EVENTS,
+    replicaMaxLagMs: e.REPLICA_MAX_LAG_MS,
+    replicaLagPollMs: e.REPLICA_LAG_POLL_MS,
+    replicaBreakerTimeoutMs: e.REPLICA_BREAKER_TIMEOUT_MS,
+    replicaBreakerResetMs: e.REPLICA_BREAKER_RESET_MS,
+    redisBreakerTimeoutMs: e.REDIS_BREAKER_TIMEOUT_MS,
+    redisBreakerResetMs: e.REDIS_BREAKER_RESET_MS,
   };
 }
 
