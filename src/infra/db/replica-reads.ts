@@ -30,8 +30,8 @@ const LAG_SQL = `
  * reads failing or timing out: they are served by the primary meanwhile, and
  * after `breakerResetMs` one read or lag poll tries the replica again) nor
  * while it lags more than `maxLagMs` (polled every `lagPollMs` through the
- * same breaker, so an unreachable replica opens it even without traffic, and
- * the poll is the trial that closes it again).
+ * same breaker: a poll that cannot reach the replica opens it at once, even
+ * without traffic, and a poll is the trial that closes it again).
  */
 export class ReplicaReads {
   private readonly logger = new Logger('ReplicaReads');
@@ -98,8 +98,10 @@ export class ReplicaReads {
         if (lagging) this.logger.warn(`replica ${Math.round(this.lagMs)} ms behind: reads go to the primary`);
         else this.logger.log('replica caught up: reads go to it again');
       }
-    } catch {
-      // Unreachable: the breaker counted it (or is open); its state, not the lag, keeps reads off the replica.
+    } catch (err) {
+      // The poll is a health probe: a replica it cannot reach is down, without waiting for failed reads to add up
+      // in the breaker's window. Its state, not the lag, then keeps reads off the replica.
+      if (isDependencyUnavailable(err) && (err as { code?: string }).code !== 'EOPENBREAKER') this.breaker.open();
     } finally {
       this.polling = false;
     }

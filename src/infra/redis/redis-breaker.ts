@@ -1,6 +1,7 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { CallBreaker, createCallBreaker, runThrough } from '../resilience/breaker';
+import { REDIS, RedisClient } from './redis.tokens';
 
 /**
  * The breaker in front of the main Redis client's calls on the request path
@@ -8,13 +9,16 @@ import { CallBreaker, createCallBreaker, runThrough } from '../resilience/breake
  * unreachable a command waits for a reconnection attempt or its 2 s timeout;
  * once this breaker is open those calls fail at once and their callers take
  * their fallback, until a trial call after `REDIS_BREAKER_RESET_MS` succeeds.
+ * A lost connection opens it at once: calls made meanwhile would only wait
+ * for the reconnection attempt to fail.
  */
 @Injectable()
-export class RedisBreaker implements OnApplicationShutdown {
+export class RedisBreaker implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('Redis');
   private readonly breaker: CallBreaker;
+  private closing = false;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient) {
     this.breaker = createCallBreaker(
       {
         name: 'redis',
@@ -27,6 +31,9 @@ export class RedisBreaker implements OnApplicationShutdown {
       },
       this.logger,
     );
+    redis.on('close', () => {
+      if (!this.closing) this.breaker.open();
+    });
   }
 
   /** Runs a Redis call through the breaker: rejects at once while it is open. */
@@ -36,6 +43,10 @@ export class RedisBreaker implements OnApplicationShutdown {
 
   get open(): boolean {
     return this.breaker.opened;
+  }
+
+  beforeApplicationShutdown(): void {
+    this.closing = true;
   }
 
   onApplicationShutdown(): void {
