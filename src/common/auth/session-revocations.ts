@@ -89,10 +89,10 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   }
 
   async isRevoked(sessionId: string): Promise<boolean> {
-    if (this.synced) {
-      const until = this.revoked.get(sessionId);
-      return until !== undefined && until > Date.now();
-    }
+    // What this node knows is in force even while the copy is not complete (a revocation is never undone).
+    const until = this.revoked.get(sessionId);
+    if (until !== undefined && until > Date.now()) return true;
+    if (this.synced) return false;
     try {
       const revoked = (await this.breaker.run(() => this.redis.exists(KEY(sessionId)))) === 1;
       this.redisDownSince = 0;
