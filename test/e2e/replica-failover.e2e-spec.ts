@@ -107,11 +107,7 @@ describe('reads survive the replica', () => {
       expect(onReplica.name).not.toBe(renamed);
 
       // Once the lag poller sees the replica more than a second behind, the new name is read from the primary.
-      await until(
-        'a read of the renamed org',
-        async () => (await readOrg()).body.data.name === renamed,
-        20_000,
-      );
+      await until('a read of the renamed org', async () => (await readOrg()).body.data.name === renamed, 20_000);
       for (let i = 0; i < 3; i++) expect((await readOrg()).body.data.name).toBe(renamed);
     } finally {
       await cluster.replica.query('postgres', 'SELECT pg_wal_replay_resume()');

@@ -145,7 +145,18 @@ export class ReplicaCluster {
     const replica = new PgServer('replica', join(root, 'replica'), replicaPort, join(root, 'replica.log'));
     const cluster = new ReplicaCluster(root, database, primary, replica);
     try {
-      await pg('initdb', ['-D', primary.dataDir, '-U', OS_USER, '-A', 'trust', '-N', '-E', 'UTF8', '--no-instructions']);
+      await pg('initdb', [
+        '-D',
+        primary.dataDir,
+        '-U',
+        OS_USER,
+        '-A',
+        'trust',
+        '-N',
+        '-E',
+        'UTF8',
+        '--no-instructions',
+      ]);
       await appendFile(join(primary.dataDir, 'postgresql.conf'), serverSettings(primaryPort, root));
       await appendFile(join(primary.dataDir, 'pg_hba.conf'), '\nhost replication all 127.0.0.1/32 trust\n');
       await primary.start();

@@ -11,7 +11,10 @@ const withCode = (message: string, code: string) => Object.assign(new Error(mess
 
 describe('isDependencyUnavailable', () => {
   it.each([
-    ['Prisma: server not reachable', prismaError('P1001', { kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 1 })],
+    [
+      'Prisma: server not reachable',
+      prismaError('P1001', { kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 1 }),
+    ],
     ['Prisma raw query: connection closed', prismaError('P2010', { kind: 'ConnectionClosed' })],
     ['Prisma: socket timeout', prismaError('P2010', { kind: 'SocketTimeout' })],
     ['Prisma: server shutting down', prismaError('P2010', { kind: 'postgres', code: '57P01', message: 'terminating' })],
@@ -24,7 +27,12 @@ describe('isDependencyUnavailable', () => {
     ['pg pool: no connection in time', new Error('timeout exceeded when trying to connect')],
     ['ioredis: closed', new Error('Connection is closed.')],
     ['ioredis: command timeout', new Error('Command timed out')],
-    ['ioredis: retries', Object.assign(new Error('Reached the max retries per request limit (which is 1).'), { name: 'MaxRetriesPerRequestError' })],
+    [
+      'ioredis: retries',
+      Object.assign(new Error('Reached the max retries per request limit (which is 1).'), {
+        name: 'MaxRetriesPerRequestError',
+      }),
+    ],
     ['opossum: open', withCode('Breaker is open', 'EOPENBREAKER')],
     ['opossum: timeout', withCode('Timed out after 500ms', 'ETIMEDOUT')],
     ['wrapped in a cause', new Error('outer', { cause: withCode('connect ECONNREFUSED', 'ECONNREFUSED') })],

@@ -55,12 +55,17 @@ function isUnreachable(err: Record<string, unknown>): boolean {
   const code = typeof err.code === 'string' ? err.code : undefined;
   if (code && (SOCKET_CODES.has(code) || BREAKER_CODES.has(code) || SQLSTATES.has(code) || /^08...$/.test(code)))
     return true;
-  if (code && PRISMA_CODES.has(code) && typeof err.name === 'string' && err.name.startsWith('PrismaClient')) return true;
+  if (code && PRISMA_CODES.has(code) && typeof err.name === 'string' && err.name.startsWith('PrismaClient'))
+    return true;
   if (err.name === 'MaxRetriesPerRequestError') return true;
   const meta = err.meta as { driverAdapterError?: { cause?: { kind?: string; code?: string } } } | undefined;
   const cause = meta?.driverAdapterError?.cause;
   if (cause?.kind && ADAPTER_KINDS.has(cause.kind)) return true;
-  if (cause?.kind === 'postgres' && typeof cause.code === 'string' && (SQLSTATES.has(cause.code) || /^08/.test(cause.code)))
+  if (
+    cause?.kind === 'postgres' &&
+    typeof cause.code === 'string' &&
+    (SQLSTATES.has(cause.code) || /^08/.test(cause.code))
+  )
     return true;
   const message = typeof err.message === 'string' ? err.message : '';
   return MESSAGES.some((m) => m.test(message));

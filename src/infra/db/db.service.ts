@@ -80,11 +80,7 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
   private readonly primaryPool: Pool;
   private readonly preparedStatements: boolean;
 
-  constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    @Inject(REDIS) redis: RedisClient,
-    redisBreaker: RedisBreaker,
-  ) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient, redisBreaker: RedisBreaker) {
     const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger);
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });

@@ -3,11 +3,7 @@ import CircuitBreaker from 'opossum';
 import type { Server, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { createBreaker } from '../resilience/breaker';
-import {
-  realtimeBroadcastLatency,
-  realtimeEventsPublished,
-  realtimeReplays,
-} from '../observability/metrics';
+import { realtimeBroadcastLatency, realtimeEventsPublished, realtimeReplays } from '../observability/metrics';
 import { LocationCoalescer } from './location-coalescer';
 import { InProcessRealtimePublisher, RealtimeEventName, RealtimePublisher } from './realtime-publisher';
 import { RoomLog } from './room-log';

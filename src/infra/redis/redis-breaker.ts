@@ -26,7 +26,8 @@ export class RedisBreaker implements BeforeApplicationShutdown, OnApplicationShu
         resetMs: config.redisBreakerResetMs,
         // Redis answered (WRONGTYPE and the like): a bug, not an outage.
         isAnswer: (err) => (err as Error)?.name === 'ReplyError',
-        openMessage: 'Redis unavailable: revocation checks fail open and reads skip read-your-writes pins until it is back',
+        openMessage:
+          'Redis unavailable: revocation checks fail open and reads skip read-your-writes pins until it is back',
         closeMessage: 'Redis is back: revocation checks and read-your-writes pins use it again',
       },
       this.logger,
