@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { ClusterBus } from '../../infra/redis/cluster-bus';
+import { RedisBreaker } from '../../infra/redis/redis-breaker';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 
 const KEY = (sessionId: string) => `revoked-session:${sessionId}`;
@@ -22,7 +23,10 @@ const TOPIC = 'revoked-sessions';
  * message arrives (well under a millisecond on one network). While a node's
  * subscription is down it asks Redis per request, as before; while Redis is
  * down altogether it fails open (drivers keep posting; an ended session's
- * access token lives at most one TTL anyway).
+ * access token lives at most one TTL anyway), and those per-request checks
+ * go through the Redis breaker so that an outage costs each request nothing
+ * once it is open. A revocation that cannot be stored rejects (logout is then
+ * a 503 its client retries; this node already refuses the session).
  */
 @Injectable()
 export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
@@ -39,6 +43,7 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly bus: ClusterBus,
+    private readonly breaker: RedisBreaker,
   ) {
     bus.on(TOPIC, (message) => {
       const [sessionId, until] = message.split(' ');
@@ -70,24 +75,26 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
     const ttl = this.config.accessTokenTtlSeconds + 5;
     const until = Date.now() + ttl * 1000;
     this.remember(sessionId, until);
-    const res = await this.redis
-      .multi()
-      .set(KEY(sessionId), '1', 'EX', ttl)
-      .zadd(INDEX, until, sessionId)
-      .zremrangebyscore(INDEX, '-inf', Date.now())
-      .publish(this.bus.channelOf(TOPIC), `${sessionId} ${until}`)
-      .exec();
+    const res = await this.breaker.run(() =>
+      this.redis
+        .multi()
+        .set(KEY(sessionId), '1', 'EX', ttl)
+        .zadd(INDEX, until, sessionId)
+        .zremrangebyscore(INDEX, '-inf', Date.now())
+        .publish(this.bus.channelOf(TOPIC), `${sessionId} ${until}`)
+        .exec(),
+    );
     const failed = res?.find(([err]) => err);
     if (!res || failed) throw failed?.[0] ?? new Error('revocation not stored');
   }
 
   async isRevoked(sessionId: string): Promise<boolean> {
-    if (this.synced) {
-      const until = this.revoked.get(sessionId);
-      return until !== undefined && until > Date.now();
-    }
+    // What this node knows is in force even while the copy is not complete (a revocation is never undone).
+    const until = this.revoked.get(sessionId);
+    if (until !== undefined && until > Date.now()) return true;
+    if (this.synced) return false;
     try {
-      const revoked = (await this.redis.exists(KEY(sessionId))) === 1;
+      const revoked = (await this.breaker.run(() => this.redis.exists(KEY(sessionId)))) === 1;
       this.redisDownSince = 0;
       return revoked;
     } catch (err) {

@@ -44,6 +44,9 @@ export enum ErrorCode {
   NO_ACTIVE_TRIP = 'NO_ACTIVE_TRIP',
   // realtime
   ROOM_NOT_SUPPORTED = 'ROOM_NOT_SUPPORTED',
+  // outages
+  /** The database or Redis could not be reached: retry later. */
+  DEPENDENCY_UNAVAILABLE = 'DEPENDENCY_UNAVAILABLE',
 }
 
 /**
@@ -104,6 +107,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.INTERNAL:
       return 500;
     case ErrorCode.SERVICE_UNAVAILABLE:
+    case ErrorCode.DEPENDENCY_UNAVAILABLE:
       return 503;
     default: {
       const unmapped: never = code;

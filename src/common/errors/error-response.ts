@@ -1,6 +1,7 @@
 import { HttpException } from '@nestjs/common';
 import { ZodError } from 'zod';
 import { clientDatabaseError } from './database-errors';
+import { DEPENDENCY_UNAVAILABLE_MESSAGE, isDependencyUnavailable } from './dependency-errors';
 import { DomainError, ErrorDetail } from './domain-error';
 import { ErrorCode, httpStatusOf } from './error-codes';
 
@@ -92,6 +93,7 @@ export function errorEnvelopeOf(err: unknown): ErrorResponse {
 
 function build(err: unknown): ErrorResponse {
   if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers);
+  if (isDependencyUnavailable(err)) return fromCode(ErrorCode.DEPENDENCY_UNAVAILABLE, DEPENDENCY_UNAVAILABLE_MESSAGE);
   if (err instanceof ZodError)
     return fromCode(ErrorCode.VALIDATION_FAILED, 'The request is not valid', zodDetails(err));
 

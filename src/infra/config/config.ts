@@ -76,6 +76,16 @@ const envSchema = z.object({
   CORS_ORIGINS: z.string().default('').transform(parseOrigins),
   /** Unknown tracker tokens one client address may send to /tracking/osmand per minute before 429s. */
   OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE: int(1, 1_000_000).default(30),
+  /** Reads go to the primary while the replica is further behind than this (ms). */
+  REPLICA_MAX_LAG_MS: int(0, 3_600_000).default(5000),
+  /** How often the replica's lag is measured (ms). */
+  REPLICA_LAG_POLL_MS: int(50, 600_000).default(1000),
+  /** The replica breaker: a replica read slower than the timeout fails (and is served by the primary); an open breaker retries after the reset. */
+  REPLICA_BREAKER_TIMEOUT_MS: int(10, 600_000).default(3000),
+  REPLICA_BREAKER_RESET_MS: int(100, 600_000).default(5000),
+  /** The breaker on the main Redis client's per-request calls (session revocations, read-your-writes pins). */
+  REDIS_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
+  REDIS_BREAKER_RESET_MS: int(100, 600_000).default(2000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -158,6 +168,16 @@ export interface AppConfig {
   corsOrigins: string[];
   /** Unknown tracker tokens one client address may send to /tracking/osmand per minute (then 429 with Retry-After). */
   osmandUnknownTokenLimitPerMinute: number;
+  /** Reads go to the primary while the replica is further behind than this (ms). */
+  replicaMaxLagMs: number;
+  /** How often the replica's lag is measured (ms). */
+  replicaLagPollMs: number;
+  /** The replica breaker: a slower read fails and is served by the primary; an open breaker retries after the reset. */
+  replicaBreakerTimeoutMs: number;
+  replicaBreakerResetMs: number;
+  /** The breaker on per-request Redis calls (session revocations, read-your-writes pins): timeout and reset (ms). */
+  redisBreakerTimeoutMs: number;
+  redisBreakerResetMs: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -268,6 +288,12 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     passwordScrypt: { N: e.PASSWORD_SCRYPT_N, r: e.PASSWORD_SCRYPT_R, p: e.PASSWORD_SCRYPT_P },
     corsOrigins: e.CORS_ORIGINS,
     osmandUnknownTokenLimitPerMinute: e.OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE,
+    replicaMaxLagMs: e.REPLICA_MAX_LAG_MS,
+    replicaLagPollMs: e.REPLICA_LAG_POLL_MS,
+    replicaBreakerTimeoutMs: e.REPLICA_BREAKER_TIMEOUT_MS,
+    replicaBreakerResetMs: e.REPLICA_BREAKER_RESET_MS,
+    redisBreakerTimeoutMs: e.REDIS_BREAKER_TIMEOUT_MS,
+    redisBreakerResetMs: e.REDIS_BREAKER_RESET_MS,
   };
 }
 

@@ -1,11 +1,15 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, QueryConfig } from 'pg';
 import { PrismaClient } from '../../generated/prisma/client';
 import { requestContext } from '../../common/context/request-context';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { REDIS, RedisClient } from '../redis/redis.module';
+import { isDependencyUnavailable } from '../../common/errors/dependency-errors';
+import { runThrough } from '../resilience/breaker';
+import { RedisBreaker } from '../redis/redis-breaker';
 import { PinStore, ReadRouter } from './read-routing';
+import { ReplicaReads, withPrimaryFallback } from './replica-reads';
 
 export type DbClient = PrismaClient;
 /** The client handed to the callback of an interactive transaction. */
@@ -39,32 +43,44 @@ function makeClient(url: string, max: number, logger: Logger): { client: PrismaC
   return { client, pool };
 }
 
+/** Pins in Redis, behind the Redis breaker: with Redis down the router's fallback (the primary) comes at once. */
 class RedisPinStore implements PinStore {
-  constructor(private readonly redis: RedisClient) {}
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly breaker: RedisBreaker,
+  ) {}
   async isPinned(userId: string): Promise<boolean> {
-    return (await this.redis.exists(`ryw:${userId}`)) === 1;
+    return (await this.breaker.run(() => this.redis.exists(`ryw:${userId}`))) === 1;
   }
   async pin(userId: string, ms: number): Promise<void> {
-    await this.redis.set(`ryw:${userId}`, '1', 'PX', ms);
+    await this.breaker.run(() => this.redis.set(`ryw:${userId}`, '1', 'PX', ms));
   }
 }
+
+/** Options of an interactive transaction (as `$transaction` takes them). */
+type TxOptions = Parameters<PrismaClient['$transaction']>[1];
 
 /**
  * The two database clients. Repositories write through `write` (the primary)
  * and read through `read`, which is the replica unless this request's user
- * wrote in the last few seconds (see ReadRouter).
+ * wrote in the last few seconds (see ReadRouter), the replica is unreachable
+ * or lags too far behind (see ReplicaReads).
  */
 @Injectable()
-export class Db implements OnApplicationShutdown {
+export class Db implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(Db.name);
   readonly primary: PrismaClient;
+  /** The replica, each query falling back to the primary when the replica cannot answer. */
   readonly replica: PrismaClient | undefined;
+  /** The replica's own client, for transactions (which cannot move between servers halfway). */
+  private readonly replicaBase: PrismaClient | undefined;
+  readonly replicaReads: ReplicaReads | undefined;
   readonly router: ReadRouter;
   private readonly pools: { db: DbPoolUse['db']; pool: Pool }[] = [];
   private readonly primaryPool: Pool;
   private readonly preparedStatements: boolean;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient, redisBreaker: RedisBreaker) {
     const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger);
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });
@@ -72,10 +88,21 @@ export class Db implements OnApplicationShutdown {
     this.preparedStatements = config.databasePreparedStatements;
     if (config.databaseReplicaUrl) {
       const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger);
-      this.replica = replica.client;
+      this.replicaBase = replica.client;
+      this.replicaReads = new ReplicaReads(replica.pool, {
+        maxLagMs: config.replicaMaxLagMs,
+        lagPollMs: config.replicaLagPollMs,
+        breakerTimeoutMs: config.replicaBreakerTimeoutMs,
+        breakerResetMs: config.replicaBreakerResetMs,
+      });
+      this.replica = withPrimaryFallback(replica.client, this.primary, this.replicaReads);
       this.pools.push({ db: 'replica', pool: replica.pool });
     }
-    this.router = new ReadRouter(new RedisPinStore(redis), config.readYourWritesMs, !!this.replica);
+    this.router = new ReadRouter(new RedisPinStore(redis, redisBreaker), config.readYourWritesMs, !!this.replica);
+  }
+
+  onModuleInit(): void {
+    this.replicaReads?.start();
   }
 
   get write(): PrismaClient {
@@ -90,8 +117,31 @@ export class Db implements OnApplicationShutdown {
   }
 
   get read(): PrismaClient {
-    if (!this.replica || this.router.readsFromPrimary(requestContext.current())) return this.primary;
+    if (!this.replica || !this.replicaReads!.usable || this.router.readsFromPrimary(requestContext.current()))
+      return this.primary;
     return this.replica;
+  }
+
+  /**
+   * An interactive transaction for reads (one consistent snapshot) where
+   * `read` would go. When the replica cannot even start it, it runs on the
+   * primary instead; a replica lost once `fn` has begun fails it.
+   */
+  async readTransaction<T>(fn: (tx: DbTx) => Promise<T>, options?: TxOptions): Promise<T> {
+    const client = this.read === this.replica ? this.replicaBase! : this.primary;
+    if (client === this.primary) return this.primary.$transaction(fn, options);
+    let began = false;
+    try {
+      return await this.replicaBase!.$transaction((tx) => {
+        began = true;
+        return fn(tx);
+      }, options);
+    } catch (err) {
+      if (began || !isDependencyUnavailable(err)) throw err;
+      // Counted against the replica like any failed read (the breaker has no other way to hear of it).
+      await runThrough(this.replicaReads!.breaker, () => Promise.reject(err)).catch(() => undefined);
+      return this.primary.$transaction(fn, options);
+    }
   }
 
   /**
@@ -155,7 +205,8 @@ export class Db implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([this.primary.$disconnect(), this.replica?.$disconnect()]);
+    this.replicaReads?.stop();
+    await Promise.all([this.primary.$disconnect(), this.replicaBase?.$disconnect()]);
     await Promise.all(this.pools.map(({ pool }) => (pool.ended ? undefined : pool.end())));
     this.logger.log('database clients closed');
   }

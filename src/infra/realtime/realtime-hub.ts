@@ -2,12 +2,8 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationShu
 import CircuitBreaker from 'opossum';
 import type { Server, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import {
-  breakerState,
-  realtimeBroadcastLatency,
-  realtimeEventsPublished,
-  realtimeReplays,
-} from '../observability/metrics';
+import { createBreaker } from '../resilience/breaker';
+import { realtimeBroadcastLatency, realtimeEventsPublished, realtimeReplays } from '../observability/metrics';
 import { LocationCoalescer } from './location-coalescer';
 import { InProcessRealtimePublisher, RealtimeEventName, RealtimePublisher } from './realtime-publisher';
 import { RoomLog } from './room-log';
@@ -83,28 +79,18 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
       config.realtimeLocationIntervalMs,
       (room, payload) => void this.send(room, 'trip.location', payload),
     );
-    this.breaker = new CircuitBreaker(
+    this.breaker = createBreaker(
       (room: string, event: RealtimeEventName, json: string, floor: number) =>
         this.log.append(room, event, json, floor),
       {
         name: 'realtime-redis',
-        timeout: config.realtimeBreakerTimeoutMs,
-        resetTimeout: config.realtimeBreakerResetMs,
-        errorThresholdPercentage: 50,
-        volumeThreshold: 3,
+        timeoutMs: config.realtimeBreakerTimeoutMs,
+        resetMs: config.realtimeBreakerResetMs,
+        openMessage: 'Redis unavailable: room events go to this node only, without replay log, until it is back',
+        closeMessage: 'Redis is back: room events are sequenced, logged and shared across nodes again',
       },
+      this.logger,
     );
-    breakerState.set({ breaker: 'realtime-redis' }, 0);
-    // One line per state change, never one per event.
-    this.breaker.on('open', () => {
-      breakerState.set({ breaker: 'realtime-redis' }, 2);
-      this.logger.warn('Redis unavailable: room events go to this node only, without replay log, until it is back');
-    });
-    this.breaker.on('halfOpen', () => breakerState.set({ breaker: 'realtime-redis' }, 1));
-    this.breaker.on('close', () => {
-      breakerState.set({ breaker: 'realtime-redis' }, 0);
-      this.logger.log('Redis is back: room events are sequenced, logged and shared across nodes again');
-    });
   }
 
   /** Called by the gateway once Socket.IO is up. */

@@ -2,6 +2,7 @@ import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } fro
 import Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { ClusterBus } from './cluster-bus';
+import { RedisBreaker } from './redis-breaker';
 import { REDIS, RedisClient } from './redis.tokens';
 
 export { REDIS } from './redis.tokens';
@@ -37,7 +38,8 @@ class RedisLifecycle implements OnApplicationShutdown {
     },
     RedisLifecycle,
     ClusterBus,
+    RedisBreaker,
   ],
-  exports: [REDIS, ClusterBus],
+  exports: [REDIS, ClusterBus, RedisBreaker],
 })
 export class RedisModule {}

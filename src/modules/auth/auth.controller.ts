@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { LoginDto, RefreshDto, RegisterDto } from './auth.schemas';
@@ -33,6 +33,12 @@ export class AuthController {
   @Public()
   @Post('auth/logout')
   @HttpCode(204)
+  @ApiOperation({
+    summary: 'End the session of this refresh token (idempotent)',
+    description:
+      '503 DEPENDENCY_UNAVAILABLE when the session was ended in the database but could not yet be announced to every ' +
+      'node (Redis down): the refresh token is already refused; retry the logout until it answers 204.',
+  })
   async logout(@Body() body: RefreshDto): Promise<void> {
     await this.auth.logout(body.refreshToken);
   }

@@ -72,7 +72,10 @@ export class AuthService {
     return this.tokenPair({ userId: record.userId, sessionId: record.familyId }, next);
   }
 
-  /** Ends the login the token belongs to. Unknown or already-ended tokens are fine: logout is idempotent. */
+  /**
+   * Ends the login the token belongs to. Unknown or already-ended tokens are fine: logout is idempotent,
+   * so when the revocation cannot reach Redis after the database has it (a 503), the client's retry completes it.
+   */
   async logout(refreshToken: string): Promise<void> {
     const record = await this.repo.findRefreshToken(hashToken(refreshToken));
     if (!record) return;

@@ -487,7 +487,7 @@ export class LedgerRepository {
     onRows: (rows: EntryRow[]) => Promise<void>,
     batchSize = 2000,
   ): Promise<void> {
-    await this.db.read.$transaction(async (tx) => {
+    await this.db.readTransaction(async (tx) => {
       const before = range.from
         ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
             SELECT seq, running_balance FROM ledger_entries

@@ -1,0 +1,118 @@
+import { newOrg, newUser, TestOrg } from '../support/factories';
+import { until } from '../support/net';
+import { Scrape } from '../support/prometheus';
+import { ReplicaCluster } from '../support/replica-cluster';
+import { startTestApp, TestApp } from '../support/test-app';
+
+jest.setTimeout(120_000);
+
+/**
+ * Reads with the replica stopped, restarted and lagging: a primary and a
+ * streaming replica of this file's own (ReplicaCluster), the app on both.
+ */
+describe('reads survive the replica', () => {
+  let cluster: ReplicaCluster;
+  let t: TestApp;
+  let org: TestOrg;
+
+  beforeAll(async () => {
+    cluster = await ReplicaCluster.start();
+    t = await startTestApp({
+      databaseUrl: cluster.primaryUrl,
+      databaseReplicaUrl: cluster.replicaUrl,
+      // No read-your-writes window: reads go to the replica whenever it is usable.
+      readYourWritesMs: 0,
+      replicaLagPollMs: 100,
+      replicaMaxLagMs: 1000,
+      replicaBreakerTimeoutMs: 2000,
+      replicaBreakerResetMs: 1000,
+    });
+    org = await newOrg(t.api, await newUser(t.api));
+    await cluster.waitForReplay();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await cluster?.teardown();
+  });
+
+  const replicaState = async () =>
+    Scrape.parse((await t.root.get('/metrics')).body).value('waybill_breaker_state', { breaker: 'replica' });
+  /** Index scans of `orgs` on the replica: grows only when the app reads an org there. */
+  const orgScansOnReplica = async () => {
+    const [row] = await cluster.replica.query<{ n: string }>(
+      cluster.database,
+      `SELECT coalesce(idx_scan, 0)::text AS n FROM pg_stat_user_tables WHERE relname = 'orgs'`,
+    );
+    return Number(row.n);
+  };
+  const readOrg = () => t.api.get(`/orgs/${org.id}`, { token: org.owner.accessToken });
+
+  /** Reads the org until one of them shows up in the replica's statistics (flushed about once a second). */
+  async function expectReadsOnReplica(): Promise<void> {
+    const before = await orgScansOnReplica();
+    await until(
+      'an org read served by the replica',
+      async () => {
+        expect((await readOrg()).status).toBe(200);
+        return (await orgScansOnReplica()) > before;
+      },
+      20_000,
+    );
+  }
+
+  it('with the replica stopped reads answer from the primary, /health/ready names the replica, and it recovers by itself', async () => {
+    expect((await readOrg()).status).toBe(200);
+    await expectReadsOnReplica();
+
+    await cluster.replica.stop();
+    for (let i = 0; i < 5; i++) {
+      const res = await readOrg();
+      expect(res.status).toBe(200);
+      expect(res.body.data.id).toBe(org.id);
+    }
+    // Other reads too: a list, and the signed-in user.
+    expect((await t.api.get(`/orgs/${org.id}/members`, { token: org.owner.accessToken })).status).toBe(200);
+    expect((await t.api.get('/me', { token: org.owner.accessToken })).status).toBe(200);
+    await until('the replica breaker to open', async () => (await replicaState()) === 2, 10_000);
+    expect((await readOrg()).status).toBe(200);
+
+    const ready = await t.root.get('/health/ready');
+    expect(ready.status).toBe(503);
+    expect(ready.body.error.message).toContain('replica');
+    expect(ready.body.error.details).toEqual(
+      expect.arrayContaining([
+        { path: 'replica', message: 'down' },
+        { path: 'primary', message: 'up' },
+      ]),
+    );
+
+    await cluster.replica.start();
+    await until('the replica breaker to close again', async () => (await replicaState()) === 0, 20_000);
+    await expectReadsOnReplica();
+    expect((await t.root.get('/health/ready')).status).toBe(200);
+  });
+
+  it('while the replica lags more than REPLICA_MAX_LAG_MS, reads go to the primary and see the latest writes', async () => {
+    await cluster.replica.query('postgres', 'SELECT pg_wal_replay_pause()');
+    try {
+      const renamed = `Renamed ${Date.now()}`;
+      const patch = await t.api.patch(`/orgs/${org.id}`, { name: renamed }, { token: org.owner.accessToken });
+      expect(patch.status).toBe(200);
+      // The replica has not replayed the rename: it still has the old name.
+      const [onReplica] = await cluster.replica.query<{ name: string }>(
+        cluster.database,
+        'SELECT name FROM orgs WHERE id = $1',
+        [org.id],
+      );
+      expect(onReplica.name).not.toBe(renamed);
+
+      // Once the lag poller sees the replica more than a second behind, the new name is read from the primary.
+      await until('a read of the renamed org', async () => (await readOrg()).body.data.name === renamed, 20_000);
+      for (let i = 0; i < 3; i++) expect((await readOrg()).body.data.name).toBe(renamed);
+    } finally {
+      await cluster.replica.query('postgres', 'SELECT pg_wal_replay_resume()');
+    }
+    await cluster.waitForReplay();
+    await expectReadsOnReplica();
+  });
+});
