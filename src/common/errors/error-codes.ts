@@ -44,6 +44,8 @@ export enum ErrorCode {
   NO_ACTIVE_TRIP = 'NO_ACTIVE_TRIP',
   // realtime
   ROOM_NOT_SUPPORTED = 'ROOM_NOT_SUPPORTED',
+  /** A member who sees the trip posting its pings without being its driver. */
+  NOT_TRIP_DRIVER = 'NOT_TRIP_DRIVER',
 }
 
 /**
@@ -105,6 +107,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 500;
     case ErrorCode.SERVICE_UNAVAILABLE:
       return 503;
+    case ErrorCode.NOT_TRIP_DRIVER:
+      return 403;
     default: {
       const unmapped: never = code;
       throw new Error(`unmapped error code ${String(unmapped)}`);

@@ -24,10 +24,16 @@ export function zodDetails(error: ZodError): ErrorDetail[] {
   }));
 }
 
-function fromCode(code: ErrorCode, message: string, details?: ErrorDetail[], headers?: Record<string, string>) {
+function fromCode(
+  code: ErrorCode,
+  message: string,
+  details?: ErrorDetail[],
+  headers?: Record<string, string>,
+  status = httpStatusOf(code),
+) {
   const body: ErrorBody = { success: false, error: { code, message } };
   if (details?.length) body.error.details = details;
-  return { status: httpStatusOf(code), body, headers, unexpected: false };
+  return { status, body, headers, unexpected: false };
 }
 
 /** Fastify's own errors (body parsing, size, content type) by their code. */
@@ -85,7 +91,7 @@ export function toErrorResponse(err: unknown, requestId: string): ErrorResponse 
 }
 
 function build(err: unknown): ErrorResponse {
-  if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers);
+  if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers, err.httpStatus());
   if (err instanceof ZodError)
     return fromCode(ErrorCode.VALIDATION_FAILED, 'The request is not valid', zodDetails(err));
 

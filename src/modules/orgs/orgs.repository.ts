@@ -97,7 +97,13 @@ export class OrgsRepository {
     });
   }
 
-  removeMember(orgId: string, userId: string): Promise<'removed' | 'last-owner' | null> {
+  /**
+   * Removes a member, refusing when it would leave the org without an owner.
+   * Their driver profile in the org, if any, ends with the membership, in the
+   * same transaction: the row stays (trips keep naming their driver), marked
+   * removed, its device id freed. Returns the ended profiles' ids.
+   */
+  removeMember(orgId: string, userId: string): Promise<{ endedDriverIds: string[] } | 'last-owner' | null> {
     return this.db.write.$transaction(async (tx) => {
       const owners = await tx.$queryRaw<{ user_id: string }[]>`
         SELECT user_id FROM memberships WHERE org_id = ${orgId}::uuid AND role = 'OWNER' FOR UPDATE`;
@@ -105,7 +111,11 @@ export class OrgsRepository {
       if (!member) return null;
       if (member.role === 'OWNER' && owners.length <= 1) return 'last-owner';
       await tx.membership.delete({ where: { id: member.id } });
-      return 'removed';
+      const ended = await tx.$queryRaw<{ id: string }[]>`
+        UPDATE driver_profiles SET removed_at = now(), device_id = NULL
+        WHERE org_id = ${orgId}::uuid AND user_id = ${userId}::uuid AND removed_at IS NULL
+        RETURNING id::text`;
+      return { endedDriverIds: ended.map((r) => r.id) };
     });
   }
 
@@ -126,7 +136,7 @@ export class OrgsRepository {
   async listDrivers(orgId: string, cursor: string | undefined, limit: number): Promise<Page<DriverView>> {
     const k = keysetArgs(cursor);
     const rows = await this.db.read.driverProfile.findMany({
-      where: { orgId, ...k.where },
+      where: { orgId, removedAt: null, ...k.where },
       orderBy: k.orderBy,
       take: limit + 1,
       select: driverSelect,
@@ -134,16 +144,31 @@ export class OrgsRepository {
     return toPage(rows, limit).map(toDriverView);
   }
 
-  /** A driver profile, and a DRIVER membership when the user is not yet a member. */
-  createDriver(orgId: string, userId: string, data: { licenseNo?: string; deviceId?: string }): Promise<DriverView> {
+  /**
+   * A driver profile, and a DRIVER membership when the user is not yet a
+   * member. A profile the user had before leaving the org resumes (same id,
+   * so their past trips are theirs again) with the new licence and device.
+   */
+  createDriver(
+    orgId: string,
+    userId: string,
+    data: { licenseNo?: string; deviceId?: string },
+  ): Promise<{ driver: DriverView; resumed: boolean }> {
     return this.db.write.$transaction(async (tx) => {
       await tx.membership.upsert({
         where: { orgId_userId: { orgId, userId } },
         create: { orgId, userId, role: 'DRIVER' },
         update: {},
       });
-      const row = await tx.driverProfile.create({ data: { orgId, userId, ...data }, select: driverSelect });
-      return toDriverView(row);
+      const resumed = await tx.driverProfile.updateManyAndReturn({
+        where: { orgId, userId, removedAt: { not: null } },
+        data: { removedAt: null, licenseNo: data.licenseNo ?? null, deviceId: data.deviceId ?? null },
+        select: { id: true },
+      });
+      const row = resumed.length
+        ? await tx.driverProfile.findUniqueOrThrow({ where: { id: resumed[0].id }, select: driverSelect })
+        : await tx.driverProfile.create({ data: { orgId, userId, ...data }, select: driverSelect });
+      return { driver: toDriverView(row), resumed: resumed.length > 0 };
     });
   }
 }

@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { AuthService } from '../auth/auth.service';
+import { TripsService } from '../trips/trips.service';
 import { OrgsRepository } from './orgs.repository';
 import { DriverView, MemberView, OrgRole, OrgView, TruckView } from './orgs.schemas';
 
@@ -23,6 +24,7 @@ export class OrgsService {
     private readonly repo: OrgsRepository,
     private readonly auth: AuthService,
     private readonly realtime: RealtimePublisher,
+    private readonly trips: TripsService,
   ) {}
 
   /**
@@ -102,6 +104,12 @@ export class OrgsService {
     return result;
   }
 
+  /**
+   * Removes a member; a driver profile they hold in the org ends with it
+   * (their pings and their view of its trips stop at once on every node,
+   * their sockets leave the org's and those trips' rooms). A role change, by
+   * contrast, keeps a driver profile: any member may hold one (see createDriver).
+   */
   async removeMember(principal: Principal, orgId: string, userId: string): Promise<void> {
     const isSelf = userId === principal.userId;
     const callerRole = await this.requireRole(principal, orgId, isSelf ? ORG_ROLES.any : ORG_ROLES.manage);
@@ -112,6 +120,7 @@ export class OrgsService {
     const result = await this.repo.removeMember(orgId, userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
+    await this.trips.driverAccessChanged(result.endedDriverIds);
     this.realtime.accessChanged(userId);
   }
 
@@ -159,7 +168,12 @@ export class OrgsService {
     const user = await this.auth.findUserByPhone(data.phone);
     if (!user) throw new DomainError(ErrorCode.USER_NOT_FOUND, 'No registered user has this phone number');
     try {
-      return await this.repo.createDriver(orgId, user.id, { licenseNo: data.licenseNo, deviceId: data.deviceId });
+      const { driver, resumed } = await this.repo.createDriver(orgId, user.id, {
+        licenseNo: data.licenseNo,
+        deviceId: data.deviceId,
+      });
+      if (resumed) await this.trips.driverAccessChanged([driver.id]);
+      return driver;
     } catch (err) {
       if (isUniqueViolation(err, 'device_id') || isUniqueViolation(err, 'deviceId')) {
         throw new DomainError(ErrorCode.ALREADY_EXISTS, 'This deviceId is registered to another driver', [
