@@ -308,6 +308,8 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
             ),
           );
           if (!(err instanceof DomainError)) continue; // allowed, or a database hiccup (not a revocation)
+          // A targeted check and a sweep may both have found it: the room is left, and told, once.
+          if (!state.rooms.has(room)) continue;
           this.leave(socket, room);
           socket.emit('room.revoked', { room, error: errorBody(err) });
         }
