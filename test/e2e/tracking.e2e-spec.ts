@@ -541,9 +541,9 @@ describe('tracking', () => {
       const osmand = await fetch(`${nodeB.url}/api/v1/tracking/osmand?id=${w.deviceId}&lat=26.95&lon=75.8`);
       expect(osmand.status).toBe(404);
       // The trip keeps its driver: history is intact.
-      expect(
-        (await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken })).body.data.driverId,
-      ).toBe(w.driverId);
+      expect((await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken })).body.data.driverId).toBe(
+        w.driverId,
+      );
       await Promise.all([t.app.get(PingWriter).drain(), nodeB.app.get(PingWriter).drain()]);
       expect(await count(trip.id)).toBe(2);
     });

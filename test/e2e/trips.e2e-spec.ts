@@ -105,8 +105,7 @@ describe('trips', () => {
 
     describe("an org never assigns the other org's truck or driver", () => {
       const tripCount = async () => (await t.sql.query(`SELECT count(*)::int AS n FROM trips`)).rows[0].n as number;
-      const paths = (body: { error: { details: { path: string }[] } }) =>
-        body.error.details.map((d) => d.path).sort();
+      const paths = (body: { error: { details: { path: string }[] } }) => body.error.details.map((d) => d.path).sort();
       let b: { truckId: string; driverId: string };
       beforeAll(async () => {
         const [truckId, driver] = await Promise.all([newTruck(t.api, w.destination), newDriver(t.api, w.destination)]);
@@ -187,7 +186,9 @@ describe('trips', () => {
           token: w.source.owner.accessToken,
         });
         expect(del.status).toBe(204);
-        const res = await t.api.post('/trips', body({ driverId: gone.driverId }), { token: w.source.owner.accessToken });
+        const res = await t.api.post('/trips', body({ driverId: gone.driverId }), {
+          token: w.source.owner.accessToken,
+        });
         expect(res.status).toBe(422);
         expect(paths(res.body)).toEqual(['driverId']);
       });

@@ -100,11 +100,13 @@ export class TripsService {
   async driverAccessChanged(driverIds: readonly string[]): Promise<void> {
     if (driverIds.length === 0) return;
     this.forgetDriverTrips(driverIds);
-    await this.bus.publish(DRIVER_ACCESS_TOPIC, driverIds.join(' ')).catch((err: Error) =>
-      this.logger.warn(
-        `access change of driver profiles ${driverIds.join(', ')} not announced to other nodes (they see it within their cache age): ${err.message}`,
-      ),
-    );
+    await this.bus
+      .publish(DRIVER_ACCESS_TOPIC, driverIds.join(' '))
+      .catch((err: Error) =>
+        this.logger.warn(
+          `access change of driver profiles ${driverIds.join(', ')} not announced to other nodes (they see it within their cache age): ${err.message}`,
+        ),
+      );
   }
 
   /** Drops cached ingest states of these drivers' trips, and those still being read (they may predate the change). */
