@@ -54,7 +54,7 @@ interface TrackStateEntry {
 @Injectable()
 export class TripsService {
   private readonly logger = new Logger(TripsService.name);
-  /** Trip ids → their orgs and driver: immutable after creation, so safe to keep. */
+  /** Trip ids → their orgs and driver: immutable after creation, so safe to keep (whether the driver's profile still grants access is asked fresh). */
   private readonly accessCache = new Map<string, TripAccess>();
   /** Trip ids → their ingest state (see trackStateCached). Concurrent misses share one read. */
   private readonly trackStateCache = new Map<string, TrackStateEntry>();
@@ -85,13 +85,6 @@ export class TripsService {
   }
 
   /**
-   * The caller must be OWNER, ADMIN or STAFF of the source or the destination
-   * org, and the truck and the driver must belong to an org of the two in
-   * which the caller holds one of those roles: an org never assigns the other
-   * org's truck or driver. The counterparty org (the one the caller is not a
-   * member of) must exist. Each refusal is a 422 naming its field.
-   */
-  /**
    * These driver profiles ended (their user left the org) or resumed: the
    * cached ingest state of their trips goes here and, before this returns, is
    * announced to every other node, so that pings are judged by the change at
@@ -117,6 +110,13 @@ export class TripsService {
     }
   }
 
+  /**
+   * The caller must be OWNER, ADMIN or STAFF of the source or the destination
+   * org, and the truck and the driver must belong to an org of the two in
+   * which the caller holds one of those roles: an org never assigns the other
+   * org's truck or driver. The counterparty org (the one the caller is not a
+   * member of) must exist. Each refusal is a 422 naming its field.
+   */
   async create(principal: Principal, input: CreateTripInput): Promise<Record<string, unknown>> {
     const orgIds = [...new Set([input.sourceOrgId, input.destinationOrgId])];
     const roles = await this.repo.membershipsOf(principal.userId, orgIds);
