@@ -329,6 +329,39 @@ describe('orgs, members, trucks, drivers', () => {
       expect(m.rows[0].n).toBe(0);
     });
 
+    it('leaving the org ends the driver profile (kept, marked removed, device freed); adding them again resumes it', async () => {
+      const org = await newOrg(t.api);
+      const tok = { token: org.owner.accessToken };
+      const d = await newUser(t.api);
+      const deviceId = `dev-${d.id}`;
+      const added = await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone, deviceId }, tok);
+      expect(added.status).toBe(201);
+      expect((await t.api.delete(`/orgs/${org.id}/members/${d.id}`, tok)).status).toBe(204);
+      const row = await t.sql.query('SELECT removed_at, device_id FROM driver_profiles WHERE id = $1', [
+        added.body.data.id,
+      ]);
+      expect(row.rows[0]).toEqual({ removed_at: expect.any(Date), device_id: null });
+      expect((await t.api.get(`/orgs/${org.id}/drivers`, tok)).body.data).toEqual([]);
+      // The freed device id can go to another driver; the same user comes back as the same profile.
+      const other = await newUser(t.api);
+      expect((await t.api.post(`/orgs/${org.id}/drivers`, { phone: other.phone, deviceId }, tok)).status).toBe(201);
+      const back = await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone, licenseNo: 'RJ-1' }, tok);
+      expect(back.status).toBe(201);
+      expect(back.body.data).toMatchObject({ id: added.body.data.id, licenseNo: 'RJ-1', deviceId: null });
+      const list = await t.api.get(`/orgs/${org.id}/drivers`, tok);
+      expect(list.body.data.map((x: { userId: string }) => x.userId).sort()).toEqual([d.id, other.id].sort());
+    });
+
+    it('a role change keeps the driver profile', async () => {
+      const org = await newOrg(t.api);
+      const tok = { token: org.owner.accessToken };
+      const d = await newUser(t.api);
+      expect((await t.api.post(`/orgs/${org.id}/drivers`, { phone: d.phone }, tok)).status).toBe(201);
+      expect((await t.api.patch(`/orgs/${org.id}/members/${d.id}`, { role: 'STAFF' }, tok)).status).toBe(200);
+      const list = await t.api.get(`/orgs/${org.id}/drivers`, tok);
+      expect(list.body.data.map((x: { userId: string }) => x.userId)).toEqual([d.id]);
+    });
+
     it('STAFF cannot add drivers', async () => {
       const org = await newOrg(t.api);
       const staff = await newMember(t.api, org, 'STAFF');

@@ -245,6 +245,56 @@ describe('realtime (Socket.IO)', () => {
       }
     });
 
+    it('a logout disconnects the sockets of that session at once on every node; another session stays', async () => {
+      const u = await newUser(a.api);
+      const login = await a.api.post('/auth/login', { phone: u.phone, password: u.password });
+      expect(login.status).toBe(200);
+      const onA = await watch(a.url, u.accessToken);
+      const onB = await watch(b.url, u.accessToken);
+      const otherSession = await watch(b.url, login.body.data.accessToken);
+      const closed = [onA, onB].map(
+        (s) => new Promise<string>((resolve) => s.socket.once('disconnect', (reason) => resolve(reason))),
+      );
+      const out = await a.api.post('/auth/logout', { refreshToken: u.refreshToken }, { token: u.accessToken });
+      expect(out.status).toBe(204);
+      expect(await Promise.all(closed)).toEqual(['io server disconnect', 'io server disconnect']);
+      for (const s of [onA, onB]) {
+        expect(s.events.find((e) => e.event === 'auth.expired')).toMatchObject({ code: 'INVALID_TOKEN' });
+      }
+      // The other login of the same user is untouched, and answers.
+      expect(otherSession.socket.connected).toBe(true);
+      expect(await otherSession.request('unsubscribe', { room: orgRoom(u.id) })).toEqual({ ok: true });
+      expect((await refusal(b.url, u.accessToken)).data.code).toBe('INVALID_TOKEN');
+    });
+
+    it("a driver removed from the org leaves its trip's room on every node at once: no further events, no new subscribe", async () => {
+      const w = await newWorld(a.api);
+      const trip = await activeTrip(a.api, w);
+      const room = tripRoom(trip.id);
+      const onA = await watch(a.url, w.driver.accessToken);
+      const onB = await watch(b.url, w.driver.accessToken);
+      const control = await watch(b.url, w.source.owner.accessToken);
+      for (const s of [onA, onB, control]) expect(await s.request('subscribe', { room })).toEqual({ ok: true });
+      const del = await a.api.delete(`/orgs/${w.source.id}/members/${w.driver.id}`, {
+        token: w.source.owner.accessToken,
+      });
+      expect(del.status).toBe(204);
+      for (const s of [onA, onB]) {
+        await s.waitFor((x) => x.events.some((e) => e.event === 'room.revoked'), 'trip room revoked');
+        expect(s.events.find((e) => e.event === 'room.revoked')).toMatchObject({
+          room,
+          error: { code: 'NOT_FOUND' },
+        });
+      }
+      await moveTo(a.api, w, trip.id, 'ARRIVED');
+      await control.waitFor((x) => x.inRoom(room, 'trip.status').length > 0, 'status in the trip room');
+      for (const s of [onA, onB]) {
+        // Asked after the event went out on every node: an event sent to this socket would have arrived before the answer.
+        expect(await s.request('subscribe', { room })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+        expect(s.events.filter((e) => e.event === 'trip.status')).toEqual([]);
+      }
+    });
+
     it('a demotion that keeps access leaves the subscription alone', async () => {
       const w = await newWorld(a.api);
       const admin = await newMember(a.api, w.source, 'ADMIN');

@@ -124,7 +124,8 @@ describe('tracking', () => {
         { tripId: trip.id, locations: [pt(t0, 0)] },
         { token: w.source.owner.accessToken },
       );
-      expect(owner.status).toBe(404);
+      expect(owner.status).toBe(403);
+      expect(owner.body.error.code).toBe('NOT_TRIP_DRIVER');
       const planned = await newTrip(t.api, (await newWorld(t.api)) as TripWorld);
       const plannedRes = await t.api.post(
         '/tracking/ping',
@@ -514,6 +515,39 @@ describe('tracking', () => {
       await until('node B to refuse pings', async () => (await onB(s++)).status === 409);
     });
 
+    it('a driver removed from the org is refused at once on every node, however long the nodes keep trip state', async () => {
+      const { w, trip } = await world();
+      const t0 = base();
+      const onA = (s: number) => pingVia(t.url, w, trip.id, [zig(t0, s)]);
+      const onB = (s: number) => pingVia(nodeB.url, w, trip.id, [zig(t0, s)]);
+      // Both nodes now hold the trip's ingest state.
+      expect((await onA(0)).status).toBe(200);
+      expect((await onB(1)).status).toBe(200);
+      const del = await t.api.delete(`/orgs/${w.source.id}/members/${w.driver.id}`, {
+        token: w.source.owner.accessToken,
+      });
+      expect(del.status).toBe(204);
+      // The node that removed them, right away; node B (ten-minute cache) as soon as the bus message lands.
+      const refusedA = await onA(2);
+      expect(refusedA.status).toBe(404);
+      expect(refusedA.body.error.code).toBe('NOT_FOUND');
+      let s = 3;
+      await until('node B to refuse the removed driver', async () => (await onB(s++)).status === 404);
+      const refusedB = await onB(s++);
+      expect(refusedB.status).toBe(404);
+      // The trip itself goes out of their sight; their device id no longer reaches it.
+      expect((await t.api.get(`/trips/${trip.id}`, { token: w.driver.accessToken })).status).toBe(404);
+      expect((await t.api.get('/trips', { token: w.driver.accessToken })).body.data).toEqual([]);
+      const osmand = await fetch(`${nodeB.url}/api/v1/tracking/osmand?id=${w.deviceId}&lat=26.95&lon=75.8`);
+      expect(osmand.status).toBe(404);
+      // The trip keeps its driver: history is intact.
+      expect((await t.api.get(`/trips/${trip.id}`, { token: w.source.owner.accessToken })).body.data.driverId).toBe(
+        w.driverId,
+      );
+      await Promise.all([t.app.get(PingWriter).drain(), nodeB.app.get(PingWriter).drain()]);
+      expect(await count(trip.id)).toBe(2);
+    });
+
     it('points a node acknowledged but never counted (it died before its round) are counted by the sweep', async () => {
       const { w, trip } = await world();
       const t0 = base();
@@ -643,14 +677,35 @@ describe('tracking', () => {
     });
   });
 
-  it('a member who can see the trip but is not its driver cannot post for it', async () => {
+  it('a member who can see the trip but is not its driver gets 403 NOT_TRIP_DRIVER; anyone else 404', async () => {
     const { w, trip } = await world();
-    const staff = await newMember(t.api, w.source, 'STAFF');
-    const res = await t.api.post(
-      '/tracking/ping',
-      { tripId: trip.id, locations: [pt(base(), 0)] },
-      { token: staff.accessToken },
-    );
-    expect(res.status).toBe(404);
+    const t0 = base();
+    const post = (token: string) =>
+      t.api.post('/tracking/ping', { tripId: trip.id, locations: [pt(t0, 0)] }, { token });
+    // The driver's ping first: the trip's ingest state is then cached, as on a busy node.
+    expect((await ping(w, trip.id, [pt(t0, 1)])).status).toBe(200);
+    for (const member of [
+      await newMember(t.api, w.source, 'STAFF'),
+      await newMember(t.api, w.destination, 'STAFF'),
+      await newMember(t.api, w.destination, 'ACCOUNTANT'),
+    ]) {
+      const res = await post(member.accessToken);
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('NOT_TRIP_DRIVER');
+    }
+    // A stranger, and a DRIVER member of the org who does not drive this trip (they cannot see it).
+    const stranger = await newUser(t.api);
+    const otherDriver = await newDriver(t.api, w.source);
+    for (const token of [stranger.accessToken, otherDriver.user.accessToken]) {
+      const res = await post(token);
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe('NOT_FOUND');
+    }
+    // Whatever the trip's status: a finished trip answers the same to them.
+    await moveTo(t.api, w, trip.id, 'ARRIVED', 'COMPLETED');
+    expect((await post(w.source.owner.accessToken)).body.error.code).toBe('NOT_TRIP_DRIVER');
+    expect((await post(stranger.accessToken)).status).toBe(404);
+    await afterFlushDone();
+    expect(await count(trip.id)).toBe(1);
   });
 });

@@ -63,15 +63,16 @@ describe('trips', () => {
       });
     });
 
-    it('lets STAFF of the destination org create one; ACCOUNTANT gets 403, an outsider 404', async () => {
+    it('lets STAFF of the destination org create one with its own truck and driver; ACCOUNTANT gets 403, an outsider 404', async () => {
       const staff = await newMember(t.api, w.destination, 'STAFF');
       const accountant = await newMember(t.api, w.destination, 'ACCOUNTANT');
       const outsider = await newUser(t.api);
+      const [truckId, driver] = await Promise.all([newTruck(t.api, w.destination), newDriver(t.api, w.destination)]);
       const body = {
         sourceOrgId: w.source.id,
         destinationOrgId: w.destination.id,
-        truckId: w.truckId,
-        driverId: w.driverId,
+        truckId,
+        driverId: driver.driverId,
         startPoint: JAIPUR,
         endPoint: DELHI,
       };
@@ -97,9 +98,100 @@ describe('trips', () => {
         },
         { token: w.source.owner.accessToken },
       );
-      expect(res.status).toBe(400);
+      expect(res.status).toBe(422);
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
       expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['driverId', 'truckId']);
+    });
+
+    describe("an org never assigns the other org's truck or driver", () => {
+      const tripCount = async () => (await t.sql.query(`SELECT count(*)::int AS n FROM trips`)).rows[0].n as number;
+      const paths = (body: { error: { details: { path: string }[] } }) => body.error.details.map((d) => d.path).sort();
+      let b: { truckId: string; driverId: string };
+      beforeAll(async () => {
+        const [truckId, driver] = await Promise.all([newTruck(t.api, w.destination), newDriver(t.api, w.destination)]);
+        b = { truckId, driverId: driver.driverId };
+      });
+      const body = (extra: Record<string, unknown>) => ({
+        sourceOrgId: w.source.id,
+        destinationOrgId: w.destination.id,
+        truckId: w.truckId,
+        driverId: w.driverId,
+        startPoint: JAIPUR,
+        endPoint: DELHI,
+        ...extra,
+      });
+
+      it("the source org with the destination org's truck: 422 naming truckId, nothing created", async () => {
+        const before = await tripCount();
+        const res = await t.api.post('/trips', body({ truckId: b.truckId }), { token: w.source.owner.accessToken });
+        expect(res.status).toBe(422);
+        expect(res.body.error.code).toBe('VALIDATION_FAILED');
+        expect(paths(res.body)).toEqual(['truckId']);
+        expect(await tripCount()).toBe(before);
+      });
+
+      it("the source org with the destination org's driver: 422 naming driverId, nothing created", async () => {
+        const before = await tripCount();
+        const res = await t.api.post('/trips', body({ driverId: b.driverId }), { token: w.source.owner.accessToken });
+        expect(res.status).toBe(422);
+        expect(res.body.error.code).toBe('VALIDATION_FAILED');
+        expect(paths(res.body)).toEqual(['driverId']);
+        expect(await tripCount()).toBe(before);
+      });
+
+      it("the destination org's staff with the source org's truck and driver: 422 naming both", async () => {
+        const staff = await newMember(t.api, w.destination, 'STAFF');
+        const res = await t.api.post('/trips', body({}), { token: staff.accessToken });
+        expect(res.status).toBe(422);
+        expect(paths(res.body)).toEqual(['driverId', 'truckId']);
+      });
+
+      it('a member of both orgs assigns the truck of one and the driver of the other only where they operate', async () => {
+        const both = await newMember(t.api, w.source, 'STAFF');
+        const added = await t.api.post(
+          `/orgs/${w.destination.id}/members`,
+          { phone: both.phone, role: 'ACCOUNTANT' },
+          { token: w.destination.owner.accessToken },
+        );
+        expect(added.status).toBe(201);
+        // Staff of the source org: its truck and driver, yes; the destination's (where they only keep the books), no.
+        expect((await t.api.post('/trips', body({}), { token: both.accessToken })).status).toBe(201);
+        const res = await t.api.post('/trips', body({ driverId: b.driverId }), { token: both.accessToken });
+        expect(res.status).toBe(422);
+        expect(paths(res.body)).toEqual(['driverId']);
+      });
+
+      it('an unknown counterparty org: 422 naming it, not a 500', async () => {
+        const unknown = '0190a000-0000-7000-8000-00000000abcd';
+        const before = await tripCount();
+        const asSource = await t.api.post('/trips', body({ destinationOrgId: unknown }), {
+          token: w.source.owner.accessToken,
+        });
+        expect(asSource.status).toBe(422);
+        expect(asSource.body.error.code).toBe('VALIDATION_FAILED');
+        expect(paths(asSource.body)).toEqual(['destinationOrgId']);
+        const asDestination = await t.api.post(
+          '/trips',
+          body({ sourceOrgId: unknown, destinationOrgId: w.destination.id, ...b }),
+          { token: w.destination.owner.accessToken },
+        );
+        expect(asDestination.status).toBe(422);
+        expect(paths(asDestination.body)).toEqual(['sourceOrgId']);
+        expect(await tripCount()).toBe(before);
+      });
+
+      it('a driver who left the org is no longer assignable: 422 naming driverId', async () => {
+        const gone = await newDriver(t.api, w.source);
+        const del = await t.api.delete(`/orgs/${w.source.id}/members/${gone.user.id}`, {
+          token: w.source.owner.accessToken,
+        });
+        expect(del.status).toBe(204);
+        const res = await t.api.post('/trips', body({ driverId: gone.driverId }), {
+          token: w.source.owner.accessToken,
+        });
+        expect(res.status).toBe(422);
+        expect(paths(res.body)).toEqual(['driverId']);
+      });
     });
 
     it('validates the body, naming each field', async () => {

@@ -38,6 +38,7 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   private synced = false;
   private syncRound = 0;
   private resyncTimer?: NodeJS.Timeout;
+  private readonly revokedListeners: ((sessionId: string) => void)[] = [];
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
@@ -69,6 +70,15 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   onApplicationShutdown(): void {
     clearInterval(this.resyncTimer);
     this.synced = false;
+  }
+
+  /**
+   * Runs once per session as this node learns of its revocation: revoked
+   * here, announced by another node, or loaded at a resync. The realtime
+   * gateway disconnects the session's sockets with it.
+   */
+  onRevoked(listener: (sessionId: string) => void): void {
+    this.revokedListeners.push(listener);
   }
 
   async revoke(sessionId: string): Promise<void> {
@@ -107,8 +117,17 @@ export class SessionRevocations implements OnModuleInit, OnApplicationShutdown {
   }
 
   private remember(sessionId: string, until: number): void {
-    if (!sessionId || !Number.isFinite(until)) return;
-    if ((this.revoked.get(sessionId) ?? 0) < until) this.revoked.set(sessionId, until);
+    if (!sessionId || !Number.isFinite(until) || until <= Date.now()) return;
+    const known = this.revoked.get(sessionId);
+    if ((known ?? 0) < until) this.revoked.set(sessionId, until);
+    if (known !== undefined) return;
+    for (const listener of this.revokedListeners) {
+      try {
+        listener(sessionId);
+      } catch (err) {
+        this.logger.error(`revocation listener failed: ${(err as Error).message}`);
+      }
+    }
   }
 
   private sweep(): void {

@@ -1,4 +1,4 @@
-import { ErrorCode } from './error-codes';
+import { ErrorCode, httpStatusOf } from './error-codes';
 
 export interface ErrorDetail {
   path?: string;
@@ -20,6 +20,11 @@ export class DomainError extends Error {
   ) {
     super(message);
     this.name = new.target.name;
+  }
+
+  /** The HTTP status it is answered with: its code's (httpStatusOf), unless a subclass says otherwise. */
+  httpStatus(): number {
+    return httpStatusOf(this.code);
   }
 }
 
@@ -45,5 +50,16 @@ export class UnauthenticatedError extends DomainError {
 export class ValidationError extends DomainError {
   constructor(details: ErrorDetail[], message = 'The request is not valid') {
     super(ErrorCode.VALIDATION_FAILED, message, details);
+  }
+}
+
+/**
+ * A well-formed request naming something the caller may not use (another
+ * org's truck or driver, an unknown counterparty org): `VALIDATION_FAILED`
+ * naming the fields, answered 422 rather than 400 (API.md, Trips).
+ */
+export class UnprocessableFieldsError extends ValidationError {
+  override httpStatus(): number {
+    return 422;
   }
 }

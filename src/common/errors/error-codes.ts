@@ -47,6 +47,8 @@ export enum ErrorCode {
   // outages
   /** The database or Redis could not be reached: retry later. */
   DEPENDENCY_UNAVAILABLE = 'DEPENDENCY_UNAVAILABLE',
+  /** A member who sees the trip posting its pings without being its driver. */
+  NOT_TRIP_DRIVER = 'NOT_TRIP_DRIVER',
 }
 
 /**
@@ -109,6 +111,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.SERVICE_UNAVAILABLE:
     case ErrorCode.DEPENDENCY_UNAVAILABLE:
       return 503;
+    case ErrorCode.NOT_TRIP_DRIVER:
+      return 403;
     default: {
       const unmapped: never = code;
       throw new Error(`unmapped error code ${String(unmapped)}`);

@@ -26,10 +26,16 @@ export function zodDetails(error: ZodError): ErrorDetail[] {
   }));
 }
 
-function fromCode(code: ErrorCode, message: string, details?: ErrorDetail[], headers?: Record<string, string>) {
+function fromCode(
+  code: ErrorCode,
+  message: string,
+  details?: ErrorDetail[],
+  headers?: Record<string, string>,
+  status = httpStatusOf(code),
+) {
   const body: ErrorBody = { success: false, error: { code, message } };
   if (details?.length) body.error.details = details;
-  return { status: httpStatusOf(code), body, headers, unexpected: false };
+  return { status, body, headers, unexpected: false };
 }
 
 /** Fastify's own errors (body parsing, size, content type) by their code. */
@@ -92,7 +98,7 @@ export function errorEnvelopeOf(err: unknown): ErrorResponse {
 }
 
 function build(err: unknown): ErrorResponse {
-  if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers);
+  if (err instanceof DomainError) return fromCode(err.code, err.message, err.details, err.headers, err.httpStatus());
   if (isDependencyUnavailable(err)) return fromCode(ErrorCode.DEPENDENCY_UNAVAILABLE, DEPENDENCY_UNAVAILABLE_MESSAGE);
   if (err instanceof ZodError)
     return fromCode(ErrorCode.VALIDATION_FAILED, 'The request is not valid', zodDetails(err));

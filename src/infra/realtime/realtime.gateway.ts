@@ -57,6 +57,8 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   private reauthorizeTimer: NodeJS.Timeout | null = null;
   private slowConsumerTimer: NodeJS.Timeout | null = null;
   private reauthorizing = false;
+  /** This node's sockets by the session (refresh-token family) their access token belongs to. */
+  private readonly bySession = new Map<string, Set<Socket>>();
 
   constructor(
     private readonly hub: RealtimeHub,
@@ -70,6 +72,8 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     this.server = server;
     this.hub.attach(server);
     this.hub.onAccessChanged((userId) => void this.reauthorize((p) => p.userId === userId));
+    // A logout (or a reused refresh token) on any node: that session's sockets here close at once.
+    this.revocations.onRevoked((sessionId) => this.endSession(sessionId));
     server.use((socket, next) => {
       this.authenticate(socket).then(
         () => next(),
@@ -89,6 +93,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
 
   handleConnection(socket: Socket): void {
     wsConnections.inc();
+    this.track(socket);
     this.scheduleExpiry(socket);
     this.on(socket, 'subscribe', (payload) => this.subscribe(socket, payload));
     this.on(socket, 'unsubscribe', (payload) => this.unsubscribe(socket, payload));
@@ -98,6 +103,7 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   handleDisconnect(socket: Socket): void {
     wsConnections.dec();
     const state = stateOf(socket);
+    this.untrack(socket);
     if (state.expiryTimer) clearTimeout(state.expiryTimer);
     for (const kind of state.rooms?.values() ?? []) wsRoomSubscriptions.dec({ kind });
     state.rooms?.clear();
@@ -208,10 +214,36 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
       throw new DomainError(ErrorCode.FORBIDDEN, 'The token belongs to another user');
     if (await this.revocations.isRevoked(principal.sessionId))
       throw new UnauthenticatedError(ErrorCode.INVALID_TOKEN, 'This session has ended');
+    this.untrack(socket);
     state.principal = principal;
     state.expiresAt = expiresAt;
+    this.track(socket);
     this.scheduleExpiry(socket);
     return { ok: true, expiresAt: new Date(state.expiresAt).toISOString() };
+  }
+
+  private track(socket: Socket): void {
+    const sessionId = stateOf(socket).principal?.sessionId;
+    if (!sessionId) return;
+    let sockets = this.bySession.get(sessionId);
+    if (!sockets) this.bySession.set(sessionId, (sockets = new Set()));
+    sockets.add(socket);
+  }
+
+  private untrack(socket: Socket): void {
+    const sessionId = stateOf(socket).principal?.sessionId;
+    const sockets = sessionId ? this.bySession.get(sessionId) : undefined;
+    if (!sockets) return;
+    sockets.delete(socket);
+    if (!sockets.size) this.bySession.delete(sessionId!);
+  }
+
+  /** The session ended: its sockets on this node are told (`auth.expired`, INVALID_TOKEN) and disconnected. */
+  private endSession(sessionId: string): void {
+    for (const socket of [...(this.bySession.get(sessionId) ?? [])]) {
+      socket.emit('auth.expired', { code: ErrorCode.INVALID_TOKEN, message: 'This session has ended' });
+      socket.disconnect(true);
+    }
   }
 
   private leave(socket: Socket, room: string): void {
@@ -279,6 +311,8 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
             ),
           );
           if (!(err instanceof DomainError)) continue; // allowed, or a database hiccup (not a revocation)
+          // A targeted check and a sweep may both have found it: the room is left, and told, once.
+          if (!state.rooms.has(room)) continue;
           this.leave(socket, room);
           socket.emit('room.revoked', { room, error: errorBody(err) });
         }

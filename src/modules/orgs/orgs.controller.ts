@@ -57,6 +57,14 @@ export class OrgsController {
 
   @Delete(':orgId/members/:userId')
   @HttpCode(204)
+  @ApiOperation({
+    summary: 'Remove a member (OWNER/ADMIN; any member may leave)',
+    description:
+      "Ends the member's driver profile in the org, if any: kept for the trips that name it, but from now on it " +
+      'posts no pings, sees none of its trips, frees its device id and takes no new trips, at once on every node. ' +
+      "The user's sockets leave the org's room and those trips' rooms at once (`room.revoked`). " +
+      'Adding them again as a driver resumes the same profile. A role change keeps the driver profile.',
+  })
   async removeMember(@CurrentUser() me: Principal, @Param() p: MemberParam): Promise<void> {
     await this.orgs.removeMember(me, p.orgId, p.userId);
   }

@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
+import { TripsModule } from '../trips/trips.module';
 import { OrgsController } from './orgs.controller';
 import { OrgsRepository } from './orgs.repository';
 import { OrgsService } from './orgs.service';
 
 @Module({
-  imports: [AuthModule],
+  imports: [AuthModule, TripsModule],
   controllers: [OrgsController],
   providers: [OrgsService, OrgsRepository],
   exports: [OrgsService],

@@ -97,7 +97,13 @@ export class OrgsRepository {
     });
   }
 
-  removeMember(orgId: string, userId: string): Promise<'removed' | 'last-owner' | null> {
+  /**
+   * Removes a member, refusing when it would leave the org without an owner.
+   * Their driver profile in the org, if any, ends with the membership, in the
+   * same transaction: the row stays (trips keep naming their driver), marked
+   * removed, its device id freed. Returns the ended profiles' ids.
+   */
+  removeMember(orgId: string, userId: string): Promise<{ endedDriverIds: string[] } | 'last-owner' | null> {
     return this.db.write.$transaction(async (tx) => {
       const owners = await tx.$queryRaw<{ user_id: string }[]>`
         SELECT user_id FROM memberships WHERE org_id = ${orgId}::uuid AND role = 'OWNER' FOR UPDATE`;
@@ -105,7 +111,11 @@ export class OrgsRepository {
       if (!member) return null;
       if (member.role === 'OWNER' && owners.length <= 1) return 'last-owner';
       await tx.membership.delete({ where: { id: member.id } });
-      return 'removed';
+      const ended = await tx.$queryRaw<{ id: string }[]>`
+        UPDATE driver_profiles SET removed_at = now(), device_id = NULL, tracker_token_hash = NULL
+        WHERE org_id = ${orgId}::uuid AND user_id = ${userId}::uuid AND removed_at IS NULL
+        RETURNING id::text`;
+      return { endedDriverIds: ended.map((r) => r.id) };
     });
   }
 
@@ -126,7 +136,7 @@ export class OrgsRepository {
   async listDrivers(orgId: string, cursor: string | undefined, limit: number): Promise<Page<DriverView>> {
     const k = keysetArgs(cursor);
     const rows = await this.db.read.driverProfile.findMany({
-      where: { orgId, ...k.where },
+      where: { orgId, removedAt: null, ...k.where },
       orderBy: k.orderBy,
       take: limit + 1,
       select: driverSelect,
@@ -136,28 +146,42 @@ export class OrgsRepository {
 
   /**
    * A driver profile with the digest of its first tracker token, and a DRIVER
-   * membership when the user is not yet a member.
+   * membership when the user is not yet a member. A profile the user had
+   * before leaving the org resumes (same id, so their past trips are theirs
+   * again) with the new licence, device and token.
    */
   createDriver(
     orgId: string,
     userId: string,
     data: { licenseNo?: string; deviceId?: string; trackerTokenHash: string },
-  ): Promise<DriverView> {
+  ): Promise<{ driver: DriverView; resumed: boolean }> {
     return this.db.write.$transaction(async (tx) => {
       await tx.membership.upsert({
         where: { orgId_userId: { orgId, userId } },
         create: { orgId, userId, role: 'DRIVER' },
         update: {},
       });
-      const row = await tx.driverProfile.create({ data: { orgId, userId, ...data }, select: driverSelect });
-      return toDriverView(row);
+      const resumed = await tx.driverProfile.updateManyAndReturn({
+        where: { orgId, userId, removedAt: { not: null } },
+        data: {
+            removedAt: null,
+            licenseNo: data.licenseNo ?? null,
+            deviceId: data.deviceId ?? null,
+            trackerTokenHash: data.trackerTokenHash,
+          },
+        select: { id: true },
+      });
+      const row = resumed.length
+        ? await tx.driverProfile.findUniqueOrThrow({ where: { id: resumed[0].id }, select: driverSelect })
+        : await tx.driverProfile.create({ data: { orgId, userId, ...data }, select: driverSelect });
+      return { driver: toDriverView(row), resumed: resumed.length > 0 };
     });
   }
 
   /** A driver profile of this org (its id and user), read from the primary: access checks never lag. */
   findDriver(orgId: string, driverId: string): Promise<{ id: string; userId: string } | null> {
     return this.db.primary.driverProfile.findFirst({
-      where: { id: driverId, orgId },
+      where: { id: driverId, orgId, removedAt: null },
       select: { id: true, userId: true },
     });
   }
@@ -165,7 +189,7 @@ export class OrgsRepository {
   /** Replaces the driver's tracker token digest: the old token stops matching with this commit. */
   async setTrackerTokenHash(orgId: string, driverId: string, trackerTokenHash: string): Promise<boolean> {
     const { count } = await this.db.write.driverProfile.updateMany({
-      where: { id: driverId, orgId },
+      where: { id: driverId, orgId, removedAt: null },
       data: { trackerTokenHash },
     });
     return count === 1;

@@ -7,6 +7,7 @@ import { Page } from '../../common/pagination/page';
 import { newTrackerToken } from '../../common/auth/tracker-token';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { AuthService } from '../auth/auth.service';
+import { TripsService } from '../trips/trips.service';
 import { OrgsRepository } from './orgs.repository';
 import { DriverView, MemberView, OrgRole, OrgView, TruckView } from './orgs.schemas';
 
@@ -24,6 +25,7 @@ export class OrgsService {
     private readonly repo: OrgsRepository,
     private readonly auth: AuthService,
     private readonly realtime: RealtimePublisher,
+    private readonly trips: TripsService,
   ) {}
 
   /**
@@ -103,6 +105,12 @@ export class OrgsService {
     return result;
   }
 
+  /**
+   * Removes a member; a driver profile they hold in the org ends with it
+   * (their pings and their view of its trips stop at once on every node,
+   * their sockets leave the org's and those trips' rooms). A role change, by
+   * contrast, keeps a driver profile: any member may hold one (see createDriver).
+   */
   async removeMember(principal: Principal, orgId: string, userId: string): Promise<void> {
     const isSelf = userId === principal.userId;
     const callerRole = await this.requireRole(principal, orgId, isSelf ? ORG_ROLES.any : ORG_ROLES.manage);
@@ -113,6 +121,7 @@ export class OrgsService {
     const result = await this.repo.removeMember(orgId, userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
+    await this.trips.driverAccessChanged(result.endedDriverIds);
     this.realtime.accessChanged(userId);
   }
 
@@ -162,11 +171,12 @@ export class OrgsService {
     if (!user) throw new DomainError(ErrorCode.USER_NOT_FOUND, 'No registered user has this phone number');
     const { token, hash } = newTrackerToken();
     try {
-      const driver = await this.repo.createDriver(orgId, user.id, {
+      const { driver, resumed } = await this.repo.createDriver(orgId, user.id, {
         licenseNo: data.licenseNo,
         deviceId: data.deviceId,
         trackerTokenHash: hash,
       });
+      if (resumed) await this.trips.driverAccessChanged([driver.id]);
       return { ...driver, trackerToken: token };
     } catch (err) {
       if (isUniqueViolation(err, 'device_id') || isUniqueViolation(err, 'deviceId')) {

@@ -54,7 +54,9 @@ export class TrackingController {
       'GET /tracking/trips/:tripId/latest on the node that took the points already shows them, trip reads may lag briefly. ' +
       '`duplicates` counts points already stored (same trip and timestamp); ' +
       '`rejected` lists `{index, reason}`: INVALID, OUT_OF_RANGE, NULL_ISLAND, FUTURE_TIMESTAMP, BEFORE_TRIP_START, SPEED_JUMP. ' +
-      "A trip that is not the caller's is 404; a trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.",
+      "Only the trip's driver posts: a member who sees the trip but is not its driver gets 403 NOT_TRIP_DRIVER, " +
+      'anyone else 404 (also a driver who has left the org: removal ends their profile at once on every node). ' +
+      "The driver's trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.",
   })
   ping(@CurrentUser() me: Principal, @Body() body: PingDto) {
     return this.tracking.ping(me, body.tripId, body.locations);

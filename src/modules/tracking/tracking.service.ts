@@ -134,10 +134,20 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     await this.sweeping;
   }
 
-  /** POST /tracking/ping: only the trip's driver, only while the trip is active. */
+  /**
+   * POST /tracking/ping: only the trip's driver (while their driver profile
+   * lasts: leaving the org ends it), only while the trip is active. A member
+   * who sees the trip but is not its driver gets 403 NOT_TRIP_DRIVER, anyone
+   * else 404, whatever the trip's status.
+   */
   async ping(principal: Principal, tripId: string, locations: readonly unknown[]): Promise<PingResult> {
     const state = await this.ingestState(tripId);
-    if (!state || state.driverUserId !== principal.userId) throw new NotFoundError('Trip');
+    if (!state) throw new NotFoundError('Trip');
+    if (state.driverUserId !== principal.userId) {
+      // Off the hot path: only a refused request reads who the caller is to the trip.
+      await this.trips.requireVisible(principal, tripId);
+      throw new DomainError(ErrorCode.NOT_TRIP_DRIVER, "Only the trip's driver posts its locations");
+    }
     return this.ingest(state, locations);
   }
 

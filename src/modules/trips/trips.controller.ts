@@ -21,7 +21,15 @@ export class TripsController {
 
   @Post()
   @Idempotent()
-  @ApiOperation({ summary: 'Create a trip (OWNER/ADMIN/STAFF of the source or destination org)' })
+  @ApiOperation({
+    summary: 'Create a trip (OWNER/ADMIN/STAFF of the source or destination org)',
+    description:
+      'The truck and the driver must belong to one of the two orgs in which the caller is OWNER, ADMIN or STAFF: ' +
+      "an org never assigns the other org's truck or driver. A driver who left their org (their profile ended) " +
+      'takes no new trips. Each refusal is a 422 VALIDATION_FAILED naming `truckId` or `driverId`; an unknown ' +
+      'counterparty org (the one the caller is not a member of) is a 422 naming `sourceOrgId` or `destinationOrgId`. ' +
+      'A caller in neither org: 404; a member of them with no such role: 403.',
+  })
   create(@CurrentUser() me: Principal, @Body() body: CreateTripDto) {
     return this.trips.create(me, body);
   }

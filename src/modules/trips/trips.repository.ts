@@ -53,14 +53,16 @@ const TRACK_STATE_SELECT = {
   latestHeading: true,
   latestRecordedAt: true,
   detectorState: true,
-  driver: { select: { userId: true } },
+  driverId: true,
+  driver: { select: { userId: true, removedAt: true } },
 } as const satisfies Prisma.TripSelect;
 
 function toTrackState(row: Prisma.TripGetPayload<{ select: typeof TRACK_STATE_SELECT }>): TripTrackState {
   return {
     id: row.id,
     status: row.status,
-    driverUserId: row.driver.userId,
+    driverId: row.driverId,
+    driverUserId: row.driver.removedAt ? null : row.driver.userId,
     sourceOrgId: row.sourceOrgId,
     destinationOrgId: row.destinationOrgId,
     createdAt: row.createdAt,
@@ -108,8 +110,27 @@ export class TripsRepository {
     });
   }
 
+  /** The user's driver profiles that still grant access (not ended by leaving their org). */
   async driverProfileIdsOf(userId: string): Promise<string[]> {
-    const rows = await this.db.primary.driverProfile.findMany({ where: { userId }, select: { id: true } });
+    const rows = await this.db.primary.driverProfile.findMany({
+      where: { userId, removedAt: null },
+      select: { id: true },
+    });
+    return rows.map((r) => r.id);
+  }
+
+  /** Whether this driver profile is the user's and still grants access. */
+  async isActiveDriver(driverId: string, userId: string): Promise<boolean> {
+    const row = await this.db.primary.driverProfile.findFirst({
+      where: { id: driverId, userId, removedAt: null },
+      select: { id: true },
+    });
+    return row !== null;
+  }
+
+  /** Which of these orgs exist. */
+  async existingOrgIds(orgIds: readonly string[]): Promise<string[]> {
+    const rows = await this.db.primary.org.findMany({ where: { id: { in: [...orgIds] } }, select: { id: true } });
     return rows.map((r) => r.id);
   }
 
@@ -117,8 +138,12 @@ export class TripsRepository {
     return this.db.primary.truck.findUnique({ where: { id: truckId }, select: { orgId: true } });
   }
 
+  /** The org of a driver profile that may take trips (not ended), or null. */
   findDriverOrg(driverId: string): Promise<{ orgId: string } | null> {
-    return this.db.primary.driverProfile.findUnique({ where: { id: driverId }, select: { orgId: true } });
+    return this.db.primary.driverProfile.findFirst({
+      where: { id: driverId, removedAt: null },
+      select: { orgId: true },
+    });
   }
 
   async findAccess(tripId: string): Promise<TripAccess | null> {
@@ -139,8 +164,18 @@ export class TripsRepository {
     return { ...rest, driverUserId: driver.userId };
   }
 
-  async create(input: CreateTripInput, actorUserId: string): Promise<{ id: string; createdAt: Date }> {
+  /**
+   * Inserts the trip and its first event; null (nothing written) when the
+   * driver profile ended meanwhile. The profile row is share-locked, so a
+   * concurrent removal from the org waits for this trip and then ends its
+   * access too.
+   */
+  async create(input: CreateTripInput, actorUserId: string): Promise<{ id: string; createdAt: Date } | null> {
     return this.db.write.$transaction(async (tx) => {
+      const [driver] = await tx.$queryRaw<{ id: string }[]>`
+        SELECT id::text FROM driver_profiles
+        WHERE id = ${input.driverId}::uuid AND removed_at IS NULL FOR SHARE`;
+      if (!driver) return null;
       const trip = await tx.trip.create({
         data: {
           sourceOrgId: input.sourceOrgId,
@@ -360,7 +395,9 @@ export class TripsRepository {
     const rows = await tx.query<{
       id: string;
       status: TripStatus;
+      driver_id: string;
       driver_user_id: string;
+      driver_removed_at: Date | null;
       source_org_id: string;
       destination_org_id: string;
       created_at: Date;
@@ -374,7 +411,8 @@ export class TripsRepository {
       latest_recorded_at: Date | null;
       detector_state: unknown;
     }>(
-      `SELECT t.id::text AS id, t.status::text AS status, d.user_id::text AS driver_user_id,
+      `SELECT t.id::text AS id, t.status::text AS status, t.driver_id::text AS driver_id,
+              d.user_id::text AS driver_user_id, d.removed_at AS driver_removed_at,
               t.source_org_id::text AS source_org_id, t.destination_org_id::text AS destination_org_id,
               t.created_at, t.end_lat, t.end_lng, t.distance_km, t.latest_lat, t.latest_lng, t.latest_speed,
               t.latest_heading, t.latest_recorded_at, t.detector_state
@@ -387,7 +425,8 @@ export class TripsRepository {
       toTrackState({
         id: r.id,
         status: r.status,
-        driver: { userId: r.driver_user_id },
+        driverId: r.driver_id,
+        driver: { userId: r.driver_user_id, removedAt: r.driver_removed_at },
         sourceOrgId: r.source_org_id,
         destinationOrgId: r.destination_org_id,
         createdAt: r.created_at,
@@ -406,13 +445,14 @@ export class TripsRepository {
 
   /**
    * The active trip of the driver whose tracker token has this digest, in one
-   * statement on the primary (a rotated token stops matching with its commit).
+   * statement on the primary (a rotated token stops matching with its commit;
+   * an ended profile matches nothing).
    */
   async findActiveTripByTrackerToken(
     trackerTokenHash: string,
   ): Promise<{ driverFound: boolean; tripId: string | null }> {
-    const driver = await this.db.primary.driverProfile.findUnique({
-      where: { trackerTokenHash },
+    const driver = await this.db.primary.driverProfile.findFirst({
+      where: { trackerTokenHash, removedAt: null },
       select: { trips: { where: { status: { in: [...ACTIVE_STATUSES] } }, select: { id: true }, take: 1 } },
     });
     if (!driver) return { driverFound: false, tripId: null };

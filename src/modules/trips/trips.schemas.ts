@@ -54,7 +54,12 @@ export class TransitionDto extends createZodDto(transitionSchema) {}
 
 export class EventsQuery extends createZodDto(pageQuerySchema) {}
 
-/** What access checks need of a trip; none of it changes after creation. */
+/**
+ * What access checks need of a trip; none of it changes after creation.
+ * `driverUserId` is the user of the assigned driver profile, whether or not
+ * that profile still grants access (it ends when the user leaves the org):
+ * check with `TripsRepository.isActiveDriver`.
+ */
 export interface TripAccess {
   id: string;
   sourceOrgId: string;
@@ -69,7 +74,10 @@ export interface TripAccess {
 export interface TripTrackState {
   id: string;
   status: TripStatus;
-  driverUserId: string;
+  /** The assigned driver profile (kept on the trip even after the profile ended). */
+  driverId: string;
+  /** The user who may post the trip's pings: its driver's, or null once that driver left the org. */
+  driverUserId: string | null;
   sourceOrgId: string;
   destinationOrgId: string;
   createdAt: Date;

@@ -5,9 +5,8 @@ import {
   ErrorDetail,
   ForbiddenError,
   NotFoundError,
-  ValidationError,
+  UnprocessableFieldsError,
 } from '../../common/errors/domain-error';
-import { isForeignKeyViolation } from '../../common/errors/database-errors';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
 import type { SqlTx } from '../../infra/db/db.service';
@@ -42,14 +41,23 @@ export interface TripViewer {
 
 /** Cluster-bus topic: a trip whose status changed (its id). */
 const TRIP_STATE_TOPIC = 'trip-state';
+/** Cluster-bus topic: driver profiles that ended or resumed (their ids, space-separated). */
+const DRIVER_ACCESS_TOPIC = 'driver-access';
+
+interface TrackStateEntry {
+  at: number;
+  state: Promise<TripTrackState | null>;
+  /** The trip's driver profile, once the read has answered. */
+  driverId?: string;
+}
 
 @Injectable()
 export class TripsService {
   private readonly logger = new Logger(TripsService.name);
-  /** Trip ids → their orgs and driver: immutable after creation, so safe to keep. */
+  /** Trip ids → their orgs and driver: immutable after creation, so safe to keep (whether the driver's profile still grants access is asked fresh). */
   private readonly accessCache = new Map<string, TripAccess>();
   /** Trip ids → their ingest state (see trackStateCached). Concurrent misses share one read. */
-  private readonly trackStateCache = new Map<string, { at: number; state: Promise<TripTrackState | null> }>();
+  private readonly trackStateCache = new Map<string, TrackStateEntry>();
 
   constructor(
     private readonly repo: TripsRepository,
@@ -59,6 +67,7 @@ export class TripsService {
   ) {
     // Another node changed a trip's status: its cached ingest state goes at once.
     bus.on(TRIP_STATE_TOPIC, (tripId) => this.trackStateCache.delete(tripId));
+    bus.on(DRIVER_ACCESS_TOPIC, (ids) => this.forgetDriverTrips(ids.split(' ')));
     // Changes made while the subscription was down were not heard: nothing cached before is trusted.
     bus.onLive(() => this.trackStateCache.clear());
   }
@@ -75,31 +84,70 @@ export class TripsService {
       );
   }
 
+  /**
+   * These driver profiles ended (their user left the org) or resumed: the
+   * cached ingest state of their trips goes here and, before this returns, is
+   * announced to every other node, so that pings are judged by the change at
+   * once everywhere.
+   */
+  async driverAccessChanged(driverIds: readonly string[]): Promise<void> {
+    if (driverIds.length === 0) return;
+    this.forgetDriverTrips(driverIds);
+    await this.bus
+      .publish(DRIVER_ACCESS_TOPIC, driverIds.join(' '))
+      .catch((err: Error) =>
+        this.logger.warn(
+          `access change of driver profiles ${driverIds.join(', ')} not announced to other nodes (they see it within their cache age): ${err.message}`,
+        ),
+      );
+  }
+
+  /** Drops cached ingest states of these drivers' trips, and those still being read (they may predate the change). */
+  private forgetDriverTrips(driverIds: readonly string[]): void {
+    const ids = new Set(driverIds);
+    for (const [tripId, entry] of this.trackStateCache) {
+      if (entry.driverId === undefined || ids.has(entry.driverId)) this.trackStateCache.delete(tripId);
+    }
+  }
+
+  /**
+   * The caller must be OWNER, ADMIN or STAFF of the source or the destination
+   * org, and the truck and the driver must belong to an org of the two in
+   * which the caller holds one of those roles: an org never assigns the other
+   * org's truck or driver. The counterparty org (the one the caller is not a
+   * member of) must exist. Each refusal is a 422 naming its field.
+   */
   async create(principal: Principal, input: CreateTripInput): Promise<Record<string, unknown>> {
     const orgIds = [...new Set([input.sourceOrgId, input.destinationOrgId])];
     const roles = await this.repo.membershipsOf(principal.userId, orgIds);
     if (roles.length === 0) throw new NotFoundError('Org');
-    if (!roles.some((m) => OPERATE.includes(m.role)))
+    const operated = roles.filter((m) => OPERATE.includes(m.role)).map((m) => m.orgId);
+    if (operated.length === 0)
       throw new ForbiddenError('Only an owner, admin or staff of either org can create a trip');
 
-    const [truck, driver] = await Promise.all([
+    const memberOf = new Set(roles.map((m) => m.orgId));
+    const counterparties = orgIds.filter((id) => !memberOf.has(id));
+    const [truck, driver, existing] = await Promise.all([
       this.repo.findTruckOrg(input.truckId),
       this.repo.findDriverOrg(input.driverId),
+      counterparties.length ? this.repo.existingOrgIds(counterparties) : Promise.resolve([]),
     ]);
     const details: ErrorDetail[] = [];
-    if (!truck || !orgIds.includes(truck.orgId))
-      details.push({ path: 'truckId', message: 'is not a truck of the source or destination org' });
-    if (!driver || !orgIds.includes(driver.orgId))
-      details.push({ path: 'driverId', message: 'is not a driver of the source or destination org' });
-    if (details.length) throw new ValidationError(details);
+    for (const field of ['sourceOrgId', 'destinationOrgId'] as const) {
+      if (counterparties.includes(input[field]) && !existing.includes(input[field]))
+        details.push({ path: field, message: 'is not a known org' });
+    }
+    if (!truck || !operated.includes(truck.orgId))
+      details.push({ path: 'truckId', message: 'is not a truck of an org of this trip that you operate' });
+    if (!driver || !operated.includes(driver.orgId))
+      details.push({ path: 'driverId', message: 'is not a driver of an org of this trip that you operate' });
+    if (details.length) throw new UnprocessableFieldsError(details, 'The trip names what you may not assign');
 
-    const trip = await this.repo.create(input, principal.userId).catch((err: unknown) => {
-      // Truck and driver are checked above: a dangling reference is the org the caller is not a member of.
-      if (!isForeignKeyViolation(err)) throw err;
-      const member = new Set(roles.map((m) => m.orgId));
-      const path = member.has(input.sourceOrgId) ? 'destinationOrgId' : 'sourceOrgId';
-      throw new ValidationError([{ path, message: 'is not a known org' }]);
-    });
+    const trip = await this.repo.create(input, principal.userId);
+    if (!trip)
+      throw new UnprocessableFieldsError([
+        { path: 'driverId', message: 'is not a driver of an org of this trip that you operate' },
+      ]);
     const at = trip.createdAt.toISOString();
     for (const orgId of orgIds)
       this.realtime.publish(orgRoom(orgId), 'trip.status', { tripId: trip.id, status: 'PLANNED', at });
@@ -114,8 +162,13 @@ export class TripsService {
   async requireVisible(principal: Principal, tripId: string): Promise<TripViewer> {
     const access = await this.access(tripId);
     if (!access) throw new NotFoundError('Trip');
-    const isDriver = access.driverUserId === principal.userId;
-    const memberships = await this.repo.membershipsOf(principal.userId, [access.sourceOrgId, access.destinationOrgId]);
+    // The assignment never changes, but the driver's access ends when they leave the org: asked fresh.
+    const [memberships, isDriver] = await Promise.all([
+      this.repo.membershipsOf(principal.userId, [access.sourceOrgId, access.destinationOrgId]),
+      access.driverUserId === principal.userId
+        ? this.repo.isActiveDriver(access.driverId, principal.userId)
+        : Promise.resolve(false),
+    ]);
     const orgRoles = memberships.map((m) => m.role).filter((r) => r !== 'DRIVER');
     if (!isDriver && orgRoles.length === 0) throw new NotFoundError('Trip');
     return { access, orgRoles, isDriver };
@@ -235,7 +288,7 @@ export class TripsService {
     }
     tripStateCache.miss.inc();
     const state = this.repo.findTrackState(tripId);
-    const entry = { at: now, state };
+    const entry: TrackStateEntry = { at: now, state };
     if (hit)
       this.trackStateCache.delete(tripId); // re-inserted last: the map's order is its age
     else if (this.trackStateCache.size >= ACCESS_CACHE_MAX)
@@ -244,7 +297,10 @@ export class TripsService {
     const forget = () => {
       if (this.trackStateCache.get(tripId) === entry) this.trackStateCache.delete(tripId);
     };
-    state.then((s) => (s ? undefined : forget()), forget);
+    state.then((s) => {
+      if (s) entry.driverId = s.driverId;
+      else forget();
+    }, forget);
     return state;
   }
 
