@@ -345,13 +345,13 @@ describe('bad input: always a 4xx in the envelope, never a 5xx, nothing written'
       ['unknown org', 404, () => t.api.get(`/orgs/${randomUUID()}`, as(owner))],
       [
         'trip with an unknown counterparty org',
-        400,
+        422,
         () => t.api.post('/trips', tripBody({ destinationOrgId: randomUUID() }), as(owner)),
         'destinationOrgId',
       ],
       [
         'trip with an unknown truck',
-        400,
+        422,
         () => t.api.post('/trips', tripBody({ truckId: randomUUID() }), as(owner)),
         'truckId',
       ],
