@@ -147,11 +147,12 @@ export class LockedAccount {
     readonly account: AccountRow,
   ) {}
 
-  /** A posting already made on this account with this idempotency key. */
-  async findByIdempotencyKey(key: string): Promise<StoredPosting | null> {
+  /** A posting the org `postedByOrgId` already made on this account with this idempotency key (keys are the posting org's). */
+  async findByIdempotencyKey(postedByOrgId: string, key: string): Promise<StoredPosting | null> {
     const rows = await this.tx.$queryRaw<{ request_hash: string; response: unknown }[]>`
       SELECT request_hash, response FROM ledger_postings
-      WHERE account_id = ${this.account.id}::uuid AND idempotency_key = ${key}`;
+      WHERE account_id = ${this.account.id}::uuid AND posted_by_org_id = ${postedByOrgId}::uuid
+        AND idempotency_key = ${key}`;
     return rows[0] ? { requestHash: rows[0].request_hash, response: rows[0].response } : null;
   }
 

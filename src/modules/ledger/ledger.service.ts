@@ -9,7 +9,7 @@ import { canonicalJson } from '../../common/idempotency/request-hash';
 import { Page } from '../../common/pagination/page';
 import { ORG_ROLES, OrgsService } from '../orgs/orgs.service';
 import { OrgRole } from '../orgs/orgs.schemas';
-import { csvLine, STATEMENT_CSV_HEADER } from './ledger-csv';
+import { csvLine, csvUserText, STATEMENT_CSV_HEADER } from './ledger-csv';
 import {
   AccountKey,
   AccountRow,
@@ -258,11 +258,12 @@ export class LedgerService {
   /** The stored first response for a retry, or an error when the key was used for something else. */
   private async replayByKey<T>(
     locked: LockedAccount,
+    side: string,
     key: string | undefined,
     hash: string,
   ): Promise<PostingResult<T> | null> {
     if (!key) return null;
-    const existing = await locked.findByIdempotencyKey(key);
+    const existing = await locked.findByIdempotencyKey(side, key);
     if (!existing) return null;
     if (existing.requestHash !== hash) throw keyReused();
     return { replayed: true, body: existing.response as T };
@@ -292,8 +293,8 @@ export class LedgerService {
       case 'INVOICE_NUMBER_TAKEN':
         throw new DomainError(
           ErrorCode.INVOICE_NUMBER_TAKEN,
-          `Invoice ${input.number} already exists on this account`,
-          [{ path: 'number', message: 'already used on this account' }],
+          `Invoice ${input.number} was already issued by this org on this account`,
+          [{ path: 'number', message: 'already used by this org on this account' }],
         );
       case 'INVOICE_NOT_FOUND':
         throw new NotFoundError('Invoice');
@@ -417,7 +418,7 @@ export class LedgerService {
     });
     const hash = postingHash('REVERSAL', side, entryId, { reason });
     const result = await this.repo.withLockedAccount(account.id, async (locked) => {
-      const replay = await this.replayByKey<ReversalView>(locked, idempotencyKey, hash);
+      const replay = await this.replayByKey<ReversalView>(locked, side, idempotencyKey, hash);
       if (replay) return replay;
       const original = await locked.findPostingForReversal(entry.postingId);
       if (!original) throw new NotFoundError('Entry');
@@ -614,8 +615,8 @@ export class LedgerService {
             r.postingId,
             r.createdAt.toISOString(),
             r.kind,
-            r.document,
-            r.memo,
+            csvUserText(r.document),
+            csvUserText(r.memo),
             r.amount,
             r.runningBalance,
             currency,
