@@ -479,6 +479,8 @@ export class LedgerRepository {
    * the opening and closing balances, then the entries come in batches from a
    * server-side cursor (`onRows` is awaited: backpressure reaches the database).
    * With `maxEntries`, only the bounds are read when the range holds more.
+   * `via: 'export'` runs it on the export pool (CSV exports, which stream for
+   * as long as their client reads).
    */
   async readStatement(
     accountId: string,
@@ -487,8 +489,10 @@ export class LedgerRepository {
     onBounds: (b: StatementBounds) => boolean | void,
     onRows: (rows: EntryRow[]) => Promise<void>,
     batchSize = 2000,
+    via: 'read' | 'export' = 'read',
   ): Promise<void> {
-    await this.db.read.$transaction(async (tx) => {
+    const client = via === 'export' ? this.db.exportClient : this.db.read;
+    await client.$transaction(async (tx) => {
       const before = range.from
         ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
             SELECT seq, running_balance FROM ledger_entries
