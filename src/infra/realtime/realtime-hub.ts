@@ -82,6 +82,8 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
     this.coalescer = new LocationCoalescer(
       config.realtimeLocationIntervalMs,
       (room, payload) => void this.send(room, 'trip.location', payload),
+      Date.now,
+      config.realtimeLocationMaxPoints,
     );
     this.breaker = new CircuitBreaker(
       (room: string, event: RealtimeEventName, json: string, floor: number) =>
