@@ -78,11 +78,7 @@ async function exportConnections(t: TestApp): Promise<Record<string, number>> {
 async function newLoadedAccount(t: TestApp): Promise<{ a: TestOrg; b: TestOrg; accountId: string }> {
   const a = await newOrg(t.api);
   const b = await newOrg(t.api);
-  const res = await t.api.post(
-    `/orgs/${a.id}/accounts`,
-    { counterpartyOrgId: b.id },
-    { token: a.owner.accessToken },
-  );
+  const res = await t.api.post(`/orgs/${a.id}/accounts`, { counterpartyOrgId: b.id }, { token: a.owner.accessToken });
   const accountId = res.body.data.id as string;
   await loadEntries(t, accountId, a.owner.id);
   return { a, b, accountId };
@@ -115,15 +111,23 @@ describe('CSV exports: idle timeout and pool timeouts', () => {
     const stalled = await stalledExport(t, accountId, a.owner);
     expect(stalled.res.statusCode).toBe(200);
     // The export waits on the client with its transaction open.
-    await until('the stalled export holding a transaction', async () => {
-      return (await exportConnections(t))['idle in transaction'] === 1;
-    }, 10_000);
+    await until(
+      'the stalled export holding a transaction',
+      async () => {
+        return (await exportConnections(t))['idle in transaction'] === 1;
+      },
+      10_000,
+    );
     // Then it is aborted: the transaction is gone, the connection idle in the export pool.
-    await until('the export connection to be released', async () => {
-      const states = await exportConnections(t);
-      const use = t.app.get(Db).exportPoolUse();
-      return !states['idle in transaction'] && !states.active && use.total > 0 && use.idle === use.total;
-    }, 10_000);
+    await until(
+      'the export connection to be released',
+      async () => {
+        const states = await exportConnections(t);
+        const use = t.app.get(Db).exportPoolUse();
+        return !states['idle in transaction'] && !states.active && use.total > 0 && use.idle === use.total;
+      },
+      10_000,
+    );
     // And the response was cut off: reading what was sent ends without the chunked body's end.
     stalled.res.resume();
     await stalled.closed;
@@ -173,12 +177,16 @@ describe('CSV exports: at most EXPORT_MAX_PER_USER at once per user', () => {
     // A client that goes away ends its export and frees its slot.
     first.req.destroy();
     await first.closed;
-    await until('a freed export slot', async () => {
-      const res = await t.api.get(`/ledger/accounts/${accountId}/statement?format=csv&to=2026-01-01T00:00:01Z`, {
-        token: a.owner.accessToken,
-      });
-      return res.status === 200;
-    }, 10_000);
+    await until(
+      'a freed export slot',
+      async () => {
+        const res = await t.api.get(`/ledger/accounts/${accountId}/statement?format=csv&to=2026-01-01T00:00:01Z`, {
+          token: a.owner.accessToken,
+        });
+        return res.status === 200;
+      },
+      10_000,
+    );
     second.req.destroy();
     theirs.req.destroy();
     await Promise.all([second.closed, theirs.closed]);

@@ -83,7 +83,7 @@ describe('ledger: per-org keys and numbers, CSV formula cells', () => {
     expect(rows.rows.map((r) => r.org)).toEqual([a.id, b.id].sort());
   });
 
-  it('a reversal key is the reversing org\'s: the other org\'s posting with that key does not replay', async () => {
+  it("a reversal key is the reversing org's: the other org's posting with that key does not replay", async () => {
     const key = randomUUID();
     const invB = await invoice(b.owner, { number: 'REV-B', amount: 50 }, key);
     expect(invB.status).toBe(201);
@@ -106,8 +106,13 @@ describe('ledger: per-org keys and numbers, CSV formula cells', () => {
     expect((await post('invoices', { number: '=1+1', amount: 500, memo: '@SUM(A1:A9)' }, c.owner)).status).toBe(201);
     expect((await post('invoices', { number: 'N-2', amount: 700, memo: '+x' }, c.owner)).status).toBe(201);
     expect(
-      (await post('payments', { amount: 300, method: 'cash', reference: '-x', memo: 'TAB', direction: 'PAID' }, d.owner))
-        .status,
+      (
+        await post(
+          'payments',
+          { amount: 300, method: 'cash', reference: '-x', memo: 'TAB', direction: 'PAID' },
+          d.owner,
+        )
+      ).status,
     ).toBe(201);
     // (Leading tabs and CRs are trimmed from bodies at the edge; csvUserText's unit spec covers them.)
     expect((await post('invoices', { number: 'N-4', amount: 100, memo: '=CR, "q"' }, c.owner)).status).toBe(201);
@@ -126,6 +131,6 @@ describe('ledger: per-org keys and numbers, CSV formula cells', () => {
       ['N-4', '\'=CR, "q"', '-100', '-1000'],
     ]);
     // Amounts are written bare: a negative amount is `-500`, not `'-500` or quoted.
-    expect(text).toContain(",-500,-500,INR\r\n");
+    expect(text).toContain(',-500,-500,INR\r\n');
   });
 });

@@ -37,7 +37,8 @@ describe('realtime limits', () => {
     const orgs = [];
     for (let i = 0; i < 4; i++) orgs.push(await newOrg(t.api, owner, `Org ${i}`));
     const s = await watch(owner.accessToken);
-    for (const o of orgs.slice(0, 3)) expect(await s.request('subscribe', { room: orgRoom(o.id) })).toEqual({ ok: true });
+    for (const o of orgs.slice(0, 3))
+      expect(await s.request('subscribe', { room: orgRoom(o.id) })).toEqual({ ok: true });
     const fourth = await s.request('subscribe', { room: orgRoom(orgs[3].id) });
     expect(fourth).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED', details: [{ path: 'room', limit: 3 }] } });
     // Subscribing again to a room it holds is not a new room; freeing one makes space.
@@ -48,9 +49,7 @@ describe('realtime limits', () => {
   it('a burst of subscribes beyond REALTIME_SUBSCRIBES_PER_SECOND is refused', async () => {
     const org = await newOrg(t.api);
     const s = await watch(org.owner.accessToken);
-    const acks = await Promise.all(
-      Array.from({ length: 30 }, () => s.request('subscribe', { room: orgRoom(org.id) })),
-    );
+    const acks = await Promise.all(Array.from({ length: 30 }, () => s.request('subscribe', { room: orgRoom(org.id) })));
     const refused = acks.filter((a) => !a.ok);
     expect(refused.length).toBeGreaterThan(0);
     expect(refused[0].error).toMatchObject({ code: 'RATE_LIMITED', details: [{ retryAfterMs: expect.any(Number) }] });
@@ -84,7 +83,8 @@ describe('realtime limits', () => {
     const room = orgRoom('0190b0a0-0000-7000-8000-000000000001');
     const publisher = t.app.get(RealtimePublisher);
     const big = 'x'.repeat(3000);
-    for (let i = 1; i <= 30; i++) publisher.publish(room, 'trip.event', { tripId: 'x', type: 'NOTE', at: '', data: { i, big } });
+    for (let i = 1; i <= 30; i++)
+      publisher.publish(room, 'trip.event', { tripId: 'x', type: 'NOTE', at: '', data: { i, big } });
     await until('thirty events logged', async () => Number(await redis.get(`rt:seq:{${room}}`)) === 30, 10_000);
     const entries = (await redis.xrange(`rt:log:{${room}}`, '-', '+')) as [string, string[]][];
     const size = (fields: string[]) => 16 + fields.reduce((n, f) => n + Buffer.byteLength(f), 0);

@@ -192,11 +192,9 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
   private checkRoomCount(state: SocketState, room: string): void {
     const max = this.config.realtimeMaxRoomsPerSocket;
     if (state.rooms.has(room) || state.rooms.size < max) return;
-    throw new DomainError(
-      ErrorCode.RATE_LIMITED,
-      `At most ${max} rooms per connection; unsubscribe from one first`,
-      [{ path: 'room', message: 'too many rooms', limit: max }],
-    );
+    throw new DomainError(ErrorCode.RATE_LIMITED, `At most ${max} rooms per connection; unsubscribe from one first`, [
+      { path: 'room', message: 'too many rooms', limit: max },
+    ]);
   }
 
   private async subscribe(socket: Socket, payload: unknown): Promise<Ack> {
