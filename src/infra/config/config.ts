@@ -86,6 +86,24 @@ const envSchema = z.object({
   /** The breaker on the main Redis client's per-request calls (session revocations, read-your-writes pins). */
   REDIS_BREAKER_TIMEOUT_MS: int(10, 60_000).default(500),
   REDIS_BREAKER_RESET_MS: int(100, 600_000).default(2000),
+  /** How long a query waits for a pool connection (a new one included) before it fails; 0 waits forever. */
+  DATABASE_CONNECT_TIMEOUT_MS: int(0, 600_000).default(5000),
+  /** PostgreSQL `statement_timeout` of every app connection (each FETCH of an export counts alone); 0: none. */
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 86_400_000).default(30_000),
+  /** Connections of the separate pool CSV statements stream from (replica if set, else primary). */
+  EXPORT_POOL_MAX: int(1, 100).default(4),
+  /** CSV statement exports one user may run at once, across nodes (429 beyond). */
+  EXPORT_MAX_PER_USER: int(1, 100).default(2),
+  /** An export whose client has not taken more data for this long is aborted and its connection freed. */
+  EXPORT_IDLE_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  /** Most points one trip.location event carries (the newest); the rest are counted in `dropped`. */
+  REALTIME_LOCATION_MAX_POINTS: int(1, 100_000).default(100),
+  /** A room's replay log is also trimmed (oldest first) to about this many bytes of events. */
+  REALTIME_LOG_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  /** Rooms one socket may hold at once (subscribe beyond: RATE_LIMITED). */
+  REALTIME_MAX_ROOMS_PER_SOCKET: int(1, 100_000).default(100),
+  /** Subscribes one socket may send per second (beyond: RATE_LIMITED). */
+  REALTIME_SUBSCRIBES_PER_SECOND: int(1, 100_000).default(20),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -178,6 +196,24 @@ export interface AppConfig {
   /** The breaker on per-request Redis calls (session revocations, read-your-writes pins): timeout and reset (ms). */
   redisBreakerTimeoutMs: number;
   redisBreakerResetMs: number;
+  /** How long a query waits for a pool connection before it fails (pg `connectionTimeoutMillis`); 0: forever. */
+  databaseConnectTimeoutMs: number;
+  /** `statement_timeout` of every app connection; 0: none. */
+  databaseStatementTimeoutMs: number;
+  /** Size of the separate pool CSV statement exports use. */
+  exportPoolMax: number;
+  /** Concurrent CSV exports per user, across nodes. */
+  exportMaxPerUser: number;
+  /** An export blocked this long by a client that does not read is aborted. */
+  exportIdleTimeoutMs: number;
+  /** Most points in one trip.location event (the newest kept, the rest counted in `dropped`). */
+  realtimeLocationMaxPoints: number;
+  /** A room's replay log is trimmed to about this many bytes as well as REALTIME_LOG_MAX_EVENTS. */
+  realtimeLogMaxBytes: number;
+  /** Rooms one socket may hold at once. */
+  realtimeMaxRoomsPerSocket: number;
+  /** Subscribes one socket may send per second. */
+  realtimeSubscribesPerSecond: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -294,6 +330,15 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     replicaBreakerResetMs: e.REPLICA_BREAKER_RESET_MS,
     redisBreakerTimeoutMs: e.REDIS_BREAKER_TIMEOUT_MS,
     redisBreakerResetMs: e.REDIS_BREAKER_RESET_MS,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    exportPoolMax: e.EXPORT_POOL_MAX,
+    exportMaxPerUser: e.EXPORT_MAX_PER_USER,
+    exportIdleTimeoutMs: e.EXPORT_IDLE_TIMEOUT_MS,
+    realtimeLocationMaxPoints: e.REALTIME_LOCATION_MAX_POINTS,
+    realtimeLogMaxBytes: e.REALTIME_LOG_MAX_BYTES,
+    realtimeMaxRoomsPerSocket: e.REALTIME_MAX_ROOMS_PER_SOCKET,
+    realtimeSubscribesPerSecond: e.REALTIME_SUBSCRIBES_PER_SECOND,
   };
 }
 

@@ -23,24 +23,76 @@ export interface SqlTx {
 
 /** Connections of one pg pool right now. */
 export interface DbPoolUse {
-  db: 'primary' | 'replica';
+  db: 'primary' | 'replica' | 'export';
   total: number;
   idle: number;
   waiting: number;
+}
+
+/** Timeouts and the name every connection of a pool gets. */
+export interface PoolLimits {
+  /** How long a checkout waits for a connection (a new one included) before failing; 0: forever. */
+  connectTimeoutMs: number;
+  /** PostgreSQL `statement_timeout` of each connection (a startup parameter); 0: the server's default. */
+  statementTimeoutMs: number;
+  /** `application_name`, so a pool's connections can be told apart in pg_stat_activity. */
+  applicationName: string;
+  /** PostgreSQL `idle_in_transaction_session_timeout`; 0 or unset: the server's default. */
+  idleInTransactionTimeoutMs?: number;
+}
+
+/** The limits of the primary and replica pools, from the configuration. */
+export function poolLimits(config: AppConfig): PoolLimits {
+  return {
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    applicationName: 'waybill',
+  };
 }
 
 /**
  * A Prisma client on a pg pool of our own (rather than one the adapter
  * creates out of sight), so that the pool's use can be reported.
  */
-function makeClient(url: string, max: number, logger: Logger): { client: PrismaClient; pool: Pool } {
-  const pool = new Pool({ connectionString: url, max });
+function makeClient(
+  url: string,
+  max: number,
+  logger: Logger,
+  limits: PoolLimits,
+): { client: PrismaClient; pool: Pool } {
+  const pool = new Pool({
+    connectionString: url,
+    max,
+    // A full pool (or an unreachable server) fails a request after this long instead of queueing it without end.
+    connectionTimeoutMillis: limits.connectTimeoutMs,
+    // pg sends these as startup parameters: no extra round trip per connection.
+    statement_timeout: limits.statementTimeoutMs || undefined,
+    idle_in_transaction_session_timeout: limits.idleInTransactionTimeoutMs || undefined,
+    application_name: limits.applicationName,
+  });
   // An idle connection that the server ends (restart, failover, DROP DATABASE) is an 'error' on the pool;
   // without a listener it would end the process. The pool replaces it at the next checkout.
   pool.on('error', (err) => logger.warn(`idle database connection lost: ${err.message}`));
   // The pool is ended in onApplicationShutdown (the adapter would only end it if Prisma had connected).
   const client = new PrismaClient({ adapter: new PrismaPg(pool) });
   return { client, pool };
+}
+
+/**
+ * The export pool's limits. Its `statement_timeout` is the same as the other
+ * pools': a CSV statement is many short statements (`DECLARE`, then one
+ * `FETCH 2000` after another), each timed alone, so a long stream needs no
+ * longer one. What bounds a stalled stream is the idle-write timeout of the
+ * export (LedgerService), with PostgreSQL's
+ * `idle_in_transaction_session_timeout` behind it in case the node itself
+ * stalls: twice that timeout, and never below the statement timeout.
+ */
+function exportPoolLimits(config: AppConfig): PoolLimits {
+  return {
+    ...poolLimits(config),
+    applicationName: 'waybill-export',
+    idleInTransactionTimeoutMs: Math.max(config.exportIdleTimeoutMs * 2, config.databaseStatementTimeoutMs),
+  };
 }
 
 /** Pins in Redis, behind the Redis breaker: with Redis down the router's fallback (the primary) comes at once. */
@@ -81,13 +133,13 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
   private readonly preparedStatements: boolean;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient, redisBreaker: RedisBreaker) {
-    const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger);
+    const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger, poolLimits(config));
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });
     this.primaryPool = primary.pool;
     this.preparedStatements = config.databasePreparedStatements;
     if (config.databaseReplicaUrl) {
-      const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger);
+      const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger, poolLimits(config));
       this.replicaBase = replica.client;
       this.replicaReads = new ReplicaReads(replica.pool, {
         maxLagMs: config.replicaMaxLagMs,
@@ -99,11 +151,42 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
       this.pools.push({ db: 'replica', pool: replica.pool });
     }
     this.router = new ReadRouter(new RedisPinStore(redis, redisBreaker), config.readYourWritesMs, !!this.replica);
+    const exports = makeClient(
+      config.databaseReplicaUrl ?? config.databaseUrl,
+      config.exportPoolMax,
+      this.logger,
+      exportPoolLimits(config),
+    );
+    this.exportClient = exports.client;
+    this.exportPool = exports.pool;
   }
 
   onModuleInit(): void {
     this.replicaReads?.start();
   }
+
+  // ------------------------------------------------------------ export pool
+
+  /**
+   * The client of the export pool: CSV statements stream through it, so a
+   * client that reads slowly (or not at all) holds one of its
+   * `EXPORT_POOL_MAX` connections, never one the API needs.
+   */
+  readonly exportClient: PrismaClient;
+  private readonly exportPool: Pool;
+
+  /** A transaction on the export pool (a CSV statement's snapshot). */
+  exportTransaction<T>(fn: (tx: DbTx) => Promise<T>, options?: TxOptions): Promise<T> {
+    return this.exportClient.$transaction(fn, options);
+  }
+
+  /** The export pool's connections right now. */
+  exportPoolUse(): DbPoolUse {
+    const p = this.exportPool;
+    return { db: 'export', total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount };
+  }
+
+  // ----------------------------------------------------------------------
 
   get write(): PrismaClient {
     this.markWrite();
@@ -196,18 +279,20 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
 
   /** Open, idle and waiting connections of each pool (no replica pool when reads go to the primary). */
   poolUse(): DbPoolUse[] {
-    return this.pools.map(({ db, pool }) => ({
+    const use: DbPoolUse[] = this.pools.map(({ db, pool }) => ({
       db,
       total: pool.totalCount,
       idle: pool.idleCount,
       waiting: pool.waitingCount,
     }));
+    return [...use, this.exportPoolUse()];
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.replicaReads?.stop();
-    await Promise.all([this.primary.$disconnect(), this.replicaBase?.$disconnect()]);
+    await Promise.all([this.primary.$disconnect(), this.replicaBase?.$disconnect(), this.exportClient.$disconnect()]);
     await Promise.all(this.pools.map(({ pool }) => (pool.ended ? undefined : pool.end())));
+    if (!this.exportPool.ended) await this.exportPool.end();
     this.logger.log('database clients closed');
   }
 }

@@ -78,6 +78,8 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
     this.coalescer = new LocationCoalescer(
       config.realtimeLocationIntervalMs,
       (room, payload) => void this.send(room, 'trip.location', payload),
+      Date.now,
+      config.realtimeLocationMaxPoints,
     );
     this.breaker = createBreaker(
       (room: string, event: RealtimeEventName, json: string, floor: number) =>

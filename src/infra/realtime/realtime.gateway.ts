@@ -27,6 +27,8 @@ interface SocketState {
   expiryTimer?: NodeJS.Timeout;
   /** Rooms this socket subscribed to, with their kind (for metrics and re-authorization). */
   rooms: Map<string, RoomKind>;
+  /** Subscribes received in the current one-second window, and when it started (epoch ms). */
+  subscribeWindow?: { startedAt: number; count: number };
 }
 
 const stateOf = (socket: Socket): SocketState => socket.data as SocketState;
@@ -175,11 +177,43 @@ export class RealtimeGateway implements OnGatewayInit, OnGatewayConnection, OnGa
     });
   }
 
+  /**
+   * A subscribe costs an authorization query (and a replay read with
+   * `sinceSeq`), and every room held costs the node a delivery per event:
+   * each socket may send at most `REALTIME_SUBSCRIBES_PER_SECOND` subscribes
+   * a second and hold at most `REALTIME_MAX_ROOMS_PER_SOCKET` rooms. Beyond
+   * either, the subscribe is refused with RATE_LIMITED (nothing else changes).
+   */
+  private checkSubscribeLimits(state: SocketState, room: string): void {
+    const now = Date.now();
+    const w = state.subscribeWindow;
+    if (!w || now - w.startedAt >= 1000) state.subscribeWindow = { startedAt: now, count: 1 };
+    else if (++w.count > this.config.realtimeSubscribesPerSecond) {
+      throw new DomainError(
+        ErrorCode.RATE_LIMITED,
+        `At most ${this.config.realtimeSubscribesPerSecond} subscribes a second per connection`,
+        [{ message: 'too many subscribes', retryAfterMs: Math.max(1, w.startedAt + 1000 - now) }],
+      );
+    }
+    this.checkRoomCount(state, room);
+  }
+
+  private checkRoomCount(state: SocketState, room: string): void {
+    const max = this.config.realtimeMaxRoomsPerSocket;
+    if (state.rooms.has(room) || state.rooms.size < max) return;
+    throw new DomainError(ErrorCode.RATE_LIMITED, `At most ${max} rooms per connection; unsubscribe from one first`, [
+      { path: 'room', message: 'too many rooms', limit: max },
+    ]);
+  }
+
   private async subscribe(socket: Socket, payload: unknown): Promise<Ack> {
     const { room, sinceSeq } = parseWith(subscribeSchema, payload);
     const state = stateOf(socket);
+    this.checkSubscribeLimits(state, room);
     const kind = await this.authorizer.authorize(state.principal, room);
     if (!socket.connected) return { ok: false, error: { code: ErrorCode.UNAUTHENTICATED, message: 'disconnected' } };
+    // Again after the await: concurrent subscribes of one socket all passed the first check.
+    this.checkRoomCount(state, room);
     if (!state.rooms.has(room)) {
       state.rooms.set(room, kind);
       wsRoomSubscriptions.inc({ kind });

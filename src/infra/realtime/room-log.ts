@@ -22,6 +22,8 @@ export interface ReplayRead {
 // Both keys of a room share a hash tag, so the script stays on one slot in a cluster.
 const seqKey = (room: string) => `rt:seq:{${room}}`;
 const logKey = (room: string) => `rt:log:{${room}}`;
+/** Bytes of the room's log (see APPEND): kept beside it, expiring with it. */
+const bytesKey = (room: string) => `rt:bytes:{${room}}`;
 /** The counter outlives the log by far: seqs must never restart while clients hold one. */
 const SEQ_TTL_S = 7 * 24 * 3600;
 
@@ -31,8 +33,20 @@ const SEQ_TTL_S = 7 * 24 * 3600;
  * highest seq this node has seen for the room (e.g. assigned locally while
  * Redis was down, or before Redis lost its data); the counter jumps past it so
  * that a room's seqs never go back.
+ *
+ * The log is capped by count (ARGV[3]) and by bytes (ARGV[8]): KEYS[3] holds
+ * the size of its entries (the lengths of their fields, plus 16 for the id),
+ * counted afresh from the log when it is missing (first event, a log written
+ * before the count existed). Past either cap the oldest entries are trimmed
+ * exactly (XTRIM MINID), always keeping the newest: APPEND reads it as the
+ * seq floor.
  */
 const APPEND = `
+local function entrySize(fields)
+  local n = 16
+  for _, f in ipairs(fields) do n = n + #f end
+  return n
+end
 local seq = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
@@ -45,8 +59,38 @@ if seq <= floor then
   redis.call('SET', KEYS[1], seq)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', ARGV[4], 'p', ARGV[5], 't', ARGV[6])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local total = 0
+  for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do total = total + entrySize(e[2]) end
+  redis.call('SET', KEYS[3], total)
+end
+redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[4], 'p', ARGV[5], 't', ARGV[6])
+local bytes = redis.call('INCRBY', KEYS[3], entrySize({'e', ARGV[4], 'p', ARGV[5], 't', ARGV[6]}))
+local len = redis.call('XLEN', KEYS[2])
+local maxEvents = tonumber(ARGV[3])
+local maxBytes = tonumber(ARGV[8])
+if len > maxEvents or bytes > maxBytes then
+  local lastRemoved = nil
+  local start = '-'
+  while len > 1 and (len > maxEvents or bytes > maxBytes) do
+    local batch = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 100)
+    if #batch == 0 then break end
+    for _, e in ipairs(batch) do
+      if len <= 1 or (len <= maxEvents and bytes <= maxBytes) then break end
+      lastRemoved = e[1]
+      len = len - 1
+      bytes = bytes - entrySize(e[2])
+    end
+    start = '(' .. batch[#batch][1]
+  end
+  if lastRemoved then
+    -- Ids are '<seq>-0': a threshold of '<seq>-1' removes that entry and every older one.
+    redis.call('XTRIM', KEYS[2], 'MINID', string.match(lastRemoved, '^(%d+)') .. '-1')
+    redis.call('SET', KEYS[3], math.max(0, bytes))
+  end
+end
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return seq
 `;
 
@@ -76,7 +120,7 @@ export class RoomLog implements OnModuleInit, OnApplicationShutdown {
       commandTimeout: 2000,
     });
     this.redis.on('error', () => undefined); // reported once by the breaker
-    this.redis.defineCommand('appendRoomEvent', { numberOfKeys: 2, lua: APPEND });
+    this.redis.defineCommand('appendRoomEvent', { numberOfKeys: 3, lua: APPEND });
   }
 
   /** Lets the connection come up before the first event (without holding the boot if Redis is down). */
@@ -101,6 +145,7 @@ export class RoomLog implements OnModuleInit, OnApplicationShutdown {
     const seq = await (this.redis as unknown as WithAppend).appendRoomEvent(
       seqKey(room),
       logKey(room),
+      bytesKey(room),
       floor,
       SEQ_TTL_S,
       this.config.realtimeLogMaxEvents,
@@ -108,6 +153,7 @@ export class RoomLog implements OnModuleInit, OnApplicationShutdown {
       payloadJson,
       Date.now(),
       this.config.realtimeLogRetentionMs,
+      this.config.realtimeLogMaxBytes,
     );
     return Number(seq);
   }

@@ -5,6 +5,20 @@ export function csvField(value: string | number | bigint | null | undefined): st
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** What a spreadsheet reads as the start of a formula (OWASP "CSV injection"). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * A text cell written by a user (memo, invoice number, payment reference,
+ * names): one a spreadsheet would run as a formula gets a leading `'`, which
+ * spreadsheets show as text (API.md, Ledger). Only for user text: amounts are
+ * written as plain numbers (`-500` stays `-500`).
+ */
+export function csvUserText(value: string | null | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return FORMULA_START.test(value) ? `'${value}` : value;
+}
+
 export function csvLine(fields: (string | number | bigint | null | undefined)[]): string {
   return `${fields.map(csvField).join(',')}\r\n`;
 }

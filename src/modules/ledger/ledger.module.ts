@@ -5,11 +5,12 @@ import { LedgerRepository } from './ledger.repository';
 import { LedgerService } from './ledger.service';
 import { PostingBatcher } from './posting-batcher';
 import { TripLink } from './trip-link';
+import { ExportSlots } from './export-slots';
 
 @Module({
   imports: [OrgsModule],
   controllers: [LedgerOrgsController, LedgerController],
-  providers: [LedgerService, LedgerRepository, PostingBatcher, TripLink],
+  providers: [LedgerService, LedgerRepository, PostingBatcher, TripLink, ExportSlots],
   exports: [LedgerService],
 })
 export class LedgerModule {}

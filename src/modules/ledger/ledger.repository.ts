@@ -147,11 +147,12 @@ export class LockedAccount {
     readonly account: AccountRow,
   ) {}
 
-  /** A posting already made on this account with this idempotency key. */
-  async findByIdempotencyKey(key: string): Promise<StoredPosting | null> {
+  /** A posting the org `postedByOrgId` already made on this account with this idempotency key (keys are the posting org's). */
+  async findByIdempotencyKey(postedByOrgId: string, key: string): Promise<StoredPosting | null> {
     const rows = await this.tx.$queryRaw<{ request_hash: string; response: unknown }[]>`
       SELECT request_hash, response FROM ledger_postings
-      WHERE account_id = ${this.account.id}::uuid AND idempotency_key = ${key}`;
+      WHERE account_id = ${this.account.id}::uuid AND posted_by_org_id = ${postedByOrgId}::uuid
+        AND idempotency_key = ${key}`;
     return rows[0] ? { requestHash: rows[0].request_hash, response: rows[0].response } : null;
   }
 
@@ -478,6 +479,8 @@ export class LedgerRepository {
    * the opening and closing balances, then the entries come in batches from a
    * server-side cursor (`onRows` is awaited: backpressure reaches the database).
    * With `maxEntries`, only the bounds are read when the range holds more.
+   * `via: 'export'` runs it on the export pool (CSV exports, which stream for
+   * as long as their client reads).
    */
   async readStatement(
     accountId: string,
@@ -486,8 +489,10 @@ export class LedgerRepository {
     onBounds: (b: StatementBounds) => boolean | void,
     onRows: (rows: EntryRow[]) => Promise<void>,
     batchSize = 2000,
+    via: 'read' | 'export' = 'read',
   ): Promise<void> {
-    await this.db.readTransaction(async (tx) => {
+    const transaction = via === 'export' ? this.db.exportTransaction : this.db.readTransaction;
+    await transaction.call(this.db, async (tx) => {
       const before = range.from
         ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
             SELECT seq, running_balance FROM ledger_entries

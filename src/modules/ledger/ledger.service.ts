@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { uuidv7 } from 'uuidv7';
@@ -7,9 +7,10 @@ import { DomainError, ForbiddenError, NotFoundError, ValidationError } from '../
 import { ErrorCode } from '../../common/errors/error-codes';
 import { canonicalJson } from '../../common/idempotency/request-hash';
 import { Page } from '../../common/pagination/page';
+import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { ORG_ROLES, OrgsService } from '../orgs/orgs.service';
 import { OrgRole } from '../orgs/orgs.schemas';
-import { csvLine, STATEMENT_CSV_HEADER } from './ledger-csv';
+import { csvLine, csvUserText, STATEMENT_CSV_HEADER } from './ledger-csv';
 import {
   AccountKey,
   AccountRow,
@@ -32,6 +33,7 @@ import {
 } from './ledger.schemas';
 import { TripLink } from './trip-link';
 import { PostingBatcher } from './posting-batcher';
+import { ExportSlots } from './export-slots';
 
 /** What a posting endpoint answers: the first response, and whether this is a replay of it. */
 export interface PostingResult<T> {
@@ -100,6 +102,8 @@ export class LedgerService {
     private readonly orgs: OrgsService,
     private readonly trips: TripLink,
     private readonly batcher: PostingBatcher,
+    private readonly exportSlots: ExportSlots,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   // ---------------------------------------------------------------- access
@@ -258,11 +262,12 @@ export class LedgerService {
   /** The stored first response for a retry, or an error when the key was used for something else. */
   private async replayByKey<T>(
     locked: LockedAccount,
+    side: string,
     key: string | undefined,
     hash: string,
   ): Promise<PostingResult<T> | null> {
     if (!key) return null;
-    const existing = await locked.findByIdempotencyKey(key);
+    const existing = await locked.findByIdempotencyKey(side, key);
     if (!existing) return null;
     if (existing.requestHash !== hash) throw keyReused();
     return { replayed: true, body: existing.response as T };
@@ -292,8 +297,8 @@ export class LedgerService {
       case 'INVOICE_NUMBER_TAKEN':
         throw new DomainError(
           ErrorCode.INVOICE_NUMBER_TAKEN,
-          `Invoice ${input.number} already exists on this account`,
-          [{ path: 'number', message: 'already used on this account' }],
+          `Invoice ${input.number} was already issued by this org on this account`,
+          [{ path: 'number', message: 'already used by this org on this account' }],
         );
       case 'INVOICE_NOT_FOUND':
         throw new NotFoundError('Invoice');
@@ -417,7 +422,7 @@ export class LedgerService {
     });
     const hash = postingHash('REVERSAL', side, entryId, { reason });
     const result = await this.repo.withLockedAccount(account.id, async (locked) => {
-      const replay = await this.replayByKey<ReversalView>(locked, idempotencyKey, hash);
+      const replay = await this.replayByKey<ReversalView>(locked, side, idempotencyKey, hash);
       if (replay) return replay;
       const original = await locked.findPostingForReversal(entry.postingId);
       if (!original) throw new NotFoundError('Entry');
@@ -581,6 +586,14 @@ export class LedgerService {
    * The statement as CSV, streamed from a database cursor: memory stays flat
    * whatever the range, and a slow reader slows the cursor (backpressure).
    * Resolves once the balances are known, before the first row is read.
+   *
+   * An export holds a REPEATABLE READ transaction and a connection for as
+   * long as it streams, so it is bounded three ways: it runs on the export
+   * pool (`EXPORT_POOL_MAX` connections the API never shares), a user runs at
+   * most `EXPORT_MAX_PER_USER` at once across nodes (429 beyond), and one
+   * whose client takes no data for `EXPORT_IDLE_TIMEOUT_MS` is aborted: the
+   * transaction rolls back, the connection goes back to the pool and the
+   * response is cut off (the client sees a truncated body).
    */
   async statementCsv(
     principal: Principal,
@@ -588,6 +601,8 @@ export class LedgerService {
     q: { asOrgId?: string; from?: Date; to?: Date },
   ): Promise<{ head: StatementHead; stream: Readable }> {
     const access = await this.access(principal, accountId, q.asOrgId);
+    const slot = await this.exportSlots.acquire(principal.userId);
+    const idleMs = this.config.exportIdleTimeoutMs;
     const out = new PassThrough();
     const currency = access.account.currency;
     let headReady!: (h: StatementHead) => void;
@@ -614,19 +629,25 @@ export class LedgerService {
             r.postingId,
             r.createdAt.toISOString(),
             r.kind,
-            r.document,
-            r.memo,
+            csvUserText(r.document),
+            csvUserText(r.memo),
             r.amount,
             r.runningBalance,
             currency,
           ]);
         }
-        if (!out.write(chunk)) await drained(out);
+        if (!out.write(chunk)) await drained(out, idleMs);
       },
+      2000,
+      'export',
     );
     done.then(
-      () => out.end(),
+      () => {
+        slot.release();
+        out.end();
+      },
       (err: unknown) => {
+        slot.release();
         headFailed(err);
         out.destroy(err instanceof Error ? err : new Error(String(err)));
       },
@@ -636,10 +657,15 @@ export class LedgerService {
   }
 }
 
-/** Resolves when the stream wants more, rejects when its reader is gone. */
-function drained(stream: PassThrough): Promise<void> {
+/** Resolves when the stream wants more; rejects when its reader is gone or has taken nothing for `idleMs`. */
+function drained(stream: PassThrough, idleMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`statement reader took no data for ${idleMs} ms`));
+    }, idleMs);
     const cleanup = () => {
+      clearTimeout(timer);
       stream.off('drain', onDrain);
       stream.off('close', onClose);
     };
