@@ -119,6 +119,7 @@ export async function startTestApp(
     logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
     // Test files register many users from one address; the throttling test sets its own limit.
     authRateLimitPerMinute: 100_000,
+    authRateLimitPerPhonePerMinute: 100_000,
     ...overrides,
   };
   const app = await createApp(config, { logDestination });
