@@ -1,6 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { Injectable } from '@nestjs/common';
 
+/**
+ * The room kinds the contract names (API.md, "Realtime"). Which user may read
+ * which room is decided by the feature that owns the kind, registered with
+ * `RoomAuthorizer.register`.
+ */
+export const ROOM_KINDS = ['trip', 'org', 'thread'] as const;
+
 /** Room names, in one place: `trip:<id>`, `org:<id>`, `thread:<id>`. */
 export const tripRoom = (tripId: string) => `trip:${tripId}`;
 export const orgRoom = (orgId: string) => `org:${orgId}`;

@@ -3,63 +3,71 @@ import { z } from 'zod';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
-import { OrgsService } from '../../modules/orgs/orgs.service';
-import { TripsService } from '../../modules/trips/trips.service';
+import { ROOM_KINDS } from './realtime-publisher';
 
-export type RoomKind = 'trip' | 'org' | 'thread';
+/** The part of a room name before the colon (`trip`, `org`, `thread`, ...). */
+export type RoomKind = string;
 
-/** Decides whether a user may read a thread room; the chat module provides it. */
-export type ThreadAuthorizer = (principal: Principal, threadId: string) => Promise<void>;
+/**
+ * Decides whether a user may read the room `<kind>:<id>`: resolves if so,
+ * throws a DomainError if not (NOT_FOUND for what the user may not know
+ * exists, FORBIDDEN for a role that may not read it).
+ */
+export type RoomChecker = (principal: Principal, id: string) => Promise<void>;
 
-const ROOM = /^(trip|org|thread):(.+)$/;
+const KIND = /^[a-z][a-z0-9-]*$/;
 const idSchema = z.uuid();
 
-export function parseRoom(room: string): { kind: RoomKind; id: string } {
-  const m = ROOM.exec(room);
-  if (!m || !idSchema.safeParse(m[2]).success) {
-    throw new ValidationError([
-      { path: 'room', message: 'must be trip:<tripId>, org:<orgId> or thread:<threadId> with a UUID' },
-    ]);
+/**
+ * Splits `<kind>:<uuid>`. A kind outside `kinds` (the contract's room names
+ * plus any registered since) or an id that is not a UUID is VALIDATION_FAILED.
+ */
+export function parseRoom(room: string, kinds: Iterable<RoomKind> = ROOM_KINDS): { kind: RoomKind; id: string } {
+  const colon = room.indexOf(':');
+  const kind = colon > 0 ? room.slice(0, colon) : '';
+  const id = colon > 0 ? room.slice(colon + 1) : '';
+  const known = [...kinds];
+  if (!known.includes(kind) || !idSchema.safeParse(id).success) {
+    const names = known.map((k) => `${k}:<${k}Id>`);
+    const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0];
+    throw new ValidationError([{ path: 'room', message: `must be ${list} with a UUID` }]);
   }
-  return { kind: m[1] as RoomKind, id: m[2] };
+  return { kind, id };
 }
 
 /**
- * Who may read a room, with the same services and rules as the REST
- * endpoints: a trip room for the members of either of its orgs and its
- * driver (`GET /trips/:id`), an org room for the org's members except
- * DRIVERs (they see only their own trips, and the org room carries every
- * trip's status), a thread room for the thread's members (chat module).
- * Throws a DomainError (NOT_FOUND for what the user may not know exists).
+ * Who may read a room. Realtime knows no feature: each feature registers the
+ * room kinds it owns with a checker that applies the same services and rules
+ * as its REST endpoints (`TripsModule`: `trip`, `OrgsModule`: `org`; the chat
+ * module will register `thread`). A room of a kind the contract names but no
+ * feature has registered yet (`thread:` today) is refused with
+ * ROOM_NOT_SUPPORTED.
  */
 @Injectable()
 export class RoomAuthorizer {
-  private threads: ThreadAuthorizer | null = null;
+  private readonly checkers = new Map<RoomKind, RoomChecker>();
+  private readonly known = new Set<RoomKind>(ROOM_KINDS);
 
-  constructor(
-    private readonly trips: TripsService,
-    private readonly orgs: OrgsService,
-  ) {}
+  /** Called once per kind, by the feature that owns it, before the app listens (its module's `onModuleInit`). */
+  register(kind: RoomKind, checker: RoomChecker): void {
+    if (!KIND.test(kind)) throw new Error(`Room kind "${kind}" must be lower-case letters, digits and dashes`);
+    if (this.checkers.has(kind)) throw new Error(`Room kind "${kind}" is already registered`);
+    this.checkers.set(kind, checker);
+    this.known.add(kind);
+  }
 
-  /** The chat module registers its thread membership check here. */
-  setThreadAuthorizer(authorizer: ThreadAuthorizer): void {
-    this.threads = authorizer;
+  /** The room kinds a subscribe may name: the contract's, plus any registered since. */
+  kinds(): ReadonlySet<RoomKind> {
+    return this.known;
   }
 
   async authorize(principal: Principal, room: string): Promise<RoomKind> {
-    const { kind, id } = parseRoom(room);
-    switch (kind) {
-      case 'trip':
-        await this.trips.requireVisible(principal, id);
-        break;
-      case 'org':
-        await this.orgs.requireRole(principal, id, ['OWNER', 'ADMIN', 'ACCOUNTANT', 'STAFF']);
-        break;
-      case 'thread':
-        if (!this.threads) throw new DomainError(ErrorCode.ROOM_NOT_SUPPORTED, 'Thread rooms are not available yet');
-        await this.threads(principal, id);
-        break;
-    }
+    const { kind, id } = parseRoom(room, this.known);
+    const checker = this.checkers.get(kind);
+    if (!checker) throw new DomainError(ErrorCode.ROOM_NOT_SUPPORTED, `${capitalized(kind)} rooms are not available yet`);
+    await checker(principal, id);
     return kind;
   }
 }
+
+const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

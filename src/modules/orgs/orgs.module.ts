@@ -1,4 +1,5 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { RoomAuthorizer } from '../../infra/realtime/room-authorizer';
 import { AuthModule } from '../auth/auth.module';
 import { TripsModule } from '../trips/trips.module';
 import { OrgsController } from './orgs.controller';
@@ -11,4 +12,19 @@ import { OrgsService } from './orgs.service';
   providers: [OrgsService, OrgsRepository],
   exports: [OrgsService],
 })
-export class OrgsModule {}
+export class OrgsModule implements OnModuleInit {
+  constructor(
+    private readonly rooms: RoomAuthorizer,
+    private readonly orgs: OrgsService,
+  ) {}
+
+  /**
+   * `org:<orgId>` rooms: the org's members except DRIVERs (they see only their
+   * own trips, and the org room carries the status of every trip of the org).
+   */
+  onModuleInit(): void {
+    this.rooms.register('org', async (principal, orgId) => {
+      await this.orgs.requireRole(principal, orgId, ['OWNER', 'ADMIN', 'ACCOUNTANT', 'STAFF']);
+    });
+  }
+}

@@ -1,4 +1,5 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { RoomAuthorizer } from '../../infra/realtime/room-authorizer';
 import { TripsController } from './trips.controller';
 import { TripsRepository } from './trips.repository';
 import { TripsService } from './trips.service';
@@ -8,4 +9,16 @@ import { TripsService } from './trips.service';
   providers: [TripsService, TripsRepository],
   exports: [TripsService],
 })
-export class TripsModule {}
+export class TripsModule implements OnModuleInit {
+  constructor(
+    private readonly rooms: RoomAuthorizer,
+    private readonly trips: TripsService,
+  ) {}
+
+  /** `trip:<tripId>` rooms: whoever may read the trip (`GET /trips/:id`): either org's members and its driver. */
+  onModuleInit(): void {
+    this.rooms.register('trip', async (principal, tripId) => {
+      await this.trips.requireVisible(principal, tripId);
+    });
+  }
+}

@@ -1,8 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { newTrackerToken } from '../../common/auth/tracker-token';
-import { PrismaClient } from '../../generated/prisma/client';
-import { PasswordHasher } from '../../modules/auth/password-hasher';
-import { loadConfig } from '../config/config';
+import { newTrackerToken } from '../common/auth/tracker-token';
+import { PrismaClient } from '../generated/prisma/client';
+import { PasswordHasher } from '../modules/auth/password-hasher';
+import { loadConfig } from '../infra/config/config';
 
 /**
  * Demo data for a development database: two trading orgs with an owner each
