@@ -5,7 +5,7 @@ import { Db } from '../../src/infra/db/db.service';
 import { newOrg, newUser, TestOrg, TestUser } from '../support/factories';
 import { connectWatcher } from '../support/socket-client';
 import { ApiResponse, startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, DELHI, JAIPUR, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, DELHI, JAIPUR, tripBody as newTripBody, newWorld, TripWorld } from '../support/trips-fixtures';
 
 /** A cursor as the API encodes them, around any content. */
 const cursorOf = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
@@ -44,15 +44,8 @@ describe('bad input: always a 4xx in the envelope, never a 5xx, nothing written'
     timestamp: new Date(Date.now() - 60_000).toISOString(),
     ...extra,
   });
-  const tripBody = (extra: Record<string, unknown> = {}) => ({
-    sourceOrgId: org.id,
-    destinationOrgId: other.id,
-    truckId: w.truckId,
-    driverId: w.driverId,
-    startPoint: JAIPUR,
-    endPoint: DELHI,
-    ...extra,
-  });
+  // The world's source and destination are org and other.
+  const tripBody = (extra: Record<string, unknown> = {}) => newTripBody(w, extra);
 
   async function counts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};

@@ -5,7 +5,7 @@ import { REFRESH_STATS_JOB, StatsScheduler } from '../../src/modules/stats/stats
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { newMember, newOrg, newUser, TestOrg } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
 describe('org stats', () => {
   let t: TestApp;

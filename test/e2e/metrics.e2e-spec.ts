@@ -6,7 +6,7 @@ import { Scrape } from '../support/prometheus';
 import { newUser } from '../support/factories';
 import { AppNode, PrivateRedis, startAnotherNode } from '../support/socket-client';
 import { Api, startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
 /** A point on a straight road north from Jaipur, `s` seconds after `t0`, moving about 11 m/s. */
 function pt(t0: number, s: number) {

@@ -2,7 +2,7 @@ import { tripRoom } from '../../src/infra/realtime/realtime-publisher';
 import { realtimeEventsPublished } from '../../src/infra/observability/metrics';
 import { AppNode, connectWatcher, PrivateRedis, startAnotherNode, Watcher } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
 /** Redis killed and restarted under two app nodes: a private redis-server this file owns. */
 describe('realtime while Redis is down', () => {

@@ -3,7 +3,7 @@ import { RealtimePublisher, tripRoom } from '../../src/infra/realtime/realtime-p
 import { until } from '../support/net';
 import { connectWatcher, Watcher } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newWorld } from './trips.fixtures';
+import { activeTrip, newWorld } from '../support/trips-fixtures';
 
 /** A long-polling client's transport, as far as pausing it goes (engine.io-client's Polling). */
 interface PausableTransport {

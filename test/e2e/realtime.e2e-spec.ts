@@ -3,7 +3,7 @@ import { RealtimePublisher, tripRoom, orgRoom } from '../../src/infra/realtime/r
 import { newUser } from '../support/factories';
 import { AppNode, connectWatcher, refusal, startAnotherNode, Watcher } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, moveTo, newMember, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, moveTo, newMember, newWorld, TripWorld } from '../support/trips-fixtures';
 
 describe('realtime (Socket.IO)', () => {
   let t: TestApp;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { newMember, newOrg } from '../support/factories';
 import { AppNode, startAnotherNode } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newDriver, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, newDriver, newWorld, TripWorld } from '../support/trips-fixtures';
 
 const UNKNOWN_LIMIT = 3;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');

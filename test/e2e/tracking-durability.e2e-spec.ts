@@ -4,7 +4,7 @@ import { freePort } from '../support/net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, dropTestDatabase, Api } from '../support/test-app';
-import { activeTrip, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
 /**
  * The app as a separate process, killed or stopped under ping load: every

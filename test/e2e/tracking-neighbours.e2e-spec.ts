@@ -6,7 +6,7 @@ import {
   TrackingRepository,
 } from '../../src/modules/tracking/tracking.repository';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newWorld } from './trips.fixtures';
+import { activeTrip, newWorld } from '../support/trips-fixtures';
 
 const N = 100_000;
 

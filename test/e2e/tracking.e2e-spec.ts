@@ -9,7 +9,7 @@ import Redis from 'ioredis';
 import { until } from '../support/net';
 import { AppNode, startAnotherNode } from '../support/socket-client';
 import { Api, startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, moveTo, newDriver, newMember, newTrip, newWorld, TripWorld } from './trips.fixtures';
+import { activeTrip, moveTo, newDriver, newMember, newTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
 /** A point on a straight road north from Jaipur, `s` seconds after `t0`, moving about 11 m/s. */
 function pt(t0: number, s: number, extra: Record<string, unknown> = {}) {

@@ -2,7 +2,18 @@ import { Client } from 'pg';
 import { InProcessRealtimePublisher, RealtimeEvent } from '../../src/infra/realtime/realtime-publisher';
 import { newOrg, newUser } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
-import { DELHI, JAIPUR, moveTo, newDriver, newMember, newTrip, newTruck, newWorld, TripWorld } from './trips.fixtures';
+import {
+  DELHI,
+  JAIPUR,
+  moveTo,
+  newDriver,
+  newMember,
+  newTrip,
+  newTruck,
+  newWorld,
+  tripBody,
+  TripWorld,
+} from '../support/trips-fixtures';
 
 /** Counts the SQL statements the app sends that touch a table, by wrapping pg's Client.query in this process. */
 function countQueries(table: string): { stop: () => string[] } {
@@ -34,19 +45,9 @@ describe('trips', () => {
 
   describe('create', () => {
     it('creates a PLANNED trip for a member of the source org', async () => {
-      const res = await t.api.post(
-        '/trips',
-        {
-          sourceOrgId: w.source.id,
-          destinationOrgId: w.destination.id,
-          truckId: w.truckId,
-          driverId: w.driverId,
-          startPoint: JAIPUR,
-          endPoint: DELHI,
-          estimatedArrival: '2030-01-02T10:00:00Z',
-        },
-        { token: w.source.owner.accessToken },
-      );
+      const res = await t.api.post('/trips', tripBody(w, { estimatedArrival: '2030-01-02T10:00:00Z' }), {
+        token: w.source.owner.accessToken,
+      });
       expect(res.status).toBe(201);
       expect(res.body.data).toMatchObject({
         id: expect.any(String),
@@ -68,14 +69,7 @@ describe('trips', () => {
       const accountant = await newMember(t.api, w.destination, 'ACCOUNTANT');
       const outsider = await newUser(t.api);
       const [truckId, driver] = await Promise.all([newTruck(t.api, w.destination), newDriver(t.api, w.destination)]);
-      const body = {
-        sourceOrgId: w.source.id,
-        destinationOrgId: w.destination.id,
-        truckId,
-        driverId: driver.driverId,
-        startPoint: JAIPUR,
-        endPoint: DELHI,
-      };
+      const body = tripBody(w, { truckId, driverId: driver.driverId });
       expect((await t.api.post('/trips', body, { token: staff.accessToken })).status).toBe(201);
       const forbidden = await t.api.post('/trips', body, { token: accountant.accessToken });
       expect(forbidden.status).toBe(403);
@@ -86,18 +80,9 @@ describe('trips', () => {
     it('refuses a truck or driver of another org, naming the fields', async () => {
       const other = await newOrg(t.api);
       const [truck, driver] = await Promise.all([newTruck(t.api, other), newDriver(t.api, other)]);
-      const res = await t.api.post(
-        '/trips',
-        {
-          sourceOrgId: w.source.id,
-          destinationOrgId: w.destination.id,
-          truckId: truck,
-          driverId: driver.driverId,
-          startPoint: JAIPUR,
-          endPoint: DELHI,
-        },
-        { token: w.source.owner.accessToken },
-      );
+      const res = await t.api.post('/trips', tripBody(w, { truckId: truck, driverId: driver.driverId }), {
+        token: w.source.owner.accessToken,
+      });
       expect(res.status).toBe(422);
       expect(res.body.error.code).toBe('VALIDATION_FAILED');
       expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['driverId', 'truckId']);
@@ -111,15 +96,7 @@ describe('trips', () => {
         const [truckId, driver] = await Promise.all([newTruck(t.api, w.destination), newDriver(t.api, w.destination)]);
         b = { truckId, driverId: driver.driverId };
       });
-      const body = (extra: Record<string, unknown>) => ({
-        sourceOrgId: w.source.id,
-        destinationOrgId: w.destination.id,
-        truckId: w.truckId,
-        driverId: w.driverId,
-        startPoint: JAIPUR,
-        endPoint: DELHI,
-        ...extra,
-      });
+      const body = (extra: Record<string, unknown>) => tripBody(w, extra);
 
       it("the source org with the destination org's truck: 422 naming truckId, nothing created", async () => {
         const before = await tripCount();
@@ -197,15 +174,7 @@ describe('trips', () => {
     it('validates the body, naming each field', async () => {
       const res = await t.api.post(
         '/trips',
-        {
-          sourceOrgId: 'nope',
-          destinationOrgId: w.destination.id,
-          truckId: w.truckId,
-          driverId: w.driverId,
-          startPoint: { name: 'X', lat: 91, lng: 0 },
-          endPoint: DELHI,
-          extra: 1,
-        },
+        tripBody(w, { sourceOrgId: 'nope', startPoint: { name: 'X', lat: 91, lng: 0 }, extra: 1 }),
         { token: w.source.owner.accessToken },
       );
       expect(res.status).toBe(400);

@@ -64,7 +64,8 @@ export class RoomAuthorizer {
   async authorize(principal: Principal, room: string): Promise<RoomKind> {
     const { kind, id } = parseRoom(room, this.known);
     const checker = this.checkers.get(kind);
-    if (!checker) throw new DomainError(ErrorCode.ROOM_NOT_SUPPORTED, `${capitalized(kind)} rooms are not available yet`);
+    if (!checker)
+      throw new DomainError(ErrorCode.ROOM_NOT_SUPPORTED, `${capitalized(kind)} rooms are not available yet`);
     await checker(principal, id);
     return kind;
   }

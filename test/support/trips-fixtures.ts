@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
-import { Api } from '../support/test-app';
+import { newMember, newOrg, newUser, TestOrg, TestUser } from './factories';
+import { Api } from './test-app';
 
-/** Shared set-up of the trips and tracking e2e files. */
+/** Shared set-up of the e2e files that need orgs, a truck, a driver and trips. */
 export interface TripWorld {
   source: TestOrg;
   destination: TestOrg;
@@ -63,20 +63,21 @@ export async function newWorld(api: Api, orgs?: { source: TestOrg; destination: 
 export const JAIPUR = { name: 'Jaipur', lat: 26.9124, lng: 75.7873 };
 export const DELHI = { name: 'Delhi', lat: 28.6139, lng: 77.209 };
 
+/** The body of `POST /trips` for the world's orgs, truck and driver, Jaipur to Delhi; `extra` overrides any field. */
+export function tripBody(w: TripWorld, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    sourceOrgId: w.source.id,
+    destinationOrgId: w.destination.id,
+    truckId: w.truckId,
+    driverId: w.driverId,
+    startPoint: JAIPUR,
+    endPoint: DELHI,
+    ...extra,
+  };
+}
+
 export async function newTrip(api: Api, w: TripWorld, extra: Record<string, unknown> = {}): Promise<any> {
-  const res = await api.post(
-    '/trips',
-    {
-      sourceOrgId: w.source.id,
-      destinationOrgId: w.destination.id,
-      truckId: w.truckId,
-      driverId: w.driverId,
-      startPoint: JAIPUR,
-      endPoint: DELHI,
-      ...extra,
-    },
-    { token: w.source.owner.accessToken },
-  );
+  const res = await api.post('/trips', tripBody(w, extra), { token: w.source.owner.accessToken });
   if (res.status !== 201) throw new Error(`trip: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.data;
 }
