@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
-import { TripsModule } from '../trips/trips.module';
 import { OrgsController } from './orgs.controller';
 import { OrgsRepository } from './orgs.repository';
 import { OrgsService } from './orgs.service';
 
 @Module({
-  imports: [AuthModule, TripsModule],
+  imports: [AuthModule],
   controllers: [OrgsController],
   providers: [OrgsService, OrgsRepository],
   exports: [OrgsService],
