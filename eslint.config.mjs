@@ -21,6 +21,8 @@ const FEATURES = readdirSync(new URL('./src/modules/', import.meta.url), { withF
 const PUBLIC_EXTRAS = {
   // The pure trip status rules (`isActive`, the statuses): tracking accepts pings only for an active trip.
   trips: ['trip-status'],
+  // The one list of org roles and their groups, which every feature's access checks name.
+  orgs: ['org-roles'],
 };
 
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

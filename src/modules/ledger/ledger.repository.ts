@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Prisma } from '../../generated/prisma/client';
 import { Db, DbTx } from '../../infra/db/db.service';
-import { GroupRunner } from '../../common/batching/group-runner';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
 import { uuidv7 } from 'uuidv7';
@@ -327,10 +326,6 @@ export class LedgerRepository {
     });
   }
 
-  async orgExists(orgId: string): Promise<boolean> {
-    return (await this.db.primary.org.count({ where: { id: orgId } })) === 1;
-  }
-
   /** From the primary: an account just created must be usable at once. */
   findAccountKey(accountId: string): Promise<AccountKey | null> {
     return this.db.primary.ledgerAccount.findUnique({
@@ -368,46 +363,6 @@ export class LedgerRepository {
       select: { accountId: true, postingId: true },
     });
   }
-
-  /**
-   * The caller's roles in the two orgs of an account, in one query (null:
-   * not a member). From the primary, like OrgsService.roleOf: a role just
-   * granted or taken away counts at once.
-   */
-  /**
-   * The roles of a user in the two orgs of an account, read on the primary.
-   * Lookups of concurrent requests share one query (see GroupRunner: none
-   * waits when the database is idle); each still reads the memberships of
-   * its own moment, nothing is cached.
-   */
-  rolesOf(userId: string, orgAId: string, orgBId: string): Promise<{ roleA: string | null; roleB: string | null }> {
-    return this.roles.submit({ userId, orgAId, orgBId });
-  }
-
-  private readonly roles = new GroupRunner<
-    { userId: string; orgAId: string; orgBId: string },
-    { roleA: string | null; roleB: string | null }
-  >({
-    maxGroup: 256,
-    maxInFlight: 2,
-    run: async (asks) => {
-      const rows = await this.db.primary.$queryRawUnsafe<{ user_id: string; org_id: string; role: string }[]>(
-        `SELECT m.user_id::text, m.org_id::text, m.role::text
-         FROM memberships m JOIN unnest($1::uuid[], $2::uuid[]) AS q(user_id, org_id)
-           ON m.user_id = q.user_id AND m.org_id = q.org_id`,
-        asks.flatMap((a) => [a.userId, a.userId]),
-        asks.flatMap((a) => [a.orgAId, a.orgBId]),
-      );
-      const roleOf = new Map(rows.map((r) => [`${r.user_id} ${r.org_id}`, r.role]));
-      return asks.map((a) => ({
-        ok: true as const,
-        value: {
-          roleA: roleOf.get(`${a.userId} ${a.orgAId}`) ?? null,
-          roleB: roleOf.get(`${a.userId} ${a.orgBId}`) ?? null,
-        },
-      }));
-    },
-  });
 
   /**
    * An invoice or payment posting in one round trip: the `ledger_post`

@@ -8,8 +8,8 @@ import { ErrorCode } from '../../common/errors/error-codes';
 import { canonicalJson } from '../../common/idempotency/request-hash';
 import { Page } from '../../common/pagination/page';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { ORG_ROLES, OrgsService } from '../orgs/orgs.service';
-import { OrgRole } from '../orgs/orgs.schemas';
+import { ORG_ROLES, OrgRole, roleIn } from '../orgs/org-roles';
+import { OrgsService } from '../orgs/orgs.service';
 import { csvLine, csvUserText, STATEMENT_CSV_HEADER } from './ledger-csv';
 import {
   AccountKey,
@@ -127,10 +127,10 @@ export class LedgerService {
   async access(principal: Principal, accountId: string, asOrgId?: string): Promise<AccountAccess> {
     const account = await this.accountKey(accountId);
     if (!account) throw new NotFoundError('Account');
-    const { roleA, roleB } = await this.repo.rolesOf(principal.userId, account.orgAId, account.orgBId);
-    if (!roleA && !roleB) throw new NotFoundError('Account');
-    const ledgerA = !!roleA && (LEDGER_ROLES as readonly string[]).includes(roleA);
-    const ledgerB = !!roleB && (LEDGER_ROLES as readonly string[]).includes(roleB);
+    const roles = await this.orgs.rolesOf(principal.userId, [account.orgAId, account.orgBId]);
+    if (roles.size === 0) throw new NotFoundError('Account');
+    const ledgerA = roleIn(roles.get(account.orgAId), LEDGER_ROLES);
+    const ledgerB = roleIn(roles.get(account.orgBId), LEDGER_ROLES);
     if (!ledgerA && !ledgerB) throw new ForbiddenError();
     let side: string;
     if (asOrgId !== undefined) {
@@ -173,7 +173,7 @@ export class LedgerService {
     if (input.counterpartyOrgId === orgId) {
       throw new ValidationError([{ path: 'counterpartyOrgId', message: 'must be another org' }]);
     }
-    if (!(await this.repo.orgExists(input.counterpartyOrgId))) {
+    if ((await this.orgs.existingOrgIds([input.counterpartyOrgId])).length === 0) {
       throw new DomainError(ErrorCode.COUNTERPARTY_NOT_FOUND, 'No org has this counterpartyOrgId', [
         { path: 'counterpartyOrgId', message: 'not found' },
       ]);

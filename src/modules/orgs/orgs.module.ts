@@ -1,13 +1,13 @@
 import { Module, OnModuleInit } from '@nestjs/common';
 import { RoomAuthorizer } from '../../infra/realtime/room-authorizer';
 import { AuthModule } from '../auth/auth.module';
-import { TripsModule } from '../trips/trips.module';
+import { ORG_ROLES } from './org-roles';
 import { OrgsController } from './orgs.controller';
 import { OrgsRepository } from './orgs.repository';
 import { OrgsService } from './orgs.service';
 
 @Module({
-  imports: [AuthModule, TripsModule],
+  imports: [AuthModule],
   controllers: [OrgsController],
   providers: [OrgsService, OrgsRepository],
   exports: [OrgsService],
@@ -24,7 +24,7 @@ export class OrgsModule implements OnModuleInit {
    */
   onModuleInit(): void {
     this.rooms.register('org', async (principal, orgId) => {
-      await this.orgs.requireRole(principal, orgId, ['OWNER', 'ADMIN', 'ACCOUNTANT', 'STAFF']);
+      await this.orgs.requireRole(principal, orgId, ORG_ROLES.staff);
     });
   }
 }

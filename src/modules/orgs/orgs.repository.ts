@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
+import { GroupRunner } from '../../common/batching/group-runner';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
-import { Db } from '../../infra/db/db.service';
-import { DriverView, MemberView, OrgRole, OrgView, TruckView } from './orgs.schemas';
+import { Db, DbTx } from '../../infra/db/db.service';
+import { OrgRole } from './org-roles';
+import { DriverView, MemberView, OrgView, TruckView } from './orgs.schemas';
 
 const memberSelect = {
   id: true,
@@ -42,13 +44,54 @@ function toDriverView(row: DriverRow): DriverView {
 export class OrgsRepository {
   constructor(private readonly db: Db) {}
 
-  /** The role of a user in an org, read from the primary: access checks never lag. */
-  async findRole(orgId: string, userId: string): Promise<OrgRole | null> {
-    const m = await this.db.primary.membership.findUnique({
-      where: { orgId_userId: { orgId, userId } },
-      select: { role: true },
-    });
-    return m?.role ?? null;
+  /**
+   * The user's roles in these orgs (an org they are not a member of is
+   * absent), read on the primary: access checks never lag. Lookups of
+   * concurrent requests share one query (see GroupRunner: none waits when the
+   * database is idle); each still reads the memberships of its own moment,
+   * nothing is cached.
+   */
+  async rolesOf(userId: string, orgIds: readonly string[]): Promise<Map<string, OrgRole>> {
+    if (orgIds.length === 0) return new Map();
+    const rows = await this.roles.submit({ userId, orgIds });
+    return new Map(rows.map((r) => [r.orgId, r.role]));
+  }
+
+  private readonly roles = new GroupRunner<
+    { userId: string; orgIds: readonly string[] },
+    { orgId: string; role: OrgRole }[]
+  >({
+    maxGroup: 256,
+    maxInFlight: 2,
+    run: async (asks) => {
+      const rows = await this.db.primary.$queryRawUnsafe<{ user_id: string; org_id: string; role: OrgRole }[]>(
+        `SELECT m.user_id::text, m.org_id::text, m.role::text
+         FROM memberships m JOIN unnest($1::uuid[], $2::uuid[]) AS q(user_id, org_id)
+           ON m.user_id = q.user_id AND m.org_id = q.org_id`,
+        asks.flatMap((a) => a.orgIds.map(() => a.userId)),
+        asks.flatMap((a) => a.orgIds),
+      );
+      const roleOf = new Map(rows.map((r) => [`${r.user_id} ${r.org_id}`, r.role]));
+      return asks.map((a) => ({
+        ok: true as const,
+        value: a.orgIds.flatMap((orgId) => {
+          const role = roleOf.get(`${a.userId} ${orgId}`);
+          return role ? [{ orgId, role }] : [];
+        }),
+      }));
+    },
+  });
+
+  /** Every membership of the user (org, role), read from the primary like every access check. */
+  membershipsOf(userId: string): Promise<{ orgId: string; role: OrgRole }[]> {
+    return this.db.primary.membership.findMany({ where: { userId }, select: { orgId: true, role: true } });
+  }
+
+  /** Which of these orgs exist. */
+  async existingOrgIds(orgIds: readonly string[]): Promise<string[]> {
+    if (orgIds.length === 0) return [];
+    const rows = await this.db.primary.org.findMany({ where: { id: { in: [...orgIds] } }, select: { id: true } });
+    return rows.map((r) => r.id);
   }
 
   createOrgWithOwner(data: { name: string; city?: string }, ownerId: string): Promise<OrgView> {
@@ -184,6 +227,62 @@ export class OrgsRepository {
       where: { id: driverId, orgId, removedAt: null },
       select: { id: true, userId: true },
     });
+  }
+
+  /** A driver profile of any org, ended or not (ended: its user left the org), read from the primary. */
+  async findDriverById(
+    driverId: string,
+  ): Promise<{ id: string; orgId: string; userId: string; ended: boolean } | null> {
+    const row = await this.db.primary.driverProfile.findUnique({
+      where: { id: driverId },
+      select: { id: true, orgId: true, userId: true, removedAt: true },
+    });
+    if (!row) return null;
+    const { removedAt, ...rest } = row;
+    return { ...rest, ended: removedAt !== null };
+  }
+
+  /** The ids of the user's driver profiles that have not ended. */
+  async activeDriverIdsOf(userId: string): Promise<string[]> {
+    const rows = await this.db.primary.driverProfile.findMany({
+      where: { userId, removedAt: null },
+      select: { id: true },
+    });
+    return rows.map((r) => r.id);
+  }
+
+  /** The driver profile (not ended) whose tracker token has this digest, read from the primary. */
+  findDriverByTrackerToken(trackerTokenHash: string): Promise<{ id: string } | null> {
+    return this.db.primary.driverProfile.findFirst({
+      where: { trackerTokenHash, removedAt: null },
+      select: { id: true },
+    });
+  }
+
+  findTruckOrg(truckId: string): Promise<{ orgId: string } | null> {
+    return this.db.primary.truck.findUnique({ where: { id: truckId }, select: { orgId: true } });
+  }
+
+  /**
+   * Inside the caller's transaction: share-locks the driver profile if it has
+   * not ended (true) until that transaction ends, so a concurrent removal
+   * from the org waits for it. False when it has ended or does not exist.
+   */
+  async shareLockActiveDriver(tx: DbTx, driverId: string): Promise<boolean> {
+    const rows = await tx.$queryRaw<{ id: string }[]>`
+      SELECT id::text FROM driver_profiles
+      WHERE id = ${driverId}::uuid AND removed_at IS NULL FOR SHARE`;
+    return rows.length > 0;
+  }
+
+  /**
+   * Inside the caller's transaction: locks the driver profile and the truck
+   * rows (FOR UPDATE, driver first) until that transaction ends, so that two
+   * transactions giving the same driver or truck work serialize.
+   */
+  async lockDriverAndTruck(tx: DbTx, driverId: string, truckId: string): Promise<void> {
+    await tx.$queryRaw`SELECT id FROM driver_profiles WHERE id = ${driverId}::uuid FOR UPDATE`;
+    await tx.$queryRaw`SELECT id FROM trucks WHERE id = ${truckId}::uuid FOR UPDATE`;
   }
 
   /** Replaces the driver's tracker token digest: the old token stops matching with this commit. */

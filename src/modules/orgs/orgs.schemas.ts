@@ -2,9 +2,7 @@ import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { pageQuerySchema } from '../../common/pagination/cursor';
 import { phoneSchema } from '../../common/validation/zod';
-
-export const ROLES = ['OWNER', 'ADMIN', 'ACCOUNTANT', 'STAFF', 'DRIVER'] as const;
-export type OrgRole = (typeof ROLES)[number];
+import { ORG_ROLE_NAMES, OrgRole } from './org-roles';
 
 export const orgIdParamSchema = z.strictObject({ orgId: z.uuid() });
 export class OrgIdParam extends createZodDto(orgIdParamSchema) {}
@@ -31,10 +29,10 @@ export const updateOrgSchema = z
   .refine((v) => v.name !== undefined || v.city !== undefined, { message: 'name or city is required' });
 export class UpdateOrgDto extends createZodDto(updateOrgSchema) {}
 
-export const addMemberSchema = z.strictObject({ phone: phoneSchema, role: z.enum(ROLES) });
+export const addMemberSchema = z.strictObject({ phone: phoneSchema, role: z.enum(ORG_ROLE_NAMES) });
 export class AddMemberDto extends createZodDto(addMemberSchema) {}
 
-export const updateMemberSchema = z.strictObject({ role: z.enum(ROLES) });
+export const updateMemberSchema = z.strictObject({ role: z.enum(ORG_ROLE_NAMES) });
 export class UpdateMemberDto extends createZodDto(updateMemberSchema) {}
 
 /** Registration numbers are compared upper-case with single spaces: "mh12  ab 1234" = "MH12 AB 1234". */

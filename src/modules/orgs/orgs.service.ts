@@ -5,27 +5,38 @@ import { ErrorCode } from '../../common/errors/error-codes';
 import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
 import { newTrackerToken } from '../../common/auth/tracker-token';
+import type { DbTx } from '../../infra/db/db.service';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { AuthService } from '../auth/auth.service';
-import { TripsService } from '../trips/trips.service';
+import { ORG_ROLES, OrgRole, roleIn } from './org-roles';
 import { OrgsRepository } from './orgs.repository';
-import { DriverView, MemberView, OrgRole, OrgView, TruckView } from './orgs.schemas';
+import { DriverView, MemberView, OrgView, TruckView } from './orgs.schemas';
 
-/** Who may do what inside an org. */
-export const ORG_ROLES = {
-  any: ['OWNER', 'ADMIN', 'ACCOUNTANT', 'STAFF', 'DRIVER'],
-  manage: ['OWNER', 'ADMIN'],
-  ledger: ['OWNER', 'ADMIN', 'ACCOUNTANT'],
-  operate: ['OWNER', 'ADMIN', 'STAFF'],
-} as const satisfies Record<string, readonly OrgRole[]>;
+/** Told of driver profiles that ended (their user left the org) or resumed; awaited before the change is answered. */
+export type DriverAccessListener = (driverIds: readonly string[]) => Promise<void>;
 
+/** A driver profile as other features see it. */
+export interface DriverRef {
+  id: string;
+  orgId: string;
+  userId: string;
+  /** The profile ended: its user left the org (the row stays, trips keep naming it). */
+  ended: boolean;
+}
+
+/**
+ * Orgs, their members and roles, trucks and drivers. The one owner of those
+ * tables: other features ask here (roles, a truck's org, a driver) rather
+ * than reading them.
+ */
 @Injectable()
 export class OrgsService {
+  private readonly driverAccessListeners: DriverAccessListener[] = [];
+
   constructor(
     private readonly repo: OrgsRepository,
     private readonly auth: AuthService,
     private readonly realtime: RealtimePublisher,
-    private readonly trips: TripsService,
   ) {}
 
   /**
@@ -37,16 +48,82 @@ export class OrgsService {
     orgId: string,
     allowed: readonly OrgRole[] = ORG_ROLES.any,
   ): Promise<OrgRole> {
-    const role = await this.repo.findRole(orgId, principal.userId);
+    const role = await this.roleOf(principal, orgId);
     if (!role) throw new NotFoundError('Org');
     if (!allowed.includes(role)) throw new ForbiddenError();
     return role;
   }
 
   /** The caller's role in the org, or null when not a member. */
-  roleOf(principal: Principal, orgId: string): Promise<OrgRole | null> {
-    return this.repo.findRole(orgId, principal.userId);
+  async roleOf(principal: Principal, orgId: string): Promise<OrgRole | null> {
+    return (await this.repo.rolesOf(principal.userId, [orgId])).get(orgId) ?? null;
   }
+
+  // ---- for other features ----
+
+  /**
+   * The user's roles in these orgs, by org id (absent: not a member), from
+   * the primary. Concurrent lookups share one query; nothing is cached.
+   */
+  rolesOf(userId: string, orgIds: readonly string[]): Promise<Map<string, OrgRole>> {
+    return this.repo.rolesOf(userId, [...new Set(orgIds)]);
+  }
+
+  /** Every org the user is a member of, with their role there, from the primary. */
+  membershipsOf(userId: string): Promise<{ orgId: string; role: OrgRole }[]> {
+    return this.repo.membershipsOf(userId);
+  }
+
+  /** Which of these orgs exist. */
+  existingOrgIds(orgIds: readonly string[]): Promise<string[]> {
+    return this.repo.existingOrgIds([...new Set(orgIds)]);
+  }
+
+  /** The org of a truck, or null when there is no such truck. */
+  findTruckOrg(truckId: string): Promise<{ orgId: string } | null> {
+    return this.repo.findTruckOrg(truckId);
+  }
+
+  /** A driver profile of any org, ended or not, from the primary. */
+  findDriver(driverId: string): Promise<DriverRef | null> {
+    return this.repo.findDriverById(driverId);
+  }
+
+  /** The ids of the user's driver profiles that have not ended. */
+  activeDriverIdsOf(userId: string): Promise<string[]> {
+    return this.repo.activeDriverIdsOf(userId);
+  }
+
+  /** The driver profile (not ended) whose tracker token has this digest (see hashTrackerToken). */
+  findDriverByTrackerToken(trackerTokenHash: string): Promise<{ id: string } | null> {
+    return this.repo.findDriverByTrackerToken(trackerTokenHash);
+  }
+
+  /**
+   * Inside the caller's transaction: true, with the driver profile
+   * share-locked until it ends, when the profile has not ended; a concurrent
+   * removal from the org waits for that transaction and then ends it.
+   */
+  lockActiveDriver(tx: DbTx, driverId: string): Promise<boolean> {
+    return this.repo.shareLockActiveDriver(tx, driverId);
+  }
+
+  /** Inside the caller's transaction: locks the driver profile and the truck until it ends (their work serializes). */
+  lockDriverAndTruck(tx: DbTx, driverId: string, truckId: string): Promise<void> {
+    return this.repo.lockDriverAndTruck(tx, driverId, truckId);
+  }
+
+  /** Registers a listener told of driver profiles that ended or resumed (see DriverAccessListener). */
+  onDriverAccessChanged(listener: DriverAccessListener): void {
+    this.driverAccessListeners.push(listener);
+  }
+
+  private async driverAccessChanged(driverIds: readonly string[]): Promise<void> {
+    if (driverIds.length === 0) return;
+    await Promise.all(this.driverAccessListeners.map((listener) => listener(driverIds)));
+  }
+
+  // ---- HTTP ----
 
   createOrg(principal: Principal, data: { name: string; city?: string }): Promise<OrgView> {
     return this.repo.createOrgWithOwner(data, principal.userId);
@@ -121,7 +198,7 @@ export class OrgsService {
     const result = await this.repo.removeMember(orgId, userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
-    await this.trips.driverAccessChanged(result.endedDriverIds);
+    await this.driverAccessChanged(result.endedDriverIds);
     this.realtime.accessChanged(userId);
   }
 
@@ -176,7 +253,7 @@ export class OrgsService {
         deviceId: data.deviceId,
         trackerTokenHash: hash,
       });
-      if (resumed) await this.trips.driverAccessChanged([driver.id]);
+      if (resumed) await this.driverAccessChanged([driver.id]);
       return { ...driver, trackerToken: token };
     } catch (err) {
       if (isUniqueViolation(err, 'device_id') || isUniqueViolation(err, 'deviceId')) {
@@ -199,7 +276,7 @@ export class OrgsService {
     const role = await this.requireRole(principal, orgId);
     const driver = await this.repo.findDriver(orgId, driverId);
     if (!driver) throw new NotFoundError('Driver');
-    const manages = (ORG_ROLES.manage as readonly OrgRole[]).includes(role);
+    const manages = roleIn(role, ORG_ROLES.manage);
     if (!manages && driver.userId !== principal.userId) throw new ForbiddenError();
     const { token, hash } = newTrackerToken();
     if (!(await this.repo.setTrackerTokenHash(orgId, driverId, hash))) throw new NotFoundError('Driver');

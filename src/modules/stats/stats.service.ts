@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Principal } from '../../common/auth/principal';
-import { ORG_ROLES, OrgsService } from '../orgs/orgs.service';
+import { ORG_ROLES, roleIn } from '../orgs/org-roles';
+import { OrgsService } from '../orgs/orgs.service';
 import { StatsRepository } from './stats.repository';
 
 export interface OrgStatsView {
@@ -29,7 +30,7 @@ export class StatsService {
 
   async orgStats(principal: Principal, orgId: string): Promise<OrgStatsView> {
     const role = await this.orgs.requireRole(principal, orgId);
-    const seesMoney = (ORG_ROLES.ledger as readonly string[]).includes(role);
+    const seesMoney = roleIn(role, ORG_ROLES.ledger);
     const row = await this.repo.findOrgStats(orgId);
     const refreshedAt = row?.refreshedAt ?? (await this.repo.lastRefreshedAt());
     return {

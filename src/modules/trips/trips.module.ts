@@ -1,10 +1,12 @@
 import { Module, OnModuleInit } from '@nestjs/common';
 import { RoomAuthorizer } from '../../infra/realtime/room-authorizer';
+import { OrgsModule } from '../orgs/orgs.module';
 import { TripsController } from './trips.controller';
 import { TripsRepository } from './trips.repository';
 import { TripsService } from './trips.service';
 
 @Module({
+  imports: [OrgsModule],
   controllers: [TripsController],
   providers: [TripsService, TripsRepository],
   exports: [TripsService],

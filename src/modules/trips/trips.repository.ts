@@ -4,7 +4,7 @@ import type { Prisma } from '../../generated/prisma/client';
 import { decodeCursor, keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
 import { uuidv7 } from 'uuidv7';
-import { Db, SqlTx } from '../../infra/db/db.service';
+import { Db, DbTx, SqlTx } from '../../infra/db/db.service';
 import { tripSelect } from './trip-fields';
 import { ACTIVE_STATUSES, TripStatus } from './trip-status';
 import {
@@ -16,8 +16,6 @@ import {
   TripEventView,
   TripTrackState,
 } from './trips.schemas';
-
-export type OrgRoleName = 'OWNER' | 'ADMIN' | 'ACCOUNTANT' | 'STAFF' | 'DRIVER';
 
 /** A trip row read with a dynamic `select` (see trip-fields.ts). */
 export type SelectedTrip = Record<string, unknown> & { id: string; createdAt: Date };
@@ -102,80 +100,28 @@ const BULK_TRACK_UPDATE = `
 export class TripsRepository {
   constructor(private readonly db: Db) {}
 
-  /** The caller's memberships (org, role), read from the primary like every access check. */
-  async membershipsOf(userId: string, orgIds?: string[]): Promise<{ orgId: string; role: OrgRoleName }[]> {
-    return this.db.primary.membership.findMany({
-      where: { userId, ...(orgIds ? { orgId: { in: orgIds } } : {}) },
-      select: { orgId: true, role: true },
-    });
-  }
-
-  /** The user's driver profiles that still grant access (not ended by leaving their org). */
-  async driverProfileIdsOf(userId: string): Promise<string[]> {
-    const rows = await this.db.primary.driverProfile.findMany({
-      where: { userId, removedAt: null },
-      select: { id: true },
-    });
-    return rows.map((r) => r.id);
-  }
-
-  /** Whether this driver profile is the user's and still grants access. */
-  async isActiveDriver(driverId: string, userId: string): Promise<boolean> {
-    const row = await this.db.primary.driverProfile.findFirst({
-      where: { id: driverId, userId, removedAt: null },
-      select: { id: true },
-    });
-    return row !== null;
-  }
-
-  /** Which of these orgs exist. */
-  async existingOrgIds(orgIds: readonly string[]): Promise<string[]> {
-    const rows = await this.db.primary.org.findMany({ where: { id: { in: [...orgIds] } }, select: { id: true } });
-    return rows.map((r) => r.id);
-  }
-
-  findTruckOrg(truckId: string): Promise<{ orgId: string } | null> {
-    return this.db.primary.truck.findUnique({ where: { id: truckId }, select: { orgId: true } });
-  }
-
-  /** The org of a driver profile that may take trips (not ended), or null. */
-  findDriverOrg(driverId: string): Promise<{ orgId: string } | null> {
-    return this.db.primary.driverProfile.findFirst({
-      where: { id: driverId, removedAt: null },
-      select: { orgId: true },
-    });
-  }
-
-  async findAccess(tripId: string): Promise<TripAccess | null> {
-    const row = await this.db.primary.trip.findUnique({
+  /** The trip's orgs, truck and driver (the driver's user is the orgs module's to tell). */
+  findAccess(tripId: string): Promise<Omit<TripAccess, 'driverUserId'> | null> {
+    return this.db.primary.trip.findUnique({
       where: { id: tripId },
-      select: {
-        id: true,
-        sourceOrgId: true,
-        destinationOrgId: true,
-        truckId: true,
-        driverId: true,
-        createdAt: true,
-        driver: { select: { userId: true } },
-      },
+      select: { id: true, sourceOrgId: true, destinationOrgId: true, truckId: true, driverId: true, createdAt: true },
     });
-    if (!row) return null;
-    const { driver, ...rest } = row;
-    return { ...rest, driverUserId: driver.userId };
   }
 
   /**
-   * Inserts the trip and its first event; null (nothing written) when the
-   * driver profile ended meanwhile. The profile row is share-locked, so a
-   * concurrent removal from the org waits for this trip and then ends its
-   * access too.
+   * Inserts the trip and its first event; null (nothing written) when
+   * `lockDriver`, run first in the same transaction, says the driver profile
+   * ended meanwhile. It keeps the profile locked (OrgsService.lockActiveDriver),
+   * so a concurrent removal from the org waits for this trip and then ends
+   * its access too.
    */
-  async create(input: CreateTripInput, actorUserId: string): Promise<{ id: string; createdAt: Date } | null> {
+  async create(
+    input: CreateTripInput,
+    actorUserId: string,
+    lockDriver: (tx: DbTx) => Promise<boolean>,
+  ): Promise<{ id: string; createdAt: Date } | null> {
     return this.db.write.$transaction(async (tx) => {
-      const [driver] = await tx.$queryRaw<{ id: string }[]>`
-        SELECT id::text FROM driver_profiles
-        WHERE id = ${input.driverId}::uuid AND removed_at IS NULL FOR SHARE`;
-      if (!driver) return null;
+      if (!(await lockDriver(tx))) return null;
       const trip = await tx.trip.create({
         data: {
           sourceOrgId: input.sourceOrgId,
@@ -307,14 +253,16 @@ export class TripsRepository {
   /**
    * Moves a trip to `to` if the state machine allows it from the state it is
    * in now (row locked, so of two concurrent moves from one state exactly one
-   * wins). Entering LOADING also locks the driver and the truck and refuses
-   * when either already has an active trip.
+   * wins). Entering LOADING also locks the driver and the truck
+   * (`lockAssignees`, OrgsService.lockDriverAndTruck) and refuses when either
+   * already has an active trip.
    */
   transition(
     tripId: string,
     to: TripStatus,
     allowed: (from: TripStatus) => boolean,
     actorUserId: string,
+    lockAssignees: (tx: DbTx, driverId: string, truckId: string) => Promise<void>,
     note?: string,
   ): Promise<TransitionResult> {
     return this.db.write.$transaction(async (tx) => {
@@ -324,8 +272,7 @@ export class TripsRepository {
       if (!trip) return { kind: 'missing' } as const;
       if (!allowed(trip.status)) return { kind: 'illegal', from: trip.status } as const;
       if (ACTIVE_STATUSES.includes(to) && !ACTIVE_STATUSES.includes(trip.status)) {
-        await tx.$queryRaw`SELECT id FROM driver_profiles WHERE id = ${trip.driver_id}::uuid FOR UPDATE`;
-        await tx.$queryRaw`SELECT id FROM trucks WHERE id = ${trip.truck_id}::uuid FOR UPDATE`;
+        await lockAssignees(tx, trip.driver_id, trip.truck_id);
         const busyDriver = await tx.trip.findFirst({
           where: { driverId: trip.driver_id, status: { in: [...ACTIVE_STATUSES] }, id: { not: tripId } },
           select: { id: true },
@@ -443,20 +390,13 @@ export class TripsRepository {
     );
   }
 
-  /**
-   * The active trip of the driver whose tracker token has this digest, in one
-   * statement on the primary (a rotated token stops matching with its commit;
-   * an ended profile matches nothing).
-   */
-  async findActiveTripByTrackerToken(
-    trackerTokenHash: string,
-  ): Promise<{ driverFound: boolean; tripId: string | null }> {
-    const driver = await this.db.primary.driverProfile.findFirst({
-      where: { trackerTokenHash, removedAt: null },
-      select: { trips: { where: { status: { in: [...ACTIVE_STATUSES] } }, select: { id: true }, take: 1 } },
+  /** The driver's active trip (at most one), read from the primary. */
+  async findActiveTripIdOfDriver(driverId: string): Promise<string | null> {
+    const trip = await this.db.primary.trip.findFirst({
+      where: { driverId, status: { in: [...ACTIVE_STATUSES] } },
+      select: { id: true },
     });
-    if (!driver) return { driverFound: false, tripId: null };
-    return { driverFound: true, tripId: driver.trips[0]?.id ?? null };
+    return trip?.id ?? null;
   }
 
   /**

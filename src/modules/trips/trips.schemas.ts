@@ -58,7 +58,7 @@ export class EventsQuery extends createZodDto(pageQuerySchema) {}
  * What access checks need of a trip; none of it changes after creation.
  * `driverUserId` is the user of the assigned driver profile, whether or not
  * that profile still grants access (it ends when the user leaves the org):
- * check with `TripsRepository.isActiveDriver`.
+ * ask `OrgsService.findDriver` whether it has ended.
  */
 export interface TripAccess {
   id: string;

@@ -16,7 +16,9 @@ import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
-import { OrgRoleName, TripScope, TripsRepository } from './trips.repository';
+import { ORG_ROLES, OrgRole, roleIn } from '../orgs/org-roles';
+import { OrgsService } from '../orgs/orgs.service';
+import { TripScope, TripsRepository } from './trips.repository';
 import {
   CreateTripInput,
   ListTripsFilter,
@@ -26,8 +28,6 @@ import {
   TripTrackState,
 } from './trips.schemas';
 
-/** Roles that create trips and move them through any state. */
-const OPERATE: readonly OrgRoleName[] = ['OWNER', 'ADMIN', 'STAFF'];
 const ACCESS_CACHE_MAX = 10_000;
 const tripStateCache = cacheCounters('trip_state');
 const tripAccessCache = cacheCounters('trip_access');
@@ -35,7 +35,7 @@ const tripAccessCache = cacheCounters('trip_access');
 export interface TripViewer {
   access: TripAccess;
   /** Non-DRIVER roles the caller holds in the trip's two orgs. */
-  orgRoles: OrgRoleName[];
+  orgRoles: OrgRole[];
   isDriver: boolean;
 }
 
@@ -61,6 +61,7 @@ export class TripsService {
 
   constructor(
     private readonly repo: TripsRepository,
+    private readonly orgs: OrgsService,
     private readonly realtime: RealtimePublisher,
     private readonly bus: ClusterBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -70,6 +71,8 @@ export class TripsService {
     bus.on(DRIVER_ACCESS_TOPIC, (ids) => this.forgetDriverTrips(ids.split(' ')));
     // Changes made while the subscription was down were not heard: nothing cached before is trusted.
     bus.onLive(() => this.trackStateCache.clear());
+    // A member left their org (their driver profile ended) or a profile resumed.
+    orgs.onDriverAccessChanged((driverIds) => this.driverAccessChanged(driverIds));
   }
 
   /** Drops the trip's cached ingest state here and, through the cluster bus, on every other node. */
@@ -119,19 +122,19 @@ export class TripsService {
    */
   async create(principal: Principal, input: CreateTripInput): Promise<Record<string, unknown>> {
     const orgIds = [...new Set([input.sourceOrgId, input.destinationOrgId])];
-    const roles = await this.repo.membershipsOf(principal.userId, orgIds);
-    if (roles.length === 0) throw new NotFoundError('Org');
-    const operated = roles.filter((m) => OPERATE.includes(m.role)).map((m) => m.orgId);
+    const roles = await this.orgs.rolesOf(principal.userId, orgIds);
+    if (roles.size === 0) throw new NotFoundError('Org');
+    const operated = [...roles].filter(([, role]) => roleIn(role, ORG_ROLES.operate)).map(([orgId]) => orgId);
     if (operated.length === 0)
       throw new ForbiddenError('Only an owner, admin or staff of either org can create a trip');
 
-    const memberOf = new Set(roles.map((m) => m.orgId));
-    const counterparties = orgIds.filter((id) => !memberOf.has(id));
-    const [truck, driver, existing] = await Promise.all([
-      this.repo.findTruckOrg(input.truckId),
-      this.repo.findDriverOrg(input.driverId),
-      counterparties.length ? this.repo.existingOrgIds(counterparties) : Promise.resolve([]),
+    const counterparties = orgIds.filter((id) => !roles.has(id));
+    const [truck, assigned, existing] = await Promise.all([
+      this.orgs.findTruckOrg(input.truckId),
+      this.orgs.findDriver(input.driverId),
+      counterparties.length ? this.orgs.existingOrgIds(counterparties) : Promise.resolve([]),
     ]);
+    const driver = assigned && !assigned.ended ? assigned : null;
     const details: ErrorDetail[] = [];
     for (const field of ['sourceOrgId', 'destinationOrgId'] as const) {
       if (counterparties.includes(input[field]) && !existing.includes(input[field]))
@@ -143,7 +146,9 @@ export class TripsService {
       details.push({ path: 'driverId', message: 'is not a driver of an org of this trip that you operate' });
     if (details.length) throw new UnprocessableFieldsError(details, 'The trip names what you may not assign');
 
-    const trip = await this.repo.create(input, principal.userId);
+    const trip = await this.repo.create(input, principal.userId, (tx) =>
+      this.orgs.lockActiveDriver(tx, input.driverId),
+    );
     if (!trip)
       throw new UnprocessableFieldsError([
         { path: 'driverId', message: 'is not a driver of an org of this trip that you operate' },
@@ -163,13 +168,13 @@ export class TripsService {
     const access = await this.access(tripId);
     if (!access) throw new NotFoundError('Trip');
     // The assignment never changes, but the driver's access ends when they leave the org: asked fresh.
-    const [memberships, isDriver] = await Promise.all([
-      this.repo.membershipsOf(principal.userId, [access.sourceOrgId, access.destinationOrgId]),
+    const [roles, isDriver] = await Promise.all([
+      this.orgs.rolesOf(principal.userId, [access.sourceOrgId, access.destinationOrgId]),
       access.driverUserId === principal.userId
-        ? this.repo.isActiveDriver(access.driverId, principal.userId)
+        ? this.orgs.findDriver(access.driverId).then((d) => !!d && !d.ended && d.userId === principal.userId)
         : Promise.resolve(false),
     ]);
-    const orgRoles = memberships.map((m) => m.role).filter((r) => r !== 'DRIVER');
+    const orgRoles = [...roles.values()].filter((r) => roleIn(r, ORG_ROLES.staff));
     if (!isDriver && orgRoles.length === 0) throw new NotFoundError('Trip');
     return { access, orgRoles, isDriver };
   }
@@ -185,11 +190,15 @@ export class TripsService {
   async list(principal: Principal, q: ListTripsFilter): Promise<Page<Record<string, unknown>>> {
     const fields = parseTripFields(q.fields);
     const [memberships, driverIds] = await Promise.all([
-      this.repo.membershipsOf(principal.userId, q.orgId ? [q.orgId] : undefined),
-      this.repo.driverProfileIdsOf(principal.userId),
+      q.orgId
+        ? this.orgs
+            .rolesOf(principal.userId, [q.orgId])
+            .then((roles) => [...roles].map(([orgId, role]) => ({ orgId, role })))
+        : this.orgs.membershipsOf(principal.userId),
+      this.orgs.activeDriverIdsOf(principal.userId),
     ]);
     if (q.orgId && memberships.length === 0) throw new NotFoundError('Org');
-    const staffOrgs = memberships.filter((m) => m.role !== 'DRIVER').map((m) => m.orgId);
+    const staffOrgs = memberships.filter((m) => roleIn(m.role, ORG_ROLES.staff)).map((m) => m.orgId);
     const scope: TripScope = {
       sourceOrgIds: q.side === 'destination' ? [] : staffOrgs,
       destinationOrgIds: q.side === 'source' ? [] : staffOrgs,
@@ -209,11 +218,18 @@ export class TripsService {
     note?: string,
   ): Promise<Record<string, unknown>> {
     const viewer = await this.requireVisible(principal, tripId);
-    const mayOperate = viewer.orgRoles.some((r) => OPERATE.includes(r));
+    const mayOperate = viewer.orgRoles.some((r) => roleIn(r, ORG_ROLES.operate));
     if (!mayOperate && !(viewer.isDriver && DRIVER_MOVES.includes(to))) {
       throw new ForbiddenError('Your role does not allow this status change');
     }
-    const result = await this.repo.transition(tripId, to, (from) => canTransition(from, to), principal.userId, note);
+    const result = await this.repo.transition(
+      tripId,
+      to,
+      (from) => canTransition(from, to),
+      principal.userId,
+      (tx, driverId, truckId) => this.orgs.lockDriverAndTruck(tx, driverId, truckId),
+      note,
+    );
     switch (result.kind) {
       case 'missing':
         throw new NotFoundError('Trip');
@@ -304,9 +320,17 @@ export class TripsService {
     return state;
   }
 
-  /** The active trip of the driver whose tracker token has this digest (see hashTrackerToken). */
-  findActiveTripByTrackerToken(trackerTokenHash: string): Promise<{ driverFound: boolean; tripId: string | null }> {
-    return this.repo.findActiveTripByTrackerToken(trackerTokenHash);
+  /**
+   * The active trip of the driver whose tracker token has this digest (see
+   * hashTrackerToken), read on the primary: a rotated token stops matching
+   * with its commit, an ended profile matches nothing.
+   */
+  async findActiveTripByTrackerToken(
+    trackerTokenHash: string,
+  ): Promise<{ driverFound: boolean; tripId: string | null }> {
+    const driver = await this.orgs.findDriverByTrackerToken(trackerTokenHash);
+    if (!driver) return { driverFound: false, tripId: null };
+    return { driverFound: true, tripId: await this.repo.findActiveTripIdOfDriver(driver.id) };
   }
 
   /**
@@ -372,11 +396,14 @@ export class TripsService {
       return cached;
     }
     tripAccessCache.miss.inc();
-    const access = await this.repo.findAccess(tripId);
-    if (access) {
-      if (this.accessCache.size >= ACCESS_CACHE_MAX) this.accessCache.delete(this.accessCache.keys().next().value!);
-      this.accessCache.set(tripId, access);
-    }
+    const trip = await this.repo.findAccess(tripId);
+    if (!trip) return null;
+    // The assigned profile's row is never deleted (trips name it): its user is known for good.
+    const driver = await this.orgs.findDriver(trip.driverId);
+    if (!driver) throw new Error(`trip ${tripId} names driver profile ${trip.driverId}, which does not exist`);
+    const access: TripAccess = { ...trip, driverUserId: driver.userId };
+    if (this.accessCache.size >= ACCESS_CACHE_MAX) this.accessCache.delete(this.accessCache.keys().next().value!);
+    this.accessCache.set(tripId, access);
     return access;
   }
 }
