@@ -87,13 +87,14 @@ describe('reads survive the replica', () => {
     );
 
     await cluster.replica.start();
+    await cluster.waitForStreaming();
     await until('the replica breaker to close again', async () => (await replicaState()) === 0, 20_000);
     await expectReadsOnReplica();
     expect((await t.root.get('/health/ready')).status).toBe(200);
   });
 
   it('while the replica lags more than REPLICA_MAX_LAG_MS, reads go to the primary and see the latest writes', async () => {
-    await cluster.replica.query('postgres', 'SELECT pg_wal_replay_pause()');
+    await cluster.pauseReplay();
     try {
       const renamed = `Renamed ${Date.now()}`;
       const patch = await t.api.patch(`/orgs/${org.id}`, { name: renamed }, { token: org.owner.accessToken });
@@ -110,7 +111,7 @@ describe('reads survive the replica', () => {
       await until('a read of the renamed org', async () => (await readOrg()).body.data.name === renamed, 20_000);
       for (let i = 0; i < 3; i++) expect((await readOrg()).body.data.name).toBe(renamed);
     } finally {
-      await cluster.replica.query('postgres', 'SELECT pg_wal_replay_resume()');
+      await cluster.resumeReplay();
     }
     await cluster.waitForReplay();
     await expectReadsOnReplica();
