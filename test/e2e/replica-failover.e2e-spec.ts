@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { newOrg, newUser, TestOrg } from '../support/factories';
 import { until } from '../support/net';
 import { Scrape } from '../support/prometheus';
@@ -115,5 +116,30 @@ describe('reads survive the replica', () => {
     }
     await cluster.waitForReplay();
     await expectReadsOnReplica();
+  });
+
+  it('waitForReplay covers a commit acknowledged before the primary wrote its WAL (synchronous_commit off)', async () => {
+    // The WAL writer writes an asynchronous commit out at its next round: rounds 2 s apart leave the
+    // commit inserted but not yet written when the wait starts.
+    await cluster.primary.query('postgres', `ALTER SYSTEM SET wal_writer_delay = '2s'`);
+    await cluster.primary.query('postgres', 'SELECT pg_reload_conf()');
+    const client = new Client({ connectionString: cluster.primaryUrl });
+    await client.connect();
+    try {
+      await client.query(`SET synchronous_commit = off`);
+      const renamed = `Async ${Date.now()}`;
+      await client.query('UPDATE orgs SET name = $2 WHERE id = $1', [org.id, renamed]);
+      await cluster.waitForReplay();
+      const [onReplica] = await cluster.replica.query<{ name: string }>(
+        cluster.database,
+        'SELECT name FROM orgs WHERE id = $1',
+        [org.id],
+      );
+      expect(onReplica?.name).toBe(renamed);
+    } finally {
+      await client.end();
+      await cluster.primary.query('postgres', 'ALTER SYSTEM RESET wal_writer_delay');
+      await cluster.primary.query('postgres', 'SELECT pg_reload_conf()');
+    }
   });
 });
