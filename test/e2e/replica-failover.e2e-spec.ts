@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { newOrg, newUser, TestOrg } from '../support/factories';
 import { until } from '../support/net';
 import { Scrape } from '../support/prometheus';
@@ -87,13 +88,14 @@ describe('reads survive the replica', () => {
     );
 
     await cluster.replica.start();
+    await cluster.waitForStreaming();
     await until('the replica breaker to close again', async () => (await replicaState()) === 0, 20_000);
     await expectReadsOnReplica();
     expect((await t.root.get('/health/ready')).status).toBe(200);
   });
 
   it('while the replica lags more than REPLICA_MAX_LAG_MS, reads go to the primary and see the latest writes', async () => {
-    await cluster.replica.query('postgres', 'SELECT pg_wal_replay_pause()');
+    await cluster.pauseReplay();
     try {
       const renamed = `Renamed ${Date.now()}`;
       const patch = await t.api.patch(`/orgs/${org.id}`, { name: renamed }, { token: org.owner.accessToken });
@@ -110,9 +112,34 @@ describe('reads survive the replica', () => {
       await until('a read of the renamed org', async () => (await readOrg()).body.data.name === renamed, 20_000);
       for (let i = 0; i < 3; i++) expect((await readOrg()).body.data.name).toBe(renamed);
     } finally {
-      await cluster.replica.query('postgres', 'SELECT pg_wal_replay_resume()');
+      await cluster.resumeReplay();
     }
     await cluster.waitForReplay();
     await expectReadsOnReplica();
+  });
+
+  it('waitForReplay covers a commit acknowledged before the primary wrote its WAL (synchronous_commit off)', async () => {
+    // The WAL writer writes an asynchronous commit out at its next round: rounds 2 s apart leave the
+    // commit inserted but not yet written when the wait starts.
+    await cluster.primary.query('postgres', `ALTER SYSTEM SET wal_writer_delay = '2s'`);
+    await cluster.primary.query('postgres', 'SELECT pg_reload_conf()');
+    const client = new Client({ connectionString: cluster.primaryUrl });
+    await client.connect();
+    try {
+      await client.query(`SET synchronous_commit = off`);
+      const renamed = `Async ${Date.now()}`;
+      await client.query('UPDATE orgs SET name = $2 WHERE id = $1', [org.id, renamed]);
+      await cluster.waitForReplay();
+      const [onReplica] = await cluster.replica.query<{ name: string }>(
+        cluster.database,
+        'SELECT name FROM orgs WHERE id = $1',
+        [org.id],
+      );
+      expect(onReplica?.name).toBe(renamed);
+    } finally {
+      await client.end();
+      await cluster.primary.query('postgres', 'ALTER SYSTEM RESET wal_writer_delay');
+      await cluster.primary.query('postgres', 'SELECT pg_reload_conf()');
+    }
   });
 });

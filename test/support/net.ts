@@ -1,10 +1,13 @@
 import { createServer } from 'node:net';
 
-/** A TCP port free on loopback right now (for servers started as child processes). */
-export function freePort(): Promise<number> {
+/**
+ * A TCP port free on `host` (loopback) right now, for servers started as child processes. Only a hint:
+ * another process may take it before the server binds it, so such a server retries on a conflict.
+ */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const port = (srv.address() as { port: number }).port;
       srv.close(() => resolve(port));
     });
