@@ -19,6 +19,11 @@ export type DbTx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 export interface SqlTx {
   /** `name` makes it a prepared statement (parsed and planned once per connection): for statements run many times a second. */
   query<R extends object>(text: string, params?: readonly unknown[], name?: string): Promise<R[]>;
+  /**
+   * Runs `fn` once the transaction has committed (never if it rolls back),
+   * before `sqlTransaction` returns: announcements of what it wrote.
+   */
+  afterCommit(fn: () => void): void;
 }
 
 /** Connections of one pg pool right now. */
@@ -236,14 +241,16 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
   async sqlTransaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     const client = await this.primaryPool.connect();
     let broken: Error | undefined;
+    const committed: (() => void)[] = [];
+    let result: T;
     try {
       await client.query('BEGIN');
-      const result = await fn({
+      result = await fn({
         query: async <R extends object>(text: string, params?: readonly unknown[], name?: string) =>
           (await client.query<R>(this.statement(text, params, name))).rows,
+        afterCommit: (after) => void committed.push(after),
       });
       await client.query('COMMIT');
-      return result;
     } catch (err) {
       await client.query('ROLLBACK').catch((e: Error) => (broken = e));
       throw err;
@@ -251,6 +258,8 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
       // A connection that could not even roll back is closed rather than reused.
       client.release(broken);
     }
+    for (const after of committed) after();
+    return result;
   }
 
   /**

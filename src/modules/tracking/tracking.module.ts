@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 import { TripsModule } from '../trips/trips.module';
+import { LatestLocations } from './latest-locations';
 import { PingWriter } from './ping-writer';
+import { TrackRound } from './track-round';
 import { TrackingController } from './tracking.controller';
 import { TrackingRepository } from './tracking.repository';
 import { TrackingService } from './tracking.service';
@@ -9,7 +11,7 @@ import { UnknownTokenLimiter } from './unknown-token-limiter';
 @Module({
   imports: [TripsModule],
   controllers: [TrackingController],
-  providers: [TrackingService, TrackingRepository, PingWriter, UnknownTokenLimiter],
+  providers: [TrackingService, TrackingRepository, PingWriter, LatestLocations, TrackRound, UnknownTokenLimiter],
   exports: [PingWriter],
 })
 export class TrackingModule {}

@@ -213,6 +213,11 @@ export class TrackingRepository {
       .sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
   }
 
+  /** Runs `fn` in one transaction on the primary (raw SQL: see Db.sqlTransaction): the after-flush round's. */
+  transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
+    return this.db.sqlTransaction(fn);
+  }
+
   /** Trips with backlog older than `ageMs`: points whose node stopped before counting them. */
   async tripsWithStaleBacklog(ageMs: number, limit: number): Promise<string[]> {
     const rows = await this.db.primary.$queryRaw<{ trip_id: string }[]>`

@@ -1,11 +1,4 @@
-import {
-  BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  OnApplicationBootstrap,
-  OnModuleInit,
-} from '@nestjs/common';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { Principal } from '../../common/auth/principal';
 import { hashTrackerToken } from '../../common/auth/tracker-token';
@@ -13,15 +6,12 @@ import { DomainError, NotFoundError, ValidationError } from '../../common/errors
 import { ErrorCode } from '../../common/errors/error-codes';
 import { isStorableTime } from '../../common/validation/zod';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import type { SqlTx } from '../../infra/db/db.service';
-import { cacheCounters, pingsRejected } from '../../infra/observability/metrics';
+import { pingsRejected } from '../../infra/observability/metrics';
 import { RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
-import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 import { isActive } from '../trips/trip-status';
-import { TrackPoint, TrackUpdate, TripTrackState } from '../trips/trips.schemas';
+import { TripTrackState } from '../trips/trips.schemas';
 import { TripsService } from '../trips/trips.service';
-import { detect, readDetectorState, TrackFix } from './detectors';
-import { pathLengthM } from './geo';
+import { LatestLocation, LatestLocations } from './latest-locations';
 import { OsmAndFix } from './osmand';
 import { checkPoints, Fix, PingRow, REJECT_REASONS, RejectReason, Rejection, speedFilter } from './ping-filters';
 import { PingWriter } from './ping-writer';
@@ -34,35 +24,6 @@ export interface PingResult {
   rejected: Rejection[];
 }
 
-interface TripPlan {
-  state: TripTrackState;
-  update: TrackUpdate;
-}
-
-export interface LatestLocation {
-  lat: number;
-  lng: number;
-  speed: number | null;
-  heading: number | null;
-  recordedAt: string;
-}
-
-const LATEST_TTL_S = 7 * 24 * 3600;
-/** Trips whose last committed point this process remembers (the oldest entry goes first). */
-const COMMITTED_LATEST_MAX = 10_000;
-const latestKey = (tripId: string) => `trip-latest:${tripId}`;
-/** SET key value EX ttl, unless the stored value's recordedAt (ISO, so comparable as text) is as new or newer. */
-const SET_LATEST_IF_NEWER = `
-  local current = redis.call('GET', KEYS[1])
-  if current then
-    local ok, stored = pcall(cjson.decode, current)
-    if ok and type(stored) == 'table' and type(stored.recordedAt) == 'string' and stored.recordedAt >= ARGV[2] then
-      return 0
-    end
-  end
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-  return 1`;
-
 /** One bound counter per reason, each series present (at 0) from the start. */
 const rejectedByReason = Object.fromEntries(
   REJECT_REASONS.map((reason) => {
@@ -71,67 +32,34 @@ const rejectedByReason = Object.fromEntries(
     return [reason, counter];
   }),
 ) as Record<RejectReason, Counter.Internal>;
-const latestCache = cacheCounters('trip_latest');
 
 const tooManyUnknownTokens = (retryAfterS: number) =>
   new DomainError(ErrorCode.RATE_LIMITED, `Too many unknown tracker tokens; retry in ${retryAfterS} s`, undefined, {
     'Retry-After': String(retryAfterS),
   });
 
-const toLatest = (p: TrackPoint): LatestLocation => ({
-  lat: p.lat,
-  lng: p.lng,
-  speed: p.speed,
-  heading: p.heading,
-  recordedAt: p.recordedAt.toISOString(),
-});
-
+/**
+ * Ping ingest (access, filters, the group-committing writer) and the track
+ * reads. What happens after a commit: `LatestLocations` remembers the newest
+ * points and `trip.location` goes out here; the after-flush round is `TrackRound`.
+ */
 @Injectable()
-export class TrackingService implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger(TrackingService.name);
-  /**
-   * The newest point this process committed per trip, known at the commit
-   * (before the writers are answered), while the trip row and Redis catch up
-   * behind the answers: the next request's speed filter and GET latest use it.
-   */
-  private readonly committedLatest = new Map<string, TrackPoint>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> | null = null;
-
+export class TrackingService implements OnModuleInit {
   constructor(
     private readonly trips: TripsService,
     private readonly repo: TrackingRepository,
     private readonly writer: PingWriter,
+    private readonly latestLocations: LatestLocations,
     private readonly realtime: RealtimePublisher,
     private readonly unknownTokens: UnknownTokenLimiter,
-    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   onModuleInit(): void {
-    this.writer.onCommit((byTrip) => this.noteCommitted(byTrip));
-    this.writer.onFlush((byTrip) => this.afterFlush(byTrip));
-  }
-
-  /** The backlog sweep: at start (after a crash) and every `pingBacklogSweepMs`. */
-  onApplicationBootstrap(): void {
-    const every = this.config.pingBacklogSweepMs;
-    if (every <= 0) return;
-    const run = () => {
-      if (this.sweeping) return;
-      this.sweeping = this.sweepBacklog()
-        .then(() => undefined)
-        .catch((err: Error) => this.logger.error(`backlog sweep failed: ${err.message}`))
-        .finally(() => (this.sweeping = null));
-    };
-    this.sweepTimer = setInterval(run, every);
-    this.sweepTimer.unref();
-    run();
-  }
-
-  async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.sweepTimer);
-    await this.sweeping;
+    this.writer.onCommit((byTrip) => {
+      this.latestLocations.noteCommitted(byTrip);
+      setImmediate(() => this.publishLocations(byTrip));
+    });
   }
 
   /**
@@ -151,32 +79,12 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     return this.ingest(state, locations);
   }
 
-  /** The trip's ingest state (cached: see TripsService.trackStateCached) with the newest point this process has committed. */
+  /** The trip's ingest state (cached: see TripsService.trackStateCached), its latest location as LatestLocations knows it. */
   private async ingestState(tripId: string): Promise<TripTrackState | null> {
     const state = await this.trips.trackStateCached(tripId);
     if (!state) return null;
-    const committed = this.committedLatest.get(tripId);
-    if (committed && (!state.latest || committed.recordedAt.getTime() > state.latest.recordedAt.getTime())) {
-      return { ...state, latest: committed };
-    }
-    return state;
-  }
-
-  private noteCommitted(byTrip: Map<string, PingRow[]>): void {
-    for (const [tripId, rows] of byTrip) {
-      let newest = this.committedLatest.get(tripId);
-      for (const r of rows) {
-        if (!newest || r.recordedAt.getTime() > newest.recordedAt.getTime()) {
-          newest = { lat: r.lat, lng: r.lng, speed: r.speed, heading: r.heading ?? null, recordedAt: r.recordedAt };
-        }
-      }
-      if (!newest) continue;
-      this.committedLatest.delete(tripId); // re-inserted last: the map's order is its age
-      if (this.committedLatest.size >= COMMITTED_LATEST_MAX)
-        this.committedLatest.delete(this.committedLatest.keys().next().value!);
-      this.committedLatest.set(tripId, newest);
-    }
-    setImmediate(() => this.publishLocations(byTrip));
+    const latest = this.latestLocations.newest(tripId, state.latest);
+    return latest === state.latest ? state : { ...state, latest };
   }
 
   /**
@@ -237,58 +145,6 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
   }
 
   /**
-   * One after-flush round (behind the answers, one at a time on this node)
-   * over the trips this node stored points of: see countBacklog.
-   */
-  async afterFlush(byTrip: Map<string, PingRow[]>): Promise<void> {
-    await this.countBacklog([...byTrip.keys()]);
-  }
-
-  /**
-   * Counts every stored point of these trips not yet counted (their backlog,
-   * whichever node stored it) in one transaction under the trips' row locks:
-   * distance, latest location (never moved backwards by late points) and
-   * detectors, written for all trips in one statement; then Redis. Because the
-   * backlog says exactly which stored points are not yet counted, distance is
-   * exact even when one trip's points reach several nodes at once. If the
-   * round fails, the backlog stays for the next round or the sweep.
-   */
-  async countBacklog(tripIds: readonly string[]): Promise<void> {
-    const plans = await this.trips.updateTracks(tripIds, async (tx, states) => {
-      const backlog = await this.repo.takeBacklog(tx, tripIds);
-      const out: TripPlan[] = [];
-      for (const state of states) {
-        const points = backlog.get(state.id);
-        // None: another round (another node's, say) counted them first.
-        if (points?.length) out.push(await this.planTripUpdate(tx, state, points));
-      }
-      return out;
-    });
-
-    const latest = plans.filter((p) => p.update.latest);
-    if (latest.length) {
-      const pipe = this.redis.pipeline();
-      for (const p of latest) {
-        const value = toLatest(p.update.latest!);
-        // Rounds of two nodes may reach Redis out of order: an older point never replaces a newer one.
-        pipe.eval(SET_LATEST_IF_NEWER, 1, latestKey(p.state.id), JSON.stringify(value), value.recordedAt, LATEST_TTL_S);
-      }
-      await pipe.exec().catch(() => undefined);
-    }
-  }
-
-  /**
-   * Counts backlog left behind for longer than `pingBacklogSweepMs`: points of
-   * a node that was killed between a commit and its round, with no later
-   * points of the same trip to bring them along.
-   */
-  async sweepBacklog(): Promise<number> {
-    const tripIds = await this.repo.tripsWithStaleBacklog(this.config.pingBacklogSweepMs, 500);
-    if (tripIds.length) await this.countBacklog(tripIds);
-    return tripIds.length;
-  }
-
-  /**
    * `trip.location` with a flush's points, per trip, right after its commit
    * (behind the answers, in commit order): watchers need not wait for the
    * after-flush round that updates the trip row.
@@ -309,87 +165,14 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap, Be
     }
   }
 
-  /** One trip's update from its locked state and its backlog (`points`, in time order). */
-  private async planTripUpdate(tx: SqlTx, state: TripTrackState, points: TrackFix[]): Promise<TripPlan> {
-    const latestMs = state.latest?.recordedAt.getTime() ?? -Infinity;
-    const newer = points.filter((p) => p.recordedAt.getTime() > latestMs);
-
-    let deltaM: number;
-    if (newer.length === points.length) {
-      // The latest location is the newest counted point: these all come after it.
-      deltaM = pathLengthM(state.latest ? [state.latest, ...points] : points);
-    } else {
-      // Late points: the counted track changes only between each run of new points' counted neighbours
-      // (the last counted fix before it, the first after). With every point's two neighbours in a list,
-      // each run sits between its own neighbours, and any other pair of consecutive fixes appears with or
-      // without the new points alike: the difference of the two lengths is the change of the whole track.
-      const fresh = new Set(points.map((p) => p.recordedAt.getTime()));
-      const neighbours = (
-        await this.repo.countedAround(
-          tx,
-          state.id,
-          points.map((p) => p.recordedAt),
-        )
-      ).filter((f) => !fresh.has(f.recordedAt.getTime()));
-      const withPoints = [...neighbours, ...points].sort((a, b) => a.recordedAt.getTime() - b.recordedAt.getTime());
-      deltaM = pathLengthM(withPoints) - pathLengthM(neighbours);
-    }
-
-    const detected = detect(
-      {
-        status: state.status,
-        end: { lat: state.endLat, lng: state.endLng },
-        previous: state.latest ? { ...state.latest } : null,
-        points: newer,
-        state: readDetectorState(state.detectorState),
-      },
-      this.config,
-    );
-    const latest = newer.length ? newer[newer.length - 1] : null;
-    const latestPoint: TrackPoint | null = latest
-      ? {
-          lat: latest.lat,
-          lng: latest.lng,
-          speed: latest.speed,
-          heading: latest.heading ?? null,
-          recordedAt: latest.recordedAt,
-        }
-      : null;
-    return {
-      state,
-      update: {
-        latest: latestPoint,
-        distanceDeltaKm: deltaM / 1000,
-        detectorState: detected.state,
-        events: detected.events,
-        arrive: detected.arrive,
-      },
-    };
-  }
-
-  /**
-   * The latest location: Redis first, the trip row on a miss; a newer point
-   * this process has committed but not yet written there wins (read-your-writes
-   * on this node while the after-flush work catches up).
-   */
+  /** The latest location (see LatestLocations.read), or 404. */
   async latest(principal: Principal, tripId: string): Promise<LatestLocation> {
     await this.trips.requireVisible(principal, tripId);
-    const committed = this.committedLatest.get(tripId);
-    const cached = await this.redis.get(latestKey(tripId)).catch(() => null);
-    let value: LatestLocation | null = cached ? (JSON.parse(cached) as LatestLocation) : null;
-    (value ? latestCache.hit : latestCache.miss).inc();
-    if (!value) {
-      const state = await this.trips.trackState(tripId);
-      if (state?.latest) {
-        value = toLatest(state.latest);
-        await this.redis.set(latestKey(tripId), JSON.stringify(value), 'EX', LATEST_TTL_S).catch(() => undefined);
-      }
-    }
-    if (committed && (!value || committed.recordedAt.getTime() > Date.parse(value.recordedAt)))
-      return toLatest(committed);
+    const value = await this.latestLocations.read(tripId);
     if (!value) throw new NotFoundError('Location');
     return value;
   }
+
   async history(
     principal: Principal,
     tripId: string,

@@ -486,9 +486,4 @@ export class TripsRepository {
     }
     return results;
   }
-
-  /** Runs `fn` in one transaction on the primary (raw SQL: see Db.sqlTransaction). */
-  transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    return this.db.sqlTransaction(fn);
-  }
 }

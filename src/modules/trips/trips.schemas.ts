@@ -70,7 +70,11 @@ export interface TripAccess {
   createdAt: Date;
 }
 
-/** What ping ingest needs of a trip, read fresh. */
+/**
+ * What ping ingest and the after-flush round need of a trip. `latest` is the
+ * row's latest_* columns as read (the round moves them): tracking's
+ * LatestLocations merges it with what is newer.
+ */
 export interface TripTrackState {
   id: string;
   status: TripStatus;
@@ -113,6 +117,12 @@ export interface NewTripEvent {
   at: Date;
   data?: Record<string, unknown>;
   actorUserId?: string | null;
+}
+
+/** One trip's update of an after-flush round: its locked state (from lockTrackStates) and the change. */
+export interface TripTrackUpdate {
+  state: TripTrackState;
+  update: TrackUpdate;
 }
 
 /** The row changes of one trip after a ping flush. */

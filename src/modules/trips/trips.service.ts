@@ -22,10 +22,10 @@ import { TripScope, TripsRepository } from './trips.repository';
 import {
   CreateTripInput,
   ListTripsFilter,
-  TrackUpdate,
   TripAccess,
   TripEventView,
   TripTrackState,
+  TripTrackUpdate,
 } from './trips.schemas';
 
 const ACCESS_CACHE_MAX = 10_000;
@@ -334,48 +334,49 @@ export class TripsService {
   }
 
   /**
-   * One after-flush round over these trips, in one transaction: their rows
-   * are locked (one round per trip at a time, on any node), `plan` works out
-   * each trip's update from its locked state (reading more through the same
-   * transaction), the updates are written, and after the commit the status
-   * changes and events they caused are announced. Returns the applied plans.
+   * These trips' track state, their rows locked until the transaction ends:
+   * the first step of an after-flush round (tracking's TrackRound), one round
+   * per trip at a time on any node.
    */
-  async updateTracks<P extends { state: TripTrackState; update: TrackUpdate }>(
-    tripIds: readonly string[],
-    plan: (tx: SqlTx, states: TripTrackState[]) => Promise<P[]>,
-  ): Promise<P[]> {
-    if (tripIds.length === 0) return [];
-    const { plans, results } = await this.repo.transaction(async (tx) => {
-      const states = await this.repo.lockTrackStates(tx, tripIds);
-      const plans = await plan(tx, states);
-      const results = await this.repo.applyTrackUpdates(
-        tx,
-        plans.map((p) => ({ tripId: p.state.id, update: p.update })),
-      );
-      return { plans, results };
+  lockTrackStates(tx: SqlTx, tripIds: readonly string[]): Promise<TripTrackState[]> {
+    return this.repo.lockTrackStates(tx, tripIds);
+  }
+
+  /**
+   * Writes an after-flush round's updates in its transaction (rows locked by
+   * lockTrackStates): distance, latest location (never moved backwards),
+   * detector state, arrivals and events. Once the transaction commits, the
+   * status changes and events are announced.
+   */
+  async applyTrackUpdates(tx: SqlTx, updates: readonly TripTrackUpdate[]): Promise<void> {
+    if (updates.length === 0) return;
+    const results = await this.repo.applyTrackUpdates(
+      tx,
+      updates.map((u) => ({ tripId: u.state.id, update: u.update })),
+    );
+    tx.afterCommit(() => {
+      for (const { state } of updates) {
+        const result = results.get(state.id);
+        if (!result) continue;
+        if (result.arrivedAt) {
+          this.trackStateChanged(state.id);
+          this.publishStatus(
+            { sourceOrgId: state.sourceOrgId, destinationOrgId: state.destinationOrgId, id: state.id },
+            'ARRIVED',
+            result.arrivedAt,
+          );
+        }
+        for (const e of result.events) {
+          if (e.type === 'STATUS_CHANGED') continue;
+          this.realtime.publish(tripRoom(state.id), 'trip.event', {
+            tripId: state.id,
+            type: e.type,
+            at: e.at.toISOString(),
+            data: e.data ?? null,
+          });
+        }
+      }
     });
-    for (const { state } of plans) {
-      const result = results.get(state.id);
-      if (!result) continue;
-      if (result.arrivedAt) {
-        this.trackStateChanged(state.id);
-        this.publishStatus(
-          { sourceOrgId: state.sourceOrgId, destinationOrgId: state.destinationOrgId, id: state.id },
-          'ARRIVED',
-          result.arrivedAt,
-        );
-      }
-      for (const e of result.events) {
-        if (e.type === 'STATUS_CHANGED') continue;
-        this.realtime.publish(tripRoom(state.id), 'trip.event', {
-          tripId: state.id,
-          type: e.type,
-          at: e.at.toISOString(),
-          data: e.data ?? null,
-        });
-      }
-    }
-    return plans;
   }
 
   private publishStatus(
