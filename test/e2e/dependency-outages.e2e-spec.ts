@@ -2,6 +2,7 @@ import { newOrg, newUser, TestOrg, TestUser } from '../support/factories';
 import { until } from '../support/net';
 import { Scrape } from '../support/prometheus';
 import { ReplicaCluster } from '../support/replica-cluster';
+import { activeTrip, newWorld } from '../support/trips-fixtures';
 import { PrivateRedis } from '../support/socket-client';
 import { Api, startTestApp, TestApp } from '../support/test-app';
 
@@ -60,6 +61,32 @@ describe('Redis down', () => {
     // The retried logout stores and announces the revocation.
     expect((await t.api.post('/auth/logout', { refreshToken: user.refreshToken })).status).toBe(204);
   });
+
+  it("a trip's latest location is read from the trip row through the open breaker, never after a Redis timeout each", async () => {
+    const w = await newWorld(t.api);
+    const trip = await activeTrip(t.api, w);
+    const at = new Date().toISOString();
+    const ping = await t.api.post(
+      '/tracking/ping',
+      { tripId: trip.id, locations: [{ latitude: 26.95, longitude: 75.8, timestamp: at }] },
+      { token: w.driver.accessToken },
+    );
+    expect(ping.body.data).toMatchObject({ accepted: 1 });
+    const latest = () => t.api.get(`/tracking/trips/${trip.id}/latest`, { token: w.source.owner.accessToken });
+    await until('the point counted on the trip row', async () => (await latest()).body.data?.recordedAt === at, 10_000);
+
+    await redis.stop();
+    try {
+      // Thirty reads: each waiting the Redis command timeout would outlast the test's own limit.
+      for (let i = 0; i < 30; i++) {
+        const res = await latest();
+        expect(res.status).toBe(200);
+        expect(res.body.data).toMatchObject({ lat: 26.95, lng: 75.8, recordedAt: at });
+      }
+    } finally {
+      await redis.start();
+    }
+  }, 30_000);
 });
 
 describe('database down', () => {
