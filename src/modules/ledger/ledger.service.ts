@@ -192,7 +192,10 @@ export class LedgerService {
   }
 
   /** The posting's answer, or the domain error for why `ledger_post` wrote nothing. */
-  private postingResult<T>(outcome: PostingOutcome, input: { number?: string; amount?: number } = {}): PostingResult<T> {
+  private postingResult<T>(
+    outcome: PostingOutcome,
+    input: { number?: string; amount?: number } = {},
+  ): PostingResult<T> {
     if (outcome.error === undefined) return { replayed: outcome.replayed, body: outcome.response as T };
     switch (outcome.error) {
       case 'ACCOUNT_NOT_FOUND':
