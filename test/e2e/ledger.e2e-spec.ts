@@ -584,7 +584,7 @@ describe('ledger', () => {
       const a = await newOrg(t.api);
       const b = await newOrg(t.api);
       const accountId = await newAccount(a, b);
-      const originals = [];
+      const originals: { entries: { id: string }[] }[] = [];
       for (let i = 0; i < 20; i++) {
         originals.push((await invoice(accountId, a.owner, { number: `RB-${i}`, amount: 100 + i })).body.data);
       }
