@@ -580,6 +580,50 @@ describe('ledger', () => {
       }
     });
 
+    it('reversals share the posting batcher with invoices; one posting is reversed once however many try', async () => {
+      const a = await newOrg(t.api);
+      const b = await newOrg(t.api);
+      const accountId = await newAccount(a, b);
+      const originals: { entries: { id: string }[] }[] = [];
+      for (let i = 0; i < 20; i++) {
+        originals.push((await invoice(accountId, a.owner, { number: `RB-${i}`, amount: 100 + i })).body.data);
+      }
+      const batcher = t.app.get(PostingBatcher);
+      const before = { ...batcher.stats };
+      const reverse = (entryId: string) =>
+        t.api.post(`/ledger/entries/${entryId}/reverse`, { reason: 'batch' }, auth(a.owner, randomUUID()));
+      const [reversals, rivals, fresh] = await Promise.all([
+        Promise.all(originals.map((inv) => reverse(inv.entries[0].id))),
+        // Five more reversals of the first invoice, from either of its entries, each with a key of its own.
+        Promise.all(Array.from({ length: 5 }, (_, i) => reverse(originals[0].entries[i % 2].id))),
+        Promise.all(
+          Array.from({ length: 20 }, (_, i) => invoice(accountId, a.owner, { number: `RN-${i}`, amount: 7 })),
+        ),
+      ]);
+      expect(batcher.stats.items - before.items).toBe(45);
+      expect(fresh.map((r) => r.status)).toEqual(Array(20).fill(201));
+      const firstTries = [reversals[0], ...rivals];
+      expect(reversals.slice(1).map((r) => r.status)).toEqual(Array(19).fill(201));
+      expect(firstTries.filter((r) => r.status === 201)).toHaveLength(1);
+      const won = firstTries.find((r) => r.status === 201)!;
+      for (const lost of firstTries.filter((r) => r.status !== 201)) {
+        expect(lost.status).toBe(409);
+        expect(lost.body.error.code).toBe('ALREADY_REVERSED');
+        expect(lost.body.error.details[0].reversalPostingId).toBe(won.body.data.id);
+      }
+      const statuses = await t.sql.query(
+        `SELECT status::text, count(*)::int AS n FROM invoices WHERE account_id = $1 GROUP BY 1 ORDER BY 1`,
+        [accountId],
+      );
+      expect(statuses.rows).toEqual([
+        { status: 'OPEN', n: 20 },
+        { status: 'REVERSED', n: 20 },
+      ]);
+      const acc = await checkInvariants(accountId);
+      expect(acc.entry_count).toBe(60);
+      expect(Number(acc.balance) * (acc.org_a_id === a.id ? 1 : -1)).toBe(20 * 7);
+    });
+
     it('a batch PostgreSQL refuses is posted again in halves: only the faulty posting fails', async () => {
       const a = await newOrg(t.api);
       const b = await newOrg(t.api);
@@ -815,6 +859,50 @@ describe('ledger', () => {
         ].sort((x, y) => (x[0] + x[1] < y[0] + y[1] ? -1 : 1)),
       );
       expect(rows[0].data).toMatchObject({ id: inv.id, number: 'EV-1', amount: 10 });
+    });
+
+    it("reversals write the original's event again, with its new state and the reversal, for both orgs", async () => {
+      const a = await newOrg(t.api);
+      const b = await newOrg(t.api);
+      const accountId = await newAccount(a, b);
+      const inv = (await invoice(accountId, a.owner, { number: 'EV-R', amount: 40 })).body.data;
+      const pay = (await payment(accountId, b.owner, { amount: 15, method: 'cash', invoiceId: inv.id })).body.data;
+      const revPay = await t.api.post(
+        `/ledger/entries/${pay.entries[0].id}/reverse`,
+        { reason: 'bounced' },
+        auth(b.owner),
+      );
+      expect(revPay.status).toBe(201);
+      const revInv = await t.api.post(
+        `/ledger/entries/${inv.entries[1].id}/reverse`,
+        { reason: 'void' },
+        auth(a.owner),
+      );
+      expect(revInv.status).toBe(201);
+      const { rows } = await t.sql.query(
+        `SELECT type, org_id, data FROM outbox_events WHERE data->'reversal'->>'id' = ANY($1) ORDER BY type, org_id`,
+        [[revPay.body.data.id, revInv.body.data.id]],
+      );
+      expect(rows.map((r) => [r.type, r.org_id])).toEqual(
+        [
+          ['ledger.invoice', a.id],
+          ['ledger.invoice', b.id],
+          ['ledger.payment', a.id],
+          ['ledger.payment', b.id],
+        ].sort((x, y) => (x[0] + x[1] < y[0] + y[1] ? -1 : 1)),
+      );
+      const invEvent = rows.find((r) => r.type === 'ledger.invoice')!.data;
+      expect(invEvent).toEqual({ ...inv, status: 'REVERSED', reversal: revInv.body.data });
+      const payEvent = rows.find((r) => r.type === 'ledger.payment')!.data;
+      expect(payEvent).toEqual({ ...pay, reversed: true, reversal: revPay.body.data });
+      expect(revInv.body.data).toMatchObject({
+        accountId,
+        reversalOfPostingId: inv.postingId,
+        reversedKind: 'INVOICE',
+        reason: 'void',
+      });
+      const paid = await t.sql.query('SELECT reversed_at FROM payments WHERE id = $1', [pay.id]);
+      expect(paid.rows[0].reversed_at).toEqual(new Date(revPay.body.data.createdAt));
     });
 
     it('a posting that rolls back leaves no event, no entry, no balance change', async () => {

@@ -19,6 +19,7 @@ import {
   SideQueryDto,
   StatementQueryDto,
 } from './ledger.schemas';
+import { LedgerStatementsService } from './ledger-statements.service';
 import { LedgerService, PostingResult } from './ledger.service';
 
 /** The client's retry key for a posting: stored with the posting, in its transaction. */
@@ -67,7 +68,10 @@ export class LedgerOrgsController {
 @ApiQuery({ name: 'asOrgId', required: false, description: 'The side to act as, when you belong to both orgs' })
 @Controller('ledger')
 export class LedgerController {
-  constructor(private readonly ledger: LedgerService) {}
+  constructor(
+    private readonly ledger: LedgerService,
+    private readonly statements: LedgerStatementsService,
+  ) {}
 
   @Get('accounts/:accountId')
   getAccount(@CurrentUser() me: Principal, @Param() p: AccountIdParam, @Query() q: SideQueryDto) {
@@ -104,7 +108,7 @@ export class LedgerController {
 
   @Get('accounts/:accountId/entries')
   entries(@CurrentUser() me: Principal, @Param() p: AccountIdParam, @Query() q: EntriesQueryDto) {
-    return this.ledger.listEntries(me, p.accountId, q);
+    return this.statements.listEntries(me, p.accountId, q);
   }
 
   @Get('accounts/:accountId/statement')
@@ -115,8 +119,8 @@ export class LedgerController {
     @Query() q: StatementQueryDto,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    if (q.format === 'json') return this.ledger.statement(me, p.accountId, q);
-    const { head, stream } = await this.ledger.statementCsv(me, p.accountId, q);
+    if (q.format === 'json') return this.statements.statement(me, p.accountId, q);
+    const { head, stream } = await this.statements.statementCsv(me, p.accountId, q);
     void res
       .header('content-type', 'text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="statement-${head.accountId}.csv"`)

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { OrgsModule } from '../orgs/orgs.module';
 import { LedgerController, LedgerOrgsController } from './ledger.controller';
 import { LedgerRepository } from './ledger.repository';
+import { LedgerStatementsService } from './ledger-statements.service';
 import { LedgerService } from './ledger.service';
 import { PostingBatcher } from './posting-batcher';
 import { TripLink } from './trip-link';
@@ -10,7 +11,7 @@ import { ExportSlots } from './export-slots';
 @Module({
   imports: [OrgsModule],
   controllers: [LedgerOrgsController, LedgerController],
-  providers: [LedgerService, LedgerRepository, PostingBatcher, TripLink, ExportSlots],
+  providers: [LedgerService, LedgerStatementsService, LedgerRepository, PostingBatcher, TripLink, ExportSlots],
   exports: [LedgerService],
 })
 export class LedgerModule {}

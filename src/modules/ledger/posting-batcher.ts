@@ -6,9 +6,9 @@ import { Db } from '../../infra/db/db.service';
 import { LedgerRepository, PostingOutcome, PostingRequest } from './ledger.repository';
 
 /**
- * Group commit of invoice and payment postings. A posting that finds a free
- * slot (at most `LEDGER_BATCH_IN_FLIGHT` statements at a time) goes to the
- * database at once, alone; postings that arrive while the slots are busy wait
+ * Group commit of postings (invoices, payments and reversals). A posting
+ * that finds a free slot (at most `LEDGER_BATCH_IN_FLIGHT` statements at a
+ * time) goes to the database at once, alone; postings that arrive while the slots are busy wait
  * for the next statement and go together (up to `LEDGER_BATCH_MAX`), in one
  * `ledger_post_many` call and one commit. No timer: an idle server adds no
  * delay, a busy one makes fewer, larger transactions (one account lock per
