@@ -1,4 +1,5 @@
 import { ClientRequest, IncomingMessage, request } from 'node:http';
+import { Client } from 'pg';
 import { Db } from '../../src/infra/db/db.service';
 import { newMember, newOrg, TestOrg, TestUser } from '../support/factories';
 import { until } from '../support/net';
@@ -191,4 +192,40 @@ describe('CSV exports: at most EXPORT_MAX_PER_USER at once per user', () => {
     theirs.req.destroy();
     await Promise.all([second.closed, theirs.closed]);
   }, 60_000);
+});
+
+describe('CSV exports: a statement the database does not answer in time', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ databaseStatementTimeoutMs: 1000 });
+  });
+  afterAll(() => t.close());
+
+  it('is a 503 in the envelope, and the node keeps serving', async () => {
+    const a = await newOrg(t.api);
+    const b = await newOrg(t.api);
+    const res = await t.api.post(`/orgs/${a.id}/accounts`, { counterpartyOrgId: b.id }, { token: a.owner.accessToken });
+    const accountId = res.body.data.id as string;
+    // A lock the statement's first read waits on past statement_timeout.
+    const blocker = new Client({ connectionString: t.config.databaseUrl });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE ledger_entries IN ACCESS EXCLUSIVE MODE');
+      for (const format of ['csv', 'json']) {
+        const statement = await t.api.get(`/ledger/accounts/${accountId}/statement?format=${format}`, {
+          token: a.owner.accessToken,
+        });
+        expect(statement.status).toBe(503);
+        expect(statement.body).toMatchObject({ success: false, error: { code: 'DEPENDENCY_UNAVAILABLE' } });
+      }
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    expect((await t.root.get('/health/live')).status).toBe(200);
+    const csv = await t.api.get(`/ledger/accounts/${accountId}/statement?format=csv`, { token: a.owner.accessToken });
+    expect(csv.status).toBe(200);
+  }, 30_000);
 });

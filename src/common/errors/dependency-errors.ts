@@ -30,8 +30,12 @@ const SOCKET_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
-/** SQLSTATEs of a server that is going away or cannot take the session: admin/crash shutdown, cannot connect now, too many connections. */
-const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/**
+ * SQLSTATEs of a server that is going away, cannot take the session or did not
+ * answer in time: admin/crash shutdown, cannot connect now, too many
+ * connections, and a statement cancelled by `statement_timeout` (57014).
+ */
+const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
 
 /** Messages of pg, its pool, ioredis and opossum that carry no code. */
 const MESSAGES = [

@@ -145,6 +145,9 @@ export class LedgerStatementsService {
     const slot = await this.exportSlots.acquire(principal.userId);
     const idleMs = this.config.exportIdleTimeoutMs;
     const out = new PassThrough();
+    // A failure before the reply takes the stream (or before the head, when it never does) must not be an
+    // unhandled 'error' event, which would end the process; once sent, the reply's own listener sees it too.
+    out.on('error', () => undefined);
     const currency = access.account.currency;
     let headReady!: (h: StatementHead) => void;
     let headFailed!: (err: unknown) => void;
