@@ -110,7 +110,12 @@ const envSchema = z.object({
   CHAT_ATTACHMENT_TYPES: z
     .string()
     .default('image/png,image/jpeg,image/webp,application/pdf')
-    .transform((v) => v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)),
+    .transform((v) =>
+      v
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter(Boolean),
+    ),
   /** An attachment no message carries after this long is deleted (bytes and row). */
   CHAT_ATTACHMENT_ORPHAN_MS: int(60_000, 365 * 86_400_000).default(86_400_000),
   /** How often the orphan sweep runs. */

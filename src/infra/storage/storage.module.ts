@@ -13,7 +13,9 @@ import { StorageService } from './storage.service';
       provide: Storage,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig): Storage =>
-        config.storage.driver === 's3' ? S3Storage.fromOptions(config.storage.s3) : new LocalDiskStorage(config.storage.dir),
+        config.storage.driver === 's3'
+          ? S3Storage.fromOptions(config.storage.s3)
+          : new LocalDiskStorage(config.storage.dir),
     },
     StorageService,
   ],

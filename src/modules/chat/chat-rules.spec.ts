@@ -17,7 +17,9 @@ describe('chat rules', () => {
   });
 
   it('allows an empty body only with attachments', () => {
-    expect(() => messageBody('   ', 0)).toThrow(expect.objectContaining({ details: [expect.objectContaining({ path: 'body' })] }));
+    expect(() => messageBody('   ', 0)).toThrow(
+      expect.objectContaining({ details: [expect.objectContaining({ path: 'body' })] }),
+    );
     expect(messageBody('   ', 1)).toBe('');
   });
 
@@ -40,14 +42,27 @@ describe('chat rules', () => {
     expect(parseThreadFields(undefined)).toBeNull();
     expect(parseThreadFields('id, unreadCount')).toEqual(['id', 'unreadCount']);
     expect(() => parseThreadFields('id,nope')).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
-    const t = { id: '1', tripId: null, accountId: 'a', title: null, unreadCount: 2, lastMessageAt: null, createdAt: 'x' };
+    const t = {
+      id: '1',
+      tripId: null,
+      accountId: 'a',
+      title: null,
+      unreadCount: 2,
+      lastMessageAt: null,
+      createdAt: 'x',
+    };
     expect(projectThread(t, ['id', 'unreadCount'])).toEqual({ id: '1', unreadCount: 2 });
     expect(projectThread(t, null)).toBe(t);
   });
 
   it('round-trips the message cursor and refuses a tampered one', () => {
     expect(decodeMessageCursor(encodeMessageCursor('12345'))).toBe('12345');
-    for (const bad of ['', 'xyz', Buffer.from('m0').toString('base64url'), Buffer.from("m1;drop").toString('base64url')])
+    for (const bad of [
+      '',
+      'xyz',
+      Buffer.from('m0').toString('base64url'),
+      Buffer.from('m1;drop').toString('base64url'),
+    ])
       expect(() => decodeMessageCursor(bad)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
   });
 });

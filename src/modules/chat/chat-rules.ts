@@ -48,7 +48,15 @@ export function isAccountThreadMember(rolesInAccountOrgs: Iterable<OrgRole>): bo
 }
 
 /** The fields a thread has; `?fields=` selects among them (unknown names: 400). */
-export const THREAD_FIELDS = ['id', 'tripId', 'accountId', 'title', 'unreadCount', 'lastMessageAt', 'createdAt'] as const;
+export const THREAD_FIELDS = [
+  'id',
+  'tripId',
+  'accountId',
+  'title',
+  'unreadCount',
+  'lastMessageAt',
+  'createdAt',
+] as const;
 export type ThreadField = (typeof THREAD_FIELDS)[number];
 
 /** Parses `?fields=` of a thread read: null for every field. Threads have no relations, so no dotted paths. */

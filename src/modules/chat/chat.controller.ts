@@ -104,7 +104,8 @@ export class AttachmentsController {
       'while storage is down.',
   })
   async upload(@CurrentUser() me: Principal, @Req() req: FastifyRequest) {
-    if (!req.isMultipart()) throw new ValidationError([{ path: 'file', message: 'send multipart/form-data with a file' }]);
+    if (!req.isMultipart())
+      throw new ValidationError([{ path: 'file', message: 'send multipart/form-data with a file' }]);
     let file;
     try {
       file = await req.file();

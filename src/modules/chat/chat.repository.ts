@@ -137,7 +137,15 @@ export class ChatRepository {
          AND ($5::timestamptz IS NULL OR (t.activity_at, t.id) < ($5::timestamptz, $6::uuid))
        ORDER BY t.activity_at DESC, t.id DESC
        LIMIT $7`,
-      [userId, scope.tripOrgIds, scope.driverIds, scope.accountOrgIds, after?.activityAt ?? null, after?.id ?? null, limit],
+      [
+        userId,
+        scope.tripOrgIds,
+        scope.driverIds,
+        scope.accountOrgIds,
+        after?.activityAt ?? null,
+        after?.id ?? null,
+        limit,
+      ],
       'chat_list_threads',
     );
   }
