@@ -18,6 +18,8 @@ import { TripsModule } from './modules/trips/trips.module';
 import { LedgerModule } from './modules/ledger/ledger.module';
 import { StatsModule } from './modules/stats/stats.module';
 import { QueueModule } from './infra/queue/queue.module';
+import { StorageModule } from './infra/storage/storage.module';
+import { ChatModule } from './modules/chat/chat.module';
 
 @Module({})
 export class AppModule {
@@ -38,6 +40,8 @@ export class AppModule {
         TrackingModule,
         LedgerModule,
         StatsModule,
+        StorageModule,
+        ChatModule,
         ObservabilityModule,
       ],
       providers: [

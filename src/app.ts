@@ -1,5 +1,6 @@
 import compress from '@fastify/compress';
 import helmet from '@fastify/helmet';
+import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -92,6 +93,11 @@ export async function createApp(
   await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'] });
   // Helmet's defaults: its CSP (scripts from 'self' only) fits /docs, whose Swagger UI loads every script from a file.
   await app.register(helmet);
+  // Attachments: one file part, streamed (never buffered). The part is cut one byte past the limit, so the
+  // upload's own byte count sees it is too large and answers 413 with nothing stored.
+  await app.register(multipart, {
+    limits: { files: 1, fields: 0, parts: 1, fileSize: config.chatAttachmentMaxBytes + 1 },
+  });
   if (config.corsOrigins.length > 0) app.enableCors({ origin: config.corsOrigins, credentials: false });
   // Password guessing is throttled per client address and per phone, counted in
   // Redis so the limits hold across nodes, and in memory while Redis is down.

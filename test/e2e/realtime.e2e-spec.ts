@@ -150,7 +150,7 @@ describe('realtime (Socket.IO)', () => {
       });
     });
 
-    it('org rooms for members (not DRIVERs); thread rooms refused until chat exists; bad payloads are VALIDATION_FAILED', async () => {
+    it('org rooms for members (not DRIVERs); an unknown thread is NOT_FOUND; bad payloads are VALIDATION_FAILED', async () => {
       const w = await newWorld(t.api);
       const accountant = await newMember(t.api, w.source, 'ACCOUNTANT');
       const a = await watch(t.url, accountant.accessToken);
@@ -166,7 +166,7 @@ describe('realtime (Socket.IO)', () => {
       });
       expect(await a.request('subscribe', { room: 'thread:0190f0a0-0000-7000-8000-000000000000' })).toMatchObject({
         ok: false,
-        error: { code: 'ROOM_NOT_SUPPORTED' },
+        error: { code: 'NOT_FOUND' },
       });
       for (const bad of [
         undefined,

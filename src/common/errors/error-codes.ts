@@ -49,6 +49,8 @@ export enum ErrorCode {
   DEPENDENCY_UNAVAILABLE = 'DEPENDENCY_UNAVAILABLE',
   /** A member who sees the trip posting its pings without being its driver. */
   NOT_TRIP_DRIVER = 'NOT_TRIP_DRIVER',
+  /** Attachment storage could not be reached: uploads and downloads fail, messages without attachments work. */
+  STORAGE_UNAVAILABLE = 'STORAGE_UNAVAILABLE',
 }
 
 /**
@@ -113,6 +115,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 503;
     case ErrorCode.NOT_TRIP_DRIVER:
       return 403;
+    case ErrorCode.STORAGE_UNAVAILABLE:
+      return 503;
     default: {
       const unmapped: never = code;
       throw new Error(`unmapped error code ${String(unmapped)}`);

@@ -104,6 +104,39 @@ const envSchema = z.object({
   REALTIME_MAX_ROOMS_PER_SOCKET: int(1, 100_000).default(100),
   /** Subscribes one socket may send per second (beyond: RATE_LIMITED). */
   REALTIME_SUBSCRIBES_PER_SECOND: int(1, 100_000).default(20),
+  /** Largest chat attachment in bytes (413 beyond). */
+  CHAT_ATTACHMENT_MAX_BYTES: int(1, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  /** Content types a chat attachment may have, as sniffed from its bytes (415 otherwise), comma-separated. */
+  CHAT_ATTACHMENT_TYPES: z
+    .string()
+    .default('image/png,image/jpeg,image/webp,application/pdf')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  /** An attachment no message carries after this long is deleted (bytes and row). */
+  CHAT_ATTACHMENT_ORPHAN_MS: int(60_000, 365 * 86_400_000).default(86_400_000),
+  /** How often the orphan sweep runs. */
+  CHAT_ATTACHMENT_SWEEP_MS: int(1000, 86_400_000).default(3_600_000),
+  /** Where attachment bytes live: `local` (a folder) or `s3` (any S3-compatible store). */
+  STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
+  /** The folder of the `local` storage driver. */
+  STORAGE_DIR: z.string().min(1).default('./data/attachments'),
+  /** A storage call slower than this fails and counts against the storage breaker. */
+  STORAGE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** How long an open storage breaker fails fast before trying again. */
+  STORAGE_BREAKER_RESET_MS: int(100, 600_000).default(10_000),
+  /** The bucket of the `s3` storage driver. */
+  S3_BUCKET: z.string().default(''),
+  S3_REGION: z.string().default('us-east-1'),
+  /** An S3-compatible endpoint (MinIO, R2...); empty for AWS itself. */
+  S3_ENDPOINT: z.string().default(''),
+  S3_ACCESS_KEY_ID: z.string().default(''),
+  S3_SECRET_ACCESS_KEY: z.string().default(''),
+  /** Path-style bucket addressing (MinIO needs it). */
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -214,6 +247,29 @@ export interface AppConfig {
   realtimeMaxRoomsPerSocket: number;
   /** Subscribes one socket may send per second. */
   realtimeSubscribesPerSecond: number;
+  /** Largest chat attachment in bytes. */
+  chatAttachmentMaxBytes: number;
+  /** Content types a chat attachment may have (sniffed). */
+  chatAttachmentTypes: string[];
+  /** Age after which an attachment no message carries is deleted. */
+  chatAttachmentOrphanMs: number;
+  /** Interval of the orphan attachment sweep. */
+  chatAttachmentSweepMs: number;
+  /** Attachment storage: the driver and its settings. */
+  storage: {
+    driver: 'local' | 's3';
+    dir: string;
+    timeoutMs: number;
+    breakerResetMs: number;
+    s3: {
+      bucket: string;
+      region: string;
+      endpoint: string;
+      accessKeyId: string;
+      secretAccessKey: string;
+      forcePathStyle: boolean;
+    };
+  };
 }
 
 export type TrustProxy = false | number | string[];
@@ -339,6 +395,24 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeLogMaxBytes: e.REALTIME_LOG_MAX_BYTES,
     realtimeMaxRoomsPerSocket: e.REALTIME_MAX_ROOMS_PER_SOCKET,
     realtimeSubscribesPerSecond: e.REALTIME_SUBSCRIBES_PER_SECOND,
+    chatAttachmentMaxBytes: e.CHAT_ATTACHMENT_MAX_BYTES,
+    chatAttachmentTypes: e.CHAT_ATTACHMENT_TYPES,
+    chatAttachmentOrphanMs: e.CHAT_ATTACHMENT_ORPHAN_MS,
+    chatAttachmentSweepMs: e.CHAT_ATTACHMENT_SWEEP_MS,
+    storage: {
+      driver: e.STORAGE_DRIVER,
+      dir: e.STORAGE_DIR,
+      timeoutMs: e.STORAGE_TIMEOUT_MS,
+      breakerResetMs: e.STORAGE_BREAKER_RESET_MS,
+      s3: {
+        bucket: e.S3_BUCKET,
+        region: e.S3_REGION,
+        endpoint: e.S3_ENDPOINT,
+        accessKeyId: e.S3_ACCESS_KEY_ID,
+        secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+        forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
+      },
+    },
   };
 }
 

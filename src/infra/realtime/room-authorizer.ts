@@ -38,10 +38,9 @@ export function parseRoom(room: string, kinds: Iterable<RoomKind> = ROOM_KINDS):
 /**
  * Who may read a room. Realtime knows no feature: each feature registers the
  * room kinds it owns with a checker that applies the same services and rules
- * as its REST endpoints (`TripsModule`: `trip`, `OrgsModule`: `org`; the chat
- * module will register `thread`). A room of a kind the contract names but no
- * feature has registered yet (`thread:` today) is refused with
- * ROOM_NOT_SUPPORTED.
+ * as its REST endpoints (`TripsModule`: `trip`, `OrgsModule`: `org`, `ChatModule`:
+ * `thread`). A room of a kind the contract names but no feature has
+ * registered is refused with ROOM_NOT_SUPPORTED.
  */
 @Injectable()
 export class RoomAuthorizer {

@@ -87,6 +87,12 @@ export class LedgerService {
     return key;
   }
 
+  /** The account's two orgs (for other features: chat's account threads), or null when there is no such account. */
+  async accountOrgs(accountId: string): Promise<{ orgAId: string; orgBId: string } | null> {
+    const key = await this.accountKey(accountId);
+    return key ? { orgAId: key.orgAId, orgBId: key.orgBId } : null;
+  }
+
   /**
    * Ledger roles of either org may use the account; another member of them
    * gets 403, anyone else 404. A caller with ledger roles in both orgs names
