@@ -17,6 +17,7 @@ import { TrackingModule } from './modules/tracking/tracking.module';
 import { TripsModule } from './modules/trips/trips.module';
 import { LedgerModule } from './modules/ledger/ledger.module';
 import { StatsModule } from './modules/stats/stats.module';
+import { AccessCodesModule } from './modules/access-codes/access-codes.module';
 import { QueueModule } from './infra/queue/queue.module';
 
 @Module({})
@@ -38,6 +39,7 @@ export class AppModule {
         TrackingModule,
         LedgerModule,
         StatsModule,
+        AccessCodesModule,
         ObservabilityModule,
       ],
       providers: [

@@ -49,6 +49,10 @@ export enum ErrorCode {
   DEPENDENCY_UNAVAILABLE = 'DEPENDENCY_UNAVAILABLE',
   /** A member who sees the trip posting its pings without being its driver. */
   NOT_TRIP_DRIVER = 'NOT_TRIP_DRIVER',
+  INVALID_CODE = 'INVALID_CODE',
+  CODE_EXPIRED = 'CODE_EXPIRED',
+  CODE_DISABLED = 'CODE_DISABLED',
+  CODE_CAPACITY_REACHED = 'CODE_CAPACITY_REACHED',
 }
 
 /**
@@ -113,6 +117,13 @@ export function httpStatusOf(code: ErrorCode): number {
       return 503;
     case ErrorCode.NOT_TRIP_DRIVER:
       return 403;
+    case ErrorCode.INVALID_CODE:
+      return 401;
+    case ErrorCode.CODE_EXPIRED:
+    case ErrorCode.CODE_DISABLED:
+      return 410;
+    case ErrorCode.CODE_CAPACITY_REACHED:
+      return 409;
     default: {
       const unmapped: never = code;
       throw new Error(`unmapped error code ${String(unmapped)}`);

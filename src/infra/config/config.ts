@@ -104,6 +104,12 @@ const envSchema = z.object({
   REALTIME_MAX_ROOMS_PER_SOCKET: int(1, 100_000).default(100),
   /** Subscribes one socket may send per second (beyond: RATE_LIMITED). */
   REALTIME_SUBSCRIBES_PER_SECOND: int(1, 100_000).default(20),
+  /** An access-code session not refreshed for this long ends and frees its seat (keep it above JWT_ACCESS_TTL_SECONDS). */
+  ACCESS_CODE_SESSION_IDLE_MS: int(1000, 30 * 86_400_000).default(30 * 60_000),
+  /** How often the idle sweep of access-code sessions runs (one run per interval across all nodes). */
+  ACCESS_CODE_IDLE_SWEEP_MS: int(1000, 86_400_000).default(60_000),
+  /** Idle access-code sessions ended per statement of the sweep. */
+  ACCESS_CODE_IDLE_BATCH: int(1, 100_000).default(500),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -214,6 +220,12 @@ export interface AppConfig {
   realtimeMaxRoomsPerSocket: number;
   /** Subscribes one socket may send per second. */
   realtimeSubscribesPerSecond: number;
+  /** An access-code session not refreshed for this long (ms) ends and frees its seat. */
+  accessCodeSessionIdleMs: number;
+  /** Interval (ms) of the idle sweep of access-code sessions. */
+  accessCodeIdleSweepMs: number;
+  /** Idle access-code sessions ended per statement of the sweep. */
+  accessCodeIdleBatch: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -339,6 +351,9 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeLogMaxBytes: e.REALTIME_LOG_MAX_BYTES,
     realtimeMaxRoomsPerSocket: e.REALTIME_MAX_ROOMS_PER_SOCKET,
     realtimeSubscribesPerSecond: e.REALTIME_SUBSCRIBES_PER_SECOND,
+    accessCodeSessionIdleMs: e.ACCESS_CODE_SESSION_IDLE_MS,
+    accessCodeIdleSweepMs: e.ACCESS_CODE_IDLE_SWEEP_MS,
+    accessCodeIdleBatch: e.ACCESS_CODE_IDLE_BATCH,
   };
 }
 

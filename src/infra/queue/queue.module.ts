@@ -41,4 +41,5 @@ export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
 /** Queue names, in one place. */
 export const QUEUES = {
   stats: 'stats',
+  accessCodes: 'access-codes',
 } as const;
