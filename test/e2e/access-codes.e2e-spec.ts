@@ -266,3 +266,22 @@ describe('access codes (crew logins)', () => {
     expect(await t.app.get(AccessCodesService).endIdleSessions()).toEqual({ ended: 0, batches: 0 });
   });
 });
+
+describe('code-login rate limit', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ authRateLimitPerMinute: 3, accessCodeIdleSweepMs: 86_400_000 });
+  });
+  afterAll(() => t.close());
+
+  it('is limited per address like logins', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++)
+      statuses.push((await t.api.post('/auth/code-login', { code: 'AAAAAAAAAAAAAAAAAAAAAA', name: 'X' })).status);
+    expect(statuses).toEqual([401, 401, 401]);
+    const limited = await t.api.post('/auth/code-login', { code: 'AAAAAAAAAAAAAAAAAAAAAA', name: 'X' });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});
