@@ -17,6 +17,7 @@ import { TrackingModule } from './modules/tracking/tracking.module';
 import { TripsModule } from './modules/trips/trips.module';
 import { LedgerModule } from './modules/ledger/ledger.module';
 import { StatsModule } from './modules/stats/stats.module';
+import { AccessCodesModule } from './modules/access-codes/access-codes.module';
 import { QueueModule } from './infra/queue/queue.module';
 import { StorageModule } from './infra/storage/storage.module';
 import { ChatModule } from './modules/chat/chat.module';
@@ -42,6 +43,7 @@ export class AppModule {
         StatsModule,
         StorageModule,
         ChatModule,
+        AccessCodesModule,
         ObservabilityModule,
       ],
       providers: [

@@ -14,6 +14,9 @@ const INDEXES_OUTSIDE_PRISMA: string[] = [
   // At most one active (LOADING/IN_TRANSIT/ARRIVED) trip per driver and per truck: partial unique indexes.
   'trips_one_active_per_driver',
   'trips_one_active_per_truck',
+  // Open access-code sessions only: the idle sweep by last use, and a code's open sessions when it is disabled.
+  'access_code_sessions_idle_idx',
+  'access_code_sessions_open_by_code_idx',
 ];
 
 describe('the migrated database matches schema.prisma', () => {

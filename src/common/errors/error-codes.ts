@@ -51,6 +51,10 @@ export enum ErrorCode {
   NOT_TRIP_DRIVER = 'NOT_TRIP_DRIVER',
   /** Attachment storage could not be reached: uploads and downloads fail, messages without attachments work. */
   STORAGE_UNAVAILABLE = 'STORAGE_UNAVAILABLE',
+  INVALID_CODE = 'INVALID_CODE',
+  CODE_EXPIRED = 'CODE_EXPIRED',
+  CODE_DISABLED = 'CODE_DISABLED',
+  CODE_CAPACITY_REACHED = 'CODE_CAPACITY_REACHED',
 }
 
 /**
@@ -117,6 +121,13 @@ export function httpStatusOf(code: ErrorCode): number {
       return 403;
     case ErrorCode.STORAGE_UNAVAILABLE:
       return 503;
+    case ErrorCode.INVALID_CODE:
+      return 401;
+    case ErrorCode.CODE_EXPIRED:
+    case ErrorCode.CODE_DISABLED:
+      return 410;
+    case ErrorCode.CODE_CAPACITY_REACHED:
+      return 409;
     default: {
       const unmapped: never = code;
       throw new Error(`unmapped error code ${String(unmapped)}`);

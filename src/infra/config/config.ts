@@ -137,6 +137,12 @@ const envSchema = z.object({
   S3_SECRET_ACCESS_KEY: z.string().default(''),
   /** Path-style bucket addressing (MinIO needs it). */
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
+  /** An access-code session not refreshed for this long ends and frees its seat (keep it above JWT_ACCESS_TTL_SECONDS). */
+  ACCESS_CODE_SESSION_IDLE_MS: int(1000, 30 * 86_400_000).default(30 * 60_000),
+  /** How often the idle sweep of access-code sessions runs (one run per interval across all nodes). */
+  ACCESS_CODE_IDLE_SWEEP_MS: int(1000, 86_400_000).default(60_000),
+  /** Idle access-code sessions ended per statement of the sweep. */
+  ACCESS_CODE_IDLE_BATCH: int(1, 100_000).default(500),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -270,6 +276,12 @@ export interface AppConfig {
       forcePathStyle: boolean;
     };
   };
+  /** An access-code session not refreshed for this long (ms) ends and frees its seat. */
+  accessCodeSessionIdleMs: number;
+  /** Interval (ms) of the idle sweep of access-code sessions. */
+  accessCodeIdleSweepMs: number;
+  /** Idle access-code sessions ended per statement of the sweep. */
+  accessCodeIdleBatch: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -413,6 +425,9 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
         forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
       },
     },
+    accessCodeSessionIdleMs: e.ACCESS_CODE_SESSION_IDLE_MS,
+    accessCodeIdleSweepMs: e.ACCESS_CODE_IDLE_SWEEP_MS,
+    accessCodeIdleBatch: e.ACCESS_CODE_IDLE_BATCH,
   };
 }
 

@@ -42,4 +42,5 @@ export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
 export const QUEUES = {
   stats: 'stats',
   chat: 'chat',
+  accessCodes: 'access-codes',
 } as const;

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { Db } from '../../infra/db/db.service';
+import { Db, SqlTx } from '../../infra/db/db.service';
 import { Role } from '../../generated/prisma/client';
 
 export interface UserRecord {
   id: string;
-  phone: string;
+  phone: string | null;
   name: string;
   passwordHash: string;
   createdAt: Date;
@@ -103,6 +103,39 @@ export class AuthRepository {
       await tx.refreshToken.create({ data: { familyId, tokenHash: nextHash, expiresAt } });
       return 'rotated';
     });
+  }
+
+  /**
+   * Inside the caller's SQL transaction, one statement: a user with no phone
+   * (so no password login) and its first login family and refresh token.
+   */
+  async createPhonelessUserIn(
+    tx: SqlTx,
+    ids: { userId: string; familyId: string; tokenId: string },
+    name: string,
+    tokenHash: string,
+    expiresAt: Date,
+  ): Promise<void> {
+    await tx.query(
+      `WITH u AS (
+         INSERT INTO users (id, phone, name, password_hash, updated_at) VALUES ($1::uuid, NULL, $4, '', now()) RETURNING id
+       ), f AS (
+         INSERT INTO refresh_token_families (id, user_id) SELECT $2::uuid, id FROM u RETURNING id
+       )
+       INSERT INTO refresh_tokens (id, family_id, token_hash, expires_at) SELECT $3::uuid, id, $5, $6 FROM f`,
+      [ids.userId, ids.familyId, ids.tokenId, name, tokenHash, expiresAt],
+      'auth-create-phoneless-user',
+    );
+  }
+
+  /** Inside the caller's SQL transaction: revokes these families (already revoked ones stay as they are). */
+  async revokeFamiliesIn(tx: SqlTx, familyIds: readonly string[]): Promise<void> {
+    if (familyIds.length === 0) return;
+    await tx.query(
+      `UPDATE refresh_token_families SET revoked_at = now() WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL`,
+      [familyIds],
+      'auth-revoke-families-in',
+    );
   }
 
   async revokeFamily(familyId: string): Promise<void> {

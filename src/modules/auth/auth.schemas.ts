@@ -20,7 +20,7 @@ export class RefreshDto extends createZodDto(refreshSchema) {}
 
 export interface UserView {
   id: string;
-  phone: string;
+  phone: string | null;
   name: string;
   createdAt: Date;
 }

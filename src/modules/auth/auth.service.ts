@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
+import { uuidv7 } from 'uuidv7';
 import { AccessTokenService } from '../../common/auth/access-token.service';
 import { Principal } from '../../common/auth/principal';
 import { SessionRevocations } from '../../common/auth/session-revocations';
@@ -7,12 +8,31 @@ import { DomainError, NotFoundError, UnauthenticatedError } from '../../common/e
 import { ErrorCode } from '../../common/errors/error-codes';
 import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import type { SqlTx } from '../../infra/db/db.service';
 import { AuthRepository, UserRecord } from './auth.repository';
 import { TokenPair, UserView } from './auth.schemas';
 import { PasswordHasher } from './password-hasher';
 
 function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
+}
+
+/**
+ * Told of what happens to login families that another feature tracks (access
+ * codes: a code session is one family). Awaited before the request is answered.
+ */
+export interface SessionListener {
+  /** A refresh token of the family was rotated: the session is in use. */
+  rotated?(familyId: string): Promise<void>;
+  /** The family was ended by auth itself (logout, a reused refresh token). */
+  ended?(familyId: string): Promise<void>;
+}
+
+/** A new user with no phone and its first login, made inside the caller's transaction. */
+export interface PhonelessSession {
+  userId: string;
+  familyId: string;
+  refreshToken: string;
 }
 
 export function toUserView(u: UserRecord): UserView {
@@ -22,6 +42,7 @@ export function toUserView(u: UserRecord): UserView {
 @Injectable()
 export class AuthService {
   private readonly logger = new Logger(AuthService.name);
+  private readonly listeners: SessionListener[] = [];
 
   constructor(
     private readonly repo: AuthRepository,
@@ -69,6 +90,7 @@ export class AuthService {
     const next = randomBytes(32).toString('base64url');
     const outcome = await this.repo.rotate(record.id, record.familyId, hashToken(next), this.refreshExpiry());
     if (outcome === 'reused') return this.revokeReused(record.familyId);
+    for (const l of this.listeners) await l.rotated?.(record.familyId);
     return this.tokenPair({ userId: record.userId, sessionId: record.familyId }, next);
   }
 
@@ -80,7 +102,44 @@ export class AuthService {
     const record = await this.repo.findRefreshToken(hashToken(refreshToken));
     if (!record) return;
     await this.repo.revokeFamily(record.familyId);
+    await this.sessionEnded(record.familyId);
     await this.revocations.revoke(record.familyId);
+  }
+
+  /** Registers a listener of rotations and endings of login families (see SessionListener). */
+  onSession(listener: SessionListener): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Inside the caller's SQL transaction: a user with no phone (it can never
+   * log in with a password) and its first login family. Access codes make
+   * each code session's user this way.
+   */
+  async createPhonelessSessionIn(tx: SqlTx, name: string): Promise<PhonelessSession> {
+    const refreshToken = randomBytes(32).toString('base64url');
+    const ids = { userId: uuidv7(), familyId: uuidv7(), tokenId: uuidv7() };
+    await this.repo.createPhonelessUserIn(tx, ids, name, hashToken(refreshToken), this.refreshExpiry());
+    return { userId: ids.userId, familyId: ids.familyId, refreshToken };
+  }
+
+  /** The access and refresh tokens of a session made by createPhonelessSessionIn, once it committed. */
+  tokensOf(session: PhonelessSession): TokenPair {
+    return this.tokenPair({ userId: session.userId, sessionId: session.familyId }, session.refreshToken);
+  }
+
+  /** Inside the caller's SQL transaction: ends these login families in the database (see revokeEverywhere). */
+  revokeFamiliesIn(tx: SqlTx, familyIds: readonly string[]): Promise<void> {
+    return this.repo.revokeFamiliesIn(tx, familyIds);
+  }
+
+  /** Refuses the access tokens of these (already revoked) families on every node, at once. */
+  async revokeEverywhere(familyIds: readonly string[]): Promise<void> {
+    await Promise.all(familyIds.map((id) => this.revocations.revoke(id)));
+  }
+
+  private async sessionEnded(familyId: string): Promise<void> {
+    for (const l of this.listeners) await l.ended?.(familyId);
   }
 
   async me(principal: Principal) {
@@ -109,6 +168,7 @@ export class AuthService {
 
   private async revokeReused(familyId: string): Promise<never> {
     await this.repo.revokeFamily(familyId);
+    await this.sessionEnded(familyId);
     await this.revocations.revoke(familyId);
     throw new UnauthenticatedError(
       ErrorCode.REFRESH_TOKEN_REUSED,

@@ -2,7 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { GroupRunner } from '../../common/batching/group-runner';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
-import { Db, DbTx } from '../../infra/db/db.service';
+import { uuidv7 } from 'uuidv7';
+import { Db, DbTx, SqlTx } from '../../infra/db/db.service';
 import { OrgRole } from './org-roles';
 import { DriverView, MemberView, OrgView, TruckView } from './orgs.schemas';
 
@@ -32,7 +33,7 @@ type DriverRow = {
   licenseNo: string | null;
   deviceId: string | null;
   createdAt: Date;
-  user: { name: string; phone: string };
+  user: { name: string; phone: string | null };
 };
 
 function toDriverView(row: DriverRow): DriverView {
@@ -111,12 +112,22 @@ export class OrgsRepository {
   async listMembers(orgId: string, cursor: string | undefined, limit: number): Promise<Page<MemberView>> {
     const k = keysetArgs(cursor);
     const rows = await this.db.read.membership.findMany({
-      where: { orgId, ...k.where },
+      // A code session's user (no phone) is a member for access checks, not a person on the list.
+      where: { orgId, user: { phone: { not: null } }, ...k.where },
       orderBy: k.orderBy,
       take: limit + 1,
       select: memberSelect,
     });
     return toPage(rows, limit);
+  }
+
+  /** Inside the caller's SQL transaction: a membership row (a code session's single membership). */
+  async addMemberIn(tx: SqlTx, orgId: string, userId: string, role: OrgRole): Promise<void> {
+    await tx.query(
+      `INSERT INTO memberships (id, org_id, user_id, role) VALUES ($1::uuid, $2::uuid, $3::uuid, $4::role)`,
+      [uuidv7(), orgId, userId, role],
+      'orgs-add-member-in',
+    );
   }
 
   addMember(orgId: string, userId: string, role: OrgRole): Promise<MemberView> {
@@ -207,11 +218,11 @@ export class OrgsRepository {
       const resumed = await tx.driverProfile.updateManyAndReturn({
         where: { orgId, userId, removedAt: { not: null } },
         data: {
-            removedAt: null,
-            licenseNo: data.licenseNo ?? null,
-            deviceId: data.deviceId ?? null,
-            trackerTokenHash: data.trackerTokenHash,
-          },
+          removedAt: null,
+          licenseNo: data.licenseNo ?? null,
+          deviceId: data.deviceId ?? null,
+          trackerTokenHash: data.trackerTokenHash,
+        },
         select: { id: true },
       });
       const row = resumed.length

@@ -76,7 +76,7 @@ export interface MemberView {
   orgId: string;
   userId: string;
   role: OrgRole;
-  user: { id: string; name: string; phone: string };
+  user: { id: string; name: string; phone: string | null };
   createdAt: Date;
 }
 
@@ -94,7 +94,7 @@ export interface DriverView {
   orgId: string;
   userId: string;
   name: string;
-  phone: string;
+  phone: string | null;
   licenseNo: string | null;
   deviceId: string | null;
   createdAt: Date;

@@ -5,7 +5,7 @@ import { ErrorCode } from '../../common/errors/error-codes';
 import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
 import { newTrackerToken } from '../../common/auth/tracker-token';
-import type { DbTx } from '../../infra/db/db.service';
+import type { DbTx, SqlTx } from '../../infra/db/db.service';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { AuthService } from '../auth/auth.service';
 import { ORG_ROLES, OrgRole, roleIn } from './org-roles';
@@ -111,6 +111,15 @@ export class OrgsService {
   /** Inside the caller's transaction: locks the driver profile and the truck until it ends (their work serializes). */
   lockDriverAndTruck(tx: DbTx, driverId: string, truckId: string): Promise<void> {
     return this.repo.lockDriverAndTruck(tx, driverId, truckId);
+  }
+
+  /**
+   * Inside the caller's SQL transaction: makes the user a member with this
+   * role. Access codes give each code session's user its one membership this
+   * way, so every role check answers for it as for any member.
+   */
+  addMemberIn(tx: SqlTx, orgId: string, userId: string, role: OrgRole): Promise<void> {
+    return this.repo.addMemberIn(tx, orgId, userId, role);
   }
 
   /** Registers a listener told of driver profiles that ended or resumed (see DriverAccessListener). */

@@ -1,0 +1,17 @@
+import { BullModule } from '@nestjs/bull';
+import { Module } from '@nestjs/common';
+import { QUEUES } from '../../infra/queue/queue.module';
+import { AuthModule } from '../auth/auth.module';
+import { OrgsModule } from '../orgs/orgs.module';
+import { AccessCodesController } from './access-codes.controller';
+import { AccessCodesProcessor, AccessCodesScheduler } from './access-codes.processor';
+import { AccessCodesRepository } from './access-codes.repository';
+import { AccessCodesService } from './access-codes.service';
+
+@Module({
+  imports: [AuthModule, OrgsModule, BullModule.registerQueue({ name: QUEUES.accessCodes })],
+  controllers: [AccessCodesController],
+  providers: [AccessCodesService, AccessCodesRepository, AccessCodesProcessor, AccessCodesScheduler],
+  exports: [AccessCodesService],
+})
+export class AccessCodesModule {}
