@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, ForbiddenError, NotFoundError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
@@ -6,6 +6,8 @@ import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
 import { newTrackerToken } from '../../common/auth/tracker-token';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
+import { ClusterBus } from '../../infra/redis/cluster-bus';
+import { trackerTokenRotated } from '../tracking/tracker-token-cache';
 import { AuthService } from '../auth/auth.service';
 import { TripsService } from '../trips/trips.service';
 import { OrgsRepository } from './orgs.repository';
@@ -26,6 +28,7 @@ export class OrgsService {
     private readonly auth: AuthService,
     private readonly realtime: RealtimePublisher,
     private readonly trips: TripsService,
+    private readonly bus: ClusterBus,
   ) {}
 
   /**
@@ -192,8 +195,9 @@ export class OrgsService {
 
   /**
    * Issues the driver a new tracker token; the old one stops working with
-   * this commit, on every node (OsmAnd looks tokens up in the database, never
-   * in a per-node copy). OWNER/ADMIN of the driver's org, or the driver.
+   * this commit, on every node (OsmAnd's per-node copies of token → trip are
+   * cleared here and, before this answers, on the other nodes through the
+   * cluster bus). OWNER/ADMIN of the driver's org, or the driver.
    */
   async rotateTrackerToken(principal: Principal, orgId: string, driverId: string): Promise<{ trackerToken: string }> {
     const role = await this.requireRole(principal, orgId);
@@ -203,6 +207,11 @@ export class OrgsService {
     if (!manages && driver.userId !== principal.userId) throw new ForbiddenError();
     const { token, hash } = newTrackerToken();
     if (!(await this.repo.setTrackerTokenHash(orgId, driverId, hash))) throw new NotFoundError('Driver');
+    await trackerTokenRotated(this.bus, driverId).catch((err: Error) =>
+      new Logger(OrgsService.name).warn(
+        `rotation of driver ${driverId}'s tracker token not announced to other nodes (they refuse the old token within their cache age): ${err.message}`,
+      ),
+    );
     return { trackerToken: token };
   }
 }

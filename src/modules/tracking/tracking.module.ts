@@ -3,13 +3,14 @@ import { TripsModule } from '../trips/trips.module';
 import { PingWriter } from './ping-writer';
 import { TrackingController } from './tracking.controller';
 import { TrackingRepository } from './tracking.repository';
+import { TrackerTokenCache } from './tracker-token-cache';
 import { TrackingService } from './tracking.service';
 import { UnknownTokenLimiter } from './unknown-token-limiter';
 
 @Module({
   imports: [TripsModule],
   controllers: [TrackingController],
-  providers: [TrackingService, TrackingRepository, PingWriter, UnknownTokenLimiter],
+  providers: [TrackingService, TrackingRepository, PingWriter, UnknownTokenLimiter, TrackerTokenCache],
   exports: [PingWriter],
 })
 export class TrackingModule {}

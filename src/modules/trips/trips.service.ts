@@ -14,6 +14,7 @@ import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { cacheCounters } from '../../infra/observability/metrics';
 import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
+import { trackerTokensChangedHere } from '../tracking/tracker-token-cache';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
 import { OrgRoleName, TripScope, TripsRepository } from './trips.repository';
@@ -75,6 +76,7 @@ export class TripsService {
   /** Drops the trip's cached ingest state here and, through the cluster bus, on every other node. */
   private trackStateChanged(tripId: string): void {
     this.trackStateCache.delete(tripId);
+    trackerTokensChangedHere(this.bus);
     this.bus
       .publish(TRIP_STATE_TOPIC, tripId)
       .catch((err: Error) =>
@@ -93,6 +95,7 @@ export class TripsService {
   async driverAccessChanged(driverIds: readonly string[]): Promise<void> {
     if (driverIds.length === 0) return;
     this.forgetDriverTrips(driverIds);
+    trackerTokensChangedHere(this.bus);
     await this.bus
       .publish(DRIVER_ACCESS_TOPIC, driverIds.join(' '))
       .catch((err: Error) =>
