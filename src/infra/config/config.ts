@@ -104,6 +104,8 @@ const envSchema = z.object({
   REALTIME_MAX_ROOMS_PER_SOCKET: int(1, 100_000).default(100),
   /** Subscribes one socket may send per second (beyond: RATE_LIMITED). */
   REALTIME_SUBSCRIBES_PER_SECOND: int(1, 100_000).default(20),
+  /** Processes `npm start` runs (node:cluster, one port); 0 = one per core. 1 = no cluster. */
+  WEB_CONCURRENCY: int(0, 256).default(0),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -214,6 +216,8 @@ export interface AppConfig {
   realtimeMaxRoomsPerSocket: number;
   /** Subscribes one socket may send per second. */
   realtimeSubscribesPerSecond: number;
+  /** Processes main.ts runs (node:cluster workers sharing the port); 0 = one per core. */
+  webConcurrency: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -339,6 +343,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     realtimeLogMaxBytes: e.REALTIME_LOG_MAX_BYTES,
     realtimeMaxRoomsPerSocket: e.REALTIME_MAX_ROOMS_PER_SOCKET,
     realtimeSubscribesPerSecond: e.REALTIME_SUBSCRIBES_PER_SECOND,
+    webConcurrency: e.WEB_CONCURRENCY,
   };
 }
 
