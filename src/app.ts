@@ -1,5 +1,4 @@
 import compress from '@fastify/compress';
-import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
@@ -19,6 +18,7 @@ import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { instrumentHttp } from './infra/observability/http-metrics';
 import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { EnvelopeFastifyAdapter } from './common/http/envelope';
+import { helmetDefaultHeaders } from './common/http/security-headers';
 import { installAuthRateLimits } from './common/rate-limit/auth-rate-limits';
 import { FallbackRateLimitCounter } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
@@ -39,7 +39,11 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Builds the whole service (not yet listening): used by main.ts and by the e2e tests. */
 export async function createApp(
   config: AppConfig,
-  opts: { logDestination?: DestinationStream } = {},
+  opts: {
+    logDestination?: DestinationStream;
+    /** Processes of this node's cluster (main.ts): more than one takes Socket.IO clients over websocket only. */
+    clusterWorkers?: number;
+  } = {},
 ): Promise<NestFastifyApplication> {
   installAsyncResourceBind();
   const pino = createPino(config.logLevel, opts.logDestination);
@@ -62,7 +66,7 @@ export async function createApp(
     bufferLogs: false,
   });
   // Socket.IO on the same server and port, nodes joined through Redis.
-  app.useWebSocketAdapter(new RedisIoAdapter(app, config));
+  app.useWebSocketAdapter(new RedisIoAdapter(app, config, (opts.clusterWorkers ?? 1) > 1));
   const fastify = app.getHttpAdapter().getInstance();
   // Before any route is declared: each route's latency series is bound as it is.
   instrumentHttp(fastify);
@@ -92,7 +96,12 @@ export async function createApp(
 
   await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'] });
   // Helmet's defaults: its CSP (scripts from 'self' only) fits /docs, whose Swagger UI loads every script from a file.
-  await app.register(helmet);
+  // Worked out once (see helmetDefaultHeaders) and set on every reply as it starts.
+  const securityHeaders = await helmetDefaultHeaders();
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    void reply.headers(securityHeaders);
+    done();
+  });
   // Attachments: one file part, streamed (never buffered). The part is cut one byte past the limit, so the
   // upload's own byte count sees it is too large and answers 413 with nothing stored.
   await app.register(multipart, {

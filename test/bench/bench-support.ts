@@ -9,6 +9,7 @@ import { Client } from 'pg';
 import { createApp } from '../../src/app';
 import { AppConfig, loadConfig } from '../../src/infra/config/config';
 import { migrate } from '../../src/infra/db/migration-runner';
+import { PingRow } from '../../src/modules/tracking/ping-filters';
 
 export const ROOT = join(__dirname, '..', '..');
 export const baseConfig = loadConfig({ ...process.env, NODE_ENV: 'test' });
@@ -70,36 +71,30 @@ function buildApp(): void {
   built = true;
 }
 
-/** The app as `npm start` runs it (compiled, NODE_ENV=production), in a child process. */
-export async function startAppProcess(
-  databaseUrl: string,
-  env: Record<string, string> = {},
-): Promise<{ url: string; proc: ChildProcess; stop: () => Promise<void> }> {
-  buildApp();
+export interface ServerProcess {
+  url: string;
+  proc: ChildProcess;
+  stop: () => Promise<void>;
+}
+
+/** A node server in a child process on a free port (PORT, HOST), once `readyPath` answers 2xx. */
+export async function startServerProcess(
+  args: string[],
+  env: Record<string, string | undefined>,
+  readyPath: string,
+): Promise<ServerProcess> {
   const port = await freePort();
-  // BENCH_APP_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the app under the benchmark's load.
+  // BENCH_APP_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the server under the benchmark's load.
   const nodeArgs = (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      JWT_SECRET: 'bench-secret-bench-secret-bench',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: databaseUrl,
-      DATABASE_REPLICA_URL: '',
-      REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
-      LOG_LEVEL: 'error',
-      AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
-      ...env,
-    },
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', process.env.BENCH_APP_STDOUT ? 'inherit' : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     try {
-      if ((await fetch(`${url}/health/live`)).ok) break;
+      if ((await fetch(`${url}${readyPath}`)).ok) break;
     } catch {
       /* starting */
     }
@@ -115,6 +110,25 @@ export async function startAppProcess(
         proc.kill('SIGTERM');
       }),
   };
+}
+
+/** The app as `npm start` runs it (compiled, NODE_ENV=production), in a child process. */
+export async function startAppProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  buildApp();
+  return startServerProcess(
+    [join(ROOT, 'dist', 'main.js')],
+    {
+      NODE_ENV: 'production',
+      JWT_SECRET: 'bench-secret-bench-secret-bench',
+      DATABASE_URL: databaseUrl,
+      DATABASE_REPLICA_URL: '',
+      REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
+      LOG_LEVEL: 'error',
+      AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
+      ...env,
+    },
+    '/health/live',
+  );
 }
 
 export async function call(url: string, method: string, path: string, body?: unknown, token?: string): Promise<any> {
@@ -295,4 +309,87 @@ export function cpuMeter(groups: Record<string, number[]>): () => Record<string,
     out.stealMs = Math.round(stealMs() - steal0);
     return out;
   };
+}
+
+/** `total` ping rows spread over the trips, `perTrip` consecutive fixes each in turn. */
+export function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: number): PingRow[] {
+  const rows: PingRow[] = [];
+  while (rows.length < total) {
+    for (const tripId of tripIds) {
+      for (const f of clock.take(tripId, perTrip)) {
+        rows.push({
+          tripId,
+          recordedAt: new Date(f.timestamp),
+          lat: f.latitude,
+          lng: f.longitude,
+          accuracy: 5,
+          speed: 1,
+          heading: 0,
+          altitude: null,
+          batchId: null,
+        });
+      }
+    }
+  }
+  return rows.slice(0, total);
+}
+
+/**
+ * The ingest floor: the rows written by one connection, 1,000 a statement
+ * (the app's conflict rule), in rows a second. `checkpoint` first flushes what
+ * earlier scenarios left dirty, so the figure does not pay for their writes.
+ */
+export async function insertFloor(databaseUrl: string, rows: PingRow[], opts: { checkpoint?: boolean } = {}): Promise<number> {
+  const sql = new Client({ connectionString: databaseUrl });
+  await sql.connect();
+  if (opts.checkpoint) await sql.query('CHECKPOINT');
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < rows.length; i += 1000) {
+    const part = rows.slice(i, i + 1000);
+    const values: unknown[] = [];
+    const tuples = part.map((r, j) => {
+      values.push(r.tripId, r.recordedAt, r.lat, r.lng, r.accuracy, r.speed, r.heading, r.altitude, r.batchId);
+      const b = j * 9;
+      return `($${b + 1},$${b + 2},$${b + 3},$${b + 4},$${b + 5},$${b + 6},$${b + 7},$${b + 8},$${b + 9})`;
+    });
+    await sql.query(
+      `INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id) VALUES ${tuples.join(',')} ON CONFLICT (trip_id, recorded_at) DO NOTHING`,
+      values,
+    );
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await sql.end();
+  return rows.length / seconds;
+}
+
+export function percentiles(ms: number[]): { n: number; p50ms: number; p99ms: number; maxms: number } {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 1);
+  return { n: sorted.length, p50ms: at(0.5), p99ms: at(0.99), maxms: round(sorted[sorted.length - 1] ?? NaN, 1) };
+}
+
+/** CPU ms (as cpuMeter reports them) per 1,000 units of work. */
+export function perThousand(cpu: Record<string, number>, units: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, round((ms * 1000) / units, 1)]));
+}
+
+/** A process and all its descendants (a clustered app's workers), from /proc. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(pid)]);
+    } catch {
+      /* gone */
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) walk(c);
+  };
+  walk(root);
+  return out;
 }

@@ -2,9 +2,9 @@
 import autocannon from 'autocannon';
 import { loadavg } from 'node:os';
 import { Client } from 'pg';
+import { PingRow } from '../../src/modules/tracking/ping-filters';
 import { createApp } from '../../src/app';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
-import { PingRow } from '../../src/modules/tracking/ping-filters';
 import { TrackingRepository } from '../../src/modules/tracking/tracking.repository';
 import {
   baseConfig,
@@ -12,8 +12,12 @@ import {
   cpuMeter,
   FixClock,
   freshDatabase,
+  insertFloor as floor,
   makeTrips,
+  percentiles,
+  perThousand,
   round,
+  rowsFor,
   runBench,
   startAppProcess,
 } from './bench-support';
@@ -34,54 +38,6 @@ const STEADY_RPS = Number(process.env.TRACKING_BENCH_STEADY_RPS ?? 500);
  * node in service runs in. The measured window's per-second p99 shows what is left of it.
  */
 const WARMUP_S = Number(process.env.TRACKING_BENCH_WARMUP_S ?? 8);
-
-function rowsFor(clock: FixClock, tripIds: string[], total: number, perTrip: number): PingRow[] {
-  const rows: PingRow[] = [];
-  while (rows.length < total) {
-    for (const tripId of tripIds) {
-      for (const f of clock.take(tripId, perTrip)) {
-        rows.push({
-          tripId,
-          recordedAt: new Date(f.timestamp),
-          lat: f.latitude,
-          lng: f.longitude,
-          accuracy: 5,
-          speed: 1,
-          heading: 0,
-          altitude: null,
-          batchId: null,
-        });
-      }
-    }
-  }
-  return rows.slice(0, total);
-}
-
-function perThousand(cpu: Record<string, number>, points: number): Record<string, number> {
-  return Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, round((ms * 1000) / points, 1)]));
-}
-
-async function floor(databaseUrl: string, rows: PingRow[]): Promise<number> {
-  const sql = new Client({ connectionString: databaseUrl });
-  await sql.connect();
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < rows.length; i += 1000) {
-    const part = rows.slice(i, i + 1000);
-    const values: unknown[] = [];
-    const tuples = part.map((r, j) => {
-      values.push(r.tripId, r.recordedAt, r.lat, r.lng, r.accuracy, r.speed, r.heading, r.altitude, r.batchId);
-      const b = j * 9;
-      return `($${b + 1},$${b + 2},$${b + 3},$${b + 4},$${b + 5},$${b + 6},$${b + 7},$${b + 8},$${b + 9})`;
-    });
-    await sql.query(
-      `INSERT INTO trip_pings (trip_id, recorded_at, lat, lng, accuracy, speed, heading, altitude, batch_id) VALUES ${tuples.join(',')} ON CONFLICT (trip_id, recorded_at) DO NOTHING`,
-      values,
-    );
-  }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  await sql.end();
-  return rows.length / seconds;
-}
 
 async function writerAlone(databaseUrl: string, rows: PingRow[], strategy: 'unnest' | 'prisma'): Promise<number> {
   const app = await createApp({
@@ -111,12 +67,6 @@ async function writerAlone(databaseUrl: string, rows: PingRow[], strategy: 'unne
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await app.close();
   return rows.length / seconds;
-}
-
-function percentiles(ms: number[]): { n: number; p50ms: number; p99ms: number; maxms: number } {
-  const sorted = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN, 1);
-  return { n: sorted.length, p50ms: at(0.5), p99ms: at(0.99), maxms: round(sorted[sorted.length - 1] ?? NaN, 1) };
 }
 
 function startProbes(appUrl: string, databaseUrl: string) {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { newMember, newOrg } from '../support/factories';
 import { AppNode, startAnotherNode } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
-import { activeTrip, newDriver, newWorld, TripWorld } from '../support/trips-fixtures';
+import { activeTrip, moveTo, newDriver, newWorld, TripWorld } from '../support/trips-fixtures';
 
 const UNKNOWN_LIMIT = 3;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -109,6 +109,8 @@ describe('tracker tokens (the OsmAnd credential)', () => {
     const other: AppNode = await startAnotherNode(t, { logLevel: 'silent' });
     try {
       const address = newAddress();
+      // Both nodes have looked the token up (and remember its trip) before the rotation.
+      expect((await osmand(fix(w.trackerToken, 0), address)).status).toBe(200);
       expect((await osmand(fix(w.trackerToken, 1), address, { url: other.url })).status).toBe(200);
       const rotated = await t.api.post(`/orgs/${w.source.id}/drivers/${w.driverId}/tracker-token`, undefined, {
         token: w.source.owner.accessToken,
@@ -121,7 +123,34 @@ describe('tracker tokens (the OsmAnd credential)', () => {
       expect((await osmand(fix(w.trackerToken, 3), address)).status).toBe(404);
       expect((await osmand(fix(fresh, 4), address, { url: other.url })).status).toBe(200);
       expect((await osmand(fix(fresh, 5), address)).status).toBe(200);
-      expect(await stored(tripId)).toBe(3);
+      expect(await stored(tripId)).toBe(4);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("a remembered token follows its driver's trips at once, on every node", async () => {
+    const { w, tripId } = await tripWorld();
+    const other: AppNode = await startAnotherNode(t, { logLevel: 'silent' });
+    try {
+      const address = newAddress();
+      const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+      expect((await osmand(fix(w.trackerToken, 0), address)).status).toBe(200);
+      expect((await osmand(fix(w.trackerToken, 1), address, { url: other.url })).status).toBe(200);
+      // The trip ends (on this node): neither node files fixes into it any more.
+      await moveTo(t.api, w, tripId, 'CANCELLED');
+      for (const url of [t.url, other.url]) {
+        const res = await osmand(fix(w.trackerToken, 2), address, { url });
+        expect(res.status).toBe(409);
+        expect(await code(res)).toBe('NO_ACTIVE_TRIP');
+      }
+      // The driver's next trip becomes active: both nodes file the next fixes into it.
+      const next = (await activeTrip(t.api, w)).id as string;
+      await t.sql.query(`UPDATE trips SET created_at = now() - interval '2 hours' WHERE id = $1`, [next]);
+      expect((await osmand(fix(w.trackerToken, 3), address)).status).toBe(200);
+      expect((await osmand(fix(w.trackerToken, 4), address, { url: other.url })).status).toBe(200);
+      expect(await stored(tripId)).toBe(2);
+      expect(await stored(next)).toBe(2);
     } finally {
       await other.close();
     }
@@ -196,14 +225,15 @@ describe('tracker tokens (the OsmAnd credential)', () => {
     const { w } = await tripWorld();
     const address = newAddress();
     const from = logLines.length;
-    expect((await osmand(fix(w.trackerToken, 10), address)).status).toBe(200);
+    // First, before this node has looked the token up (it remembers a found driver's trip).
     await t.sql.query(`ALTER TABLE driver_profiles RENAME COLUMN tracker_token_hash TO tracker_token_hash_gone`);
     try {
-      const failed = await osmand(fix(w.trackerToken, 11), address);
+      const failed = await osmand(fix(w.trackerToken, 10), address);
       expect(failed.status).toBeGreaterThanOrEqual(500);
     } finally {
       await t.sql.query(`ALTER TABLE driver_profiles RENAME COLUMN tracker_token_hash_gone TO tracker_token_hash`);
     }
+    expect((await osmand(fix(w.trackerToken, 11), address)).status).toBe(200);
     const lines = logLines.slice(from).join('');
     // The failure was logged, with the path but not the query string.
     expect(lines).toContain('/api/v1/tracking/osmand?[redacted]');

@@ -16,10 +16,22 @@ export class AuthGuard implements CanActivate {
     private readonly revocations: SessionRevocations,
   ) {}
 
+  /** Per handler: `@Public()` is read once, not on every request. */
+  private readonly publicHandlers = new WeakMap<object, boolean>();
+
+  private isPublic(context: ExecutionContext): boolean {
+    const handler = context.getHandler();
+    let known = this.publicHandlers.get(handler);
+    if (known === undefined) {
+      known = !!this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [handler, context.getClass()]);
+      this.publicHandlers.set(handler, known);
+    }
+    return known;
+  }
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return true;
-    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()]);
-    if (isPublic) return true;
+    if (this.isPublic(context)) return true;
     const request = context.switchToHttp().getRequest<AuthedRequest>();
     const token = AccessTokenService.fromHeader(request.headers.authorization);
     if (!token) throw new UnauthenticatedError();

@@ -143,6 +143,8 @@ const envSchema = z.object({
   ACCESS_CODE_IDLE_SWEEP_MS: int(1000, 86_400_000).default(60_000),
   /** Idle access-code sessions ended per statement of the sweep. */
   ACCESS_CODE_IDLE_BATCH: int(1, 100_000).default(500),
+  /** Processes `npm start` runs (node:cluster, one port); 0 = one per core. 1 = no cluster. */
+  WEB_CONCURRENCY: int(0, 256).default(1),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -282,6 +284,8 @@ export interface AppConfig {
   accessCodeIdleSweepMs: number;
   /** Idle access-code sessions ended per statement of the sweep. */
   accessCodeIdleBatch: number;
+  /** Processes main.ts runs (node:cluster workers sharing the port); 0 = one per core. */
+  webConcurrency: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -428,6 +432,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     accessCodeSessionIdleMs: e.ACCESS_CODE_SESSION_IDLE_MS,
     accessCodeIdleSweepMs: e.ACCESS_CODE_IDLE_SWEEP_MS,
     accessCodeIdleBatch: e.ACCESS_CODE_IDLE_BATCH,
+    webConcurrency: e.WEB_CONCURRENCY,
   };
 }
 

@@ -19,6 +19,8 @@ export class RedisIoAdapter extends IoAdapter {
   constructor(
     app: INestApplicationContext,
     private readonly config: AppConfig,
+    /** Websocket only: behind node:cluster, long-polling's requests could land on a process that does not know the session. */
+    private readonly websocketOnly = false,
   ) {
     super(app);
   }
@@ -28,7 +30,7 @@ export class RedisIoAdapter extends IoAdapter {
       ...options,
       path: '/socket.io',
       serveClient: false,
-      transports: ['polling', 'websocket'],
+      transports: this.websocketOnly ? ['websocket'] : ['polling', 'websocket'],
       // Clients send small control messages only.
       maxHttpBufferSize: 64 * 1024,
       // Browsers on other origins only when configured (CORS_ORIGINS); clients authenticate with a token, not cookies.

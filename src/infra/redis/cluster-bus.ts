@@ -62,6 +62,17 @@ export class ClusterBus implements OnModuleInit, OnApplicationShutdown {
     await this.redis.publish(this.channelOf(topic), message);
   }
 
+  /**
+   * Runs this node's handlers of the topic at once, then publishes to every
+   * node: a change is in force here before the caller answers, whatever
+   * Redis does. The handlers run again when the message comes back, so they
+   * must be idempotent (dropping a cached entry is).
+   */
+  async announce(topic: string, message: string): Promise<void> {
+    this.dispatch(this.channelOf(topic), message);
+    await this.publish(topic, message);
+  }
+
   onModuleInit(): void {
     const sub = this.redis.duplicate({
       enableOfflineQueue: true,
@@ -72,15 +83,17 @@ export class ClusterBus implements OnModuleInit, OnApplicationShutdown {
     sub.on('error', () => undefined); // the main client logs Redis trouble
     sub.on('close', () => this.down());
     sub.on('ready', () => void this.subscribe());
-    sub.on('message', (channel: string, message: string) => {
-      for (const handler of this.handlers.get(channel) ?? []) {
-        try {
-          handler(message);
-        } catch (err) {
-          this.logger.error(`handler of ${channel} failed: ${(err as Error).message}`);
-        }
+    sub.on('message', (channel: string, message: string) => this.dispatch(channel, message));
+  }
+
+  private dispatch(channel: string, message: string): void {
+    for (const handler of this.handlers.get(channel) ?? []) {
+      try {
+        handler(message);
+      } catch (err) {
+        this.logger.error(`handler of ${channel} failed: ${(err as Error).message}`);
       }
-    });
+    }
   }
 
   onApplicationShutdown(): void {

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, ForbiddenError, NotFoundError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
@@ -7,10 +7,14 @@ import { Page } from '../../common/pagination/page';
 import { newTrackerToken } from '../../common/auth/tracker-token';
 import type { DbTx, SqlTx } from '../../infra/db/db.service';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
+import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { AuthService } from '../auth/auth.service';
 import { ORG_ROLES, OrgRole, roleIn } from './org-roles';
 import { OrgsRepository } from './orgs.repository';
 import { DriverView, MemberView, OrgView, TruckView } from './orgs.schemas';
+
+/** Cluster-bus topic: a driver's tracker token was rotated (the driver profile's id); OsmAnd's remembered answers go. */
+export const TRACKER_TOKEN_ROTATED_TOPIC = 'tracker-token';
 
 /** Told of driver profiles that ended (their user left the org) or resumed; awaited before the change is answered. */
 export type DriverAccessListener = (driverIds: readonly string[]) => Promise<void>;
@@ -37,6 +41,7 @@ export class OrgsService {
     private readonly repo: OrgsRepository,
     private readonly auth: AuthService,
     private readonly realtime: RealtimePublisher,
+    private readonly bus: ClusterBus,
   ) {}
 
   /**
@@ -278,8 +283,9 @@ export class OrgsService {
 
   /**
    * Issues the driver a new tracker token; the old one stops working with
-   * this commit, on every node (OsmAnd looks tokens up in the database, never
-   * in a per-node copy). OWNER/ADMIN of the driver's org, or the driver.
+   * this commit, on every node (OsmAnd's per-node copies of token → trip are
+   * cleared here and, before this answers, on the other nodes through the
+   * cluster bus). OWNER/ADMIN of the driver's org, or the driver.
    */
   async rotateTrackerToken(principal: Principal, orgId: string, driverId: string): Promise<{ trackerToken: string }> {
     const role = await this.requireRole(principal, orgId);
@@ -289,6 +295,11 @@ export class OrgsService {
     if (!manages && driver.userId !== principal.userId) throw new ForbiddenError();
     const { token, hash } = newTrackerToken();
     if (!(await this.repo.setTrackerTokenHash(orgId, driverId, hash))) throw new NotFoundError('Driver');
+    await this.bus.announce(TRACKER_TOKEN_ROTATED_TOPIC, driverId).catch((err: Error) =>
+      new Logger(OrgsService.name).warn(
+        `rotation of driver ${driverId}'s tracker token not announced to other nodes (they refuse the old token within their cache age): ${err.message}`,
+      ),
+    );
     return { trackerToken: token };
   }
 }

@@ -15,6 +15,7 @@ import { LatestLocation, LatestLocations } from './latest-locations';
 import { OsmAndFix } from './osmand';
 import { checkPoints, Fix, PingRow, REJECT_REASONS, RejectReason, Rejection, speedFilter } from './ping-filters';
 import { PingWriter } from './ping-writer';
+import { TrackerTokenCache } from './tracker-token-cache';
 import { UnknownTokenLimiter } from './unknown-token-limiter';
 import { HistoryPoint, TrackingRepository } from './tracking.repository';
 
@@ -52,6 +53,7 @@ export class TrackingService implements OnModuleInit {
     private readonly latestLocations: LatestLocations,
     private readonly realtime: RealtimePublisher,
     private readonly unknownTokens: UnknownTokenLimiter,
+    private readonly tokenTrips: TrackerTokenCache,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -89,16 +91,19 @@ export class TrackingService implements OnModuleInit {
 
   /**
    * The active trip of the driver whose tracker token this is (the OsmAnd
-   * credential), looked up by its digest on the primary on every request, so
-   * a rotated token fails at once on every node. An unknown (or missing) token
+   * credential), looked up by its digest on the primary and remembered per
+   * node (TrackerTokenCache: a rotation, a status change or a driver's access
+   * change clears it on every node before it is answered, so a rotated token
+   * fails at once on every node). An unknown (or missing) token
    * is one uniform 404, and counted per client address: past the limit the
    * address gets 429 with Retry-After, before any lookup.
    */
   async osmandTrip(token: string | undefined, clientAddress: string): Promise<string> {
     const wait = this.unknownTokens.retryAfter(clientAddress);
     if (wait !== null) throw tooManyUnknownTokens(wait);
-    const found = token
-      ? await this.trips.findActiveTripByTrackerToken(hashTrackerToken(token))
+    const hash = token ? hashTrackerToken(token) : undefined;
+    const found = hash
+      ? await this.tokenTrips.lookup(hash, () => this.trips.findActiveTripByTrackerToken(hash))
       : { driverFound: false, tripId: null };
     if (!found.driverFound) {
       const over = await this.unknownTokens.countUnknown(clientAddress);

@@ -40,9 +40,9 @@ export interface TripViewer {
 }
 
 /** Cluster-bus topic: a trip whose status changed (its id). */
-const TRIP_STATE_TOPIC = 'trip-state';
+export const TRIP_STATE_TOPIC = 'trip-state';
 /** Cluster-bus topic: driver profiles that ended or resumed (their ids, space-separated). */
-const DRIVER_ACCESS_TOPIC = 'driver-access';
+export const DRIVER_ACCESS_TOPIC = 'driver-access';
 
 interface TrackStateEntry {
   at: number;
@@ -77,9 +77,9 @@ export class TripsService {
 
   /** Drops the trip's cached ingest state here and, through the cluster bus, on every other node. */
   private trackStateChanged(tripId: string): void {
-    this.trackStateCache.delete(tripId);
+    // This node's handlers (this cache, OsmAnd's token → trip answers) at once; the other nodes through the bus.
     this.bus
-      .publish(TRIP_STATE_TOPIC, tripId)
+      .announce(TRIP_STATE_TOPIC, tripId)
       .catch((err: Error) =>
         this.logger.warn(
           `status change of trip ${tripId} not announced to other nodes (they see it within their cache age): ${err.message}`,
@@ -95,9 +95,8 @@ export class TripsService {
    */
   async driverAccessChanged(driverIds: readonly string[]): Promise<void> {
     if (driverIds.length === 0) return;
-    this.forgetDriverTrips(driverIds);
     await this.bus
-      .publish(DRIVER_ACCESS_TOPIC, driverIds.join(' '))
+      .announce(DRIVER_ACCESS_TOPIC, driverIds.join(' '))
       .catch((err: Error) =>
         this.logger.warn(
           `access change of driver profiles ${driverIds.join(', ')} not announced to other nodes (they see it within their cache age): ${err.message}`,
