@@ -20,7 +20,7 @@ import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { EnvelopeFastifyAdapter } from './common/http/envelope';
 import { helmetDefaultHeaders } from './common/http/security-headers';
 import { installAuthRateLimits } from './common/rate-limit/auth-rate-limits';
-import { FallbackRateLimitCounter } from './common/rate-limit/rate-limit-store';
+import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 import { logSafeUrl } from './infra/observability/log-safe-url';
 
@@ -30,9 +30,6 @@ export const API_PREFIX = 'api/v1';
 const AUTH_ROUTES = ['register', 'login', 'code-login'].map((r) => `POST /${API_PREFIX}/auth/${r}`);
 /** Routes whose attempts are also limited per phone number of the body. */
 const PHONE_LOGIN_ROUTES = [`POST /${API_PREFIX}/auth/login`];
-/** After a failed Redis call, rate limits are counted in memory this long before Redis is tried again. */
-const RATE_LIMIT_REDIS_RETRY_MS = 1000;
-
 /** A client-sent X-Request-Id is echoed when it looks like an id; anything else gets a fresh one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -13,6 +13,9 @@ if ttl < 0 then
 end
 return {current, ttl}`;
 
+/** After a failed Redis call, how long rate limits count in memory before asking Redis again. */
+export const RATE_LIMIT_REDIS_RETRY_MS = 1000;
+
 export interface FallbackStoreOptions {
   /** Prefix of the counters' keys in Redis (after the client's own key prefix). */
   namespace: string;
