@@ -38,6 +38,27 @@ export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
     close().catch((err: Error) => logger.warn(`queue ${queue.name} closed with an error: ${err.message}`));
 }
 
+/**
+ * Puts a repeatable job on its queue (one run per interval across all
+ * nodes), replacing a schedule left by an earlier interval. Never throws:
+ * with Redis down the service still starts, and the failure is logged.
+ */
+export async function scheduleRepeatable(
+  queue: Queue,
+  job: { name: string; jobId: string; every: number; what: string },
+  logger: Logger,
+): Promise<void> {
+  try {
+    // A changed interval leaves the old schedule behind: drop it.
+    for (const old of await queue.getRepeatableJobs()) {
+      if (old.name === job.name && Number(old.every) !== job.every) await queue.removeRepeatableByKey(old.key);
+    }
+    await queue.add(job.name, {}, { repeat: { every: job.every }, jobId: job.jobId });
+  } catch (err) {
+    logger.warn(`could not schedule ${job.what}: ${(err as Error).message}`);
+  }
+}
+
 /** Queue names, in one place. */
 export const QUEUES = {
   stats: 'stats',

@@ -2,7 +2,7 @@ import { InjectQueue, Process, Processor } from '@nestjs/bull';
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
+import { closeQuietlyAtShutdown, QUEUES, scheduleRepeatable } from '../../infra/queue/queue.module';
 import { AccessCodesService, IdleSweepResult } from './access-codes.service';
 
 export const END_IDLE_SESSIONS_JOB = 'end-idle-sessions';
@@ -39,16 +39,16 @@ export class AccessCodesScheduler implements OnApplicationBootstrap {
   /** Settles once the schedule is in place (or failed and was logged). */
   scheduled: Promise<void> = Promise.resolve();
 
-  private async schedule(): Promise<void> {
-    try {
-      const every = this.config.accessCodeIdleSweepMs;
-      for (const job of await this.queue.getRepeatableJobs()) {
-        if (job.name === END_IDLE_SESSIONS_JOB && Number(job.every) !== every)
-          await this.queue.removeRepeatableByKey(job.key);
-      }
-      await this.queue.add(END_IDLE_SESSIONS_JOB, {}, { repeat: { every }, jobId: 'access-code-idle-sweep' });
-    } catch (err) {
-      this.logger.warn(`could not schedule the idle sweep of code sessions: ${(err as Error).message}`);
-    }
+  private schedule(): Promise<void> {
+    return scheduleRepeatable(
+      this.queue,
+      {
+        name: END_IDLE_SESSIONS_JOB,
+        jobId: 'access-code-idle-sweep',
+        every: this.config.accessCodeIdleSweepMs,
+        what: 'the idle sweep of code sessions',
+      },
+      this.logger,
+    );
   }
 }

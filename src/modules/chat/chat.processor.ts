@@ -2,7 +2,7 @@ import { InjectQueue, Process, Processor } from '@nestjs/bull';
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
+import { closeQuietlyAtShutdown, QUEUES, scheduleRepeatable } from '../../infra/queue/queue.module';
 import { AttachmentsService } from './attachments.service';
 
 export const SWEEP_ORPHANS_JOB = 'sweep-orphan-attachments';
@@ -37,16 +37,16 @@ export class ChatScheduler implements OnApplicationBootstrap {
 
   scheduled: Promise<void> = Promise.resolve();
 
-  private async schedule(): Promise<void> {
-    try {
-      const every = this.config.chatAttachmentSweepMs;
-      for (const job of await this.queue.getRepeatableJobs()) {
-        if (job.name === SWEEP_ORPHANS_JOB && Number(job.every) !== every)
-          await this.queue.removeRepeatableByKey(job.key);
-      }
-      await this.queue.add(SWEEP_ORPHANS_JOB, {}, { repeat: { every }, jobId: 'chat-orphan-sweep' });
-    } catch (err) {
-      this.logger.warn(`could not schedule the orphan attachment sweep: ${(err as Error).message}`);
-    }
+  private schedule(): Promise<void> {
+    return scheduleRepeatable(
+      this.queue,
+      {
+        name: SWEEP_ORPHANS_JOB,
+        jobId: 'chat-orphan-sweep',
+        every: this.config.chatAttachmentSweepMs,
+        what: 'the orphan attachment sweep',
+      },
+      this.logger,
+    );
   }
 }

@@ -2,7 +2,7 @@ import { InjectQueue, Process, Processor } from '@nestjs/bull';
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
+import { closeQuietlyAtShutdown, QUEUES, scheduleRepeatable } from '../../infra/queue/queue.module';
 import { StatsService } from './stats.service';
 
 export const REFRESH_STATS_JOB = 'refresh';
@@ -39,17 +39,16 @@ export class StatsScheduler implements OnApplicationBootstrap {
   /** Settles once the schedule is in place (or failed and was logged). */
   scheduled: Promise<void> = Promise.resolve();
 
-  private async schedule(): Promise<void> {
-    try {
-      const every = this.config.statsRefreshMs;
-      // A changed interval leaves the old schedule behind: drop it.
-      for (const job of await this.queue.getRepeatableJobs()) {
-        if (job.name === REFRESH_STATS_JOB && Number(job.every) !== every)
-          await this.queue.removeRepeatableByKey(job.key);
-      }
-      await this.queue.add(REFRESH_STATS_JOB, {}, { repeat: { every }, jobId: 'org-stats-refresh' });
-    } catch (err) {
-      this.logger.warn(`could not schedule the stats refresh: ${(err as Error).message}`);
-    }
+  private schedule(): Promise<void> {
+    return scheduleRepeatable(
+      this.queue,
+      {
+        name: REFRESH_STATS_JOB,
+        jobId: 'org-stats-refresh',
+        every: this.config.statsRefreshMs,
+        what: 'the stats refresh',
+      },
+      this.logger,
+    );
   }
 }
