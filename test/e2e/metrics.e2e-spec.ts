@@ -1,3 +1,4 @@
+import { QUEUES } from '../../src/infra/queue/queue.module';
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { metricsRegistry } from '../../src/infra/observability/metrics';
@@ -234,7 +235,7 @@ describe('GET /metrics', () => {
       t.config.databasePoolMax,
     );
 
-    expect(s.labelValues('waybill_queue_jobs', 'queue')).toEqual(['stats']);
+    expect(s.labelValues('waybill_queue_jobs', 'queue')).toEqual(Object.values(QUEUES).sort());
     expect(s.labelValues('waybill_queue_jobs', 'state')).toEqual([
       'active',
       'completed',
@@ -299,7 +300,7 @@ describe('GET /metrics', () => {
       expect(Date.now() - started).toBeLessThan(3000);
       // Metrics are per process: both nodes' stats queues were read, now only the first node's is.
       expect(down.delta(up, 'waybill_queue_scrape_failures_total', { queue: 'stats' })).toBe(1);
-      expect(down.labelValues('waybill_queue_jobs', 'queue')).toEqual(['stats']);
+      expect(down.labelValues('waybill_queue_jobs', 'queue')).toEqual(Object.values(QUEUES).sort());
       expect(down.series('waybill_db_pool_connections', { db: 'primary', state: 'total' })).toHaveLength(1);
     });
   });
