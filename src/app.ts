@@ -118,6 +118,8 @@ export async function createApp(
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
       { path: 'metrics', method: RequestMethod.GET },
+      // The page a printed QR opens: its URL is PUBLIC_BASE_URL/q/<code>.
+      { path: 'q/:code', method: RequestMethod.GET },
     ],
   });
 

@@ -48,8 +48,5 @@ export const TRIP_EVENT_ACTIONS: ReadonlySet<string> = new Set(['LOAD', 'UNLOAD'
 
 /** Text for HTML: the five characters that could open markup or leave an attribute. */
 export function escapeHtml(s: string): string {
-  return s.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
