@@ -1,6 +1,6 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
@@ -17,7 +17,6 @@ import {
   FieldsQuery,
   ImageQuery,
   ListTagsQuery,
-  PublicCodeParam,
   ScanDto,
   TagPageQuery,
   TagParam,
@@ -145,12 +144,13 @@ export class QrPublicController {
       'JSON with `Accept: application/json`, else a small HTML page. Anything but a public active tag is the same 404 with Cache-Control: no-store.',
   })
   async page(
-    @Param() p: PublicCodeParam,
+    // Read raw, not through the validation pipe: a code of any shape (even one with a NUL) is the same 404.
+    @Req() req: FastifyRequest,
     @Headers('accept') accept: string | undefined,
     @Headers('if-none-match') inm: string | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const summary = await this.qr.publicSummary(p.code);
+    const summary = await this.qr.publicSummary((req.params as { code: string }).code);
     const json = (accept ?? '').includes('application/json');
     void res.header('vary', 'Accept');
     if (!summary) {

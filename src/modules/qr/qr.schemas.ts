@@ -109,8 +109,6 @@ export class CreateBatchDto extends createZodDto(createBatchSchema) {}
 
 export const batchParamSchema = z.strictObject({ batchId: z.uuid() });
 export class BatchParam extends createZodDto(batchParamSchema) {}
-export const publicCodeParamSchema = z.strictObject({ code: z.string().max(1000) });
-export class PublicCodeParam extends createZodDto(publicCodeParamSchema) {}
 
 export interface TagView {
   id: string;
