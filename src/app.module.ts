@@ -21,6 +21,7 @@ import { AccessCodesModule } from './modules/access-codes/access-codes.module';
 import { QueueModule } from './infra/queue/queue.module';
 import { StorageModule } from './infra/storage/storage.module';
 import { ChatModule } from './modules/chat/chat.module';
+import { QrModule } from './modules/qr/qr.module';
 
 @Module({})
 export class AppModule {
@@ -44,6 +45,7 @@ export class AppModule {
         StorageModule,
         ChatModule,
         AccessCodesModule,
+        QrModule,
         ObservabilityModule,
       ],
       providers: [

@@ -49,6 +49,9 @@ export async function createApp(
     // No log line per request: the ping hot path would drown the logs.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
+    // Fastify's default (100) answers a longer path parameter with its own 414: a long `/q/<code>`
+    // must be the public tag page's 404 like any other unknown code.
+    maxParamLength: 2048,
     // Only the configured proxies may name the client (X-Forwarded-For); by default the peer is the client.
     trustProxy: config.trustProxy,
     forceCloseConnections: 'idle',
@@ -124,6 +127,8 @@ export async function createApp(
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
       { path: 'metrics', method: RequestMethod.GET },
+      // The page a printed QR opens: its URL is PUBLIC_BASE_URL/q/<code>.
+      { path: 'q/:code', method: RequestMethod.GET },
     ],
   });
 

@@ -55,6 +55,9 @@ export enum ErrorCode {
   CODE_EXPIRED = 'CODE_EXPIRED',
   CODE_DISABLED = 'CODE_DISABLED',
   CODE_CAPACITY_REACHED = 'CODE_CAPACITY_REACHED',
+  TAG_EXPIRED = 'TAG_EXPIRED',
+  TAG_DISABLED = 'TAG_DISABLED',
+  TAG_SCAN_LIMIT_REACHED = 'TAG_SCAN_LIMIT_REACHED',
 }
 
 /**
@@ -127,6 +130,10 @@ export function httpStatusOf(code: ErrorCode): number {
     case ErrorCode.CODE_DISABLED:
       return 410;
     case ErrorCode.CODE_CAPACITY_REACHED:
+      return 409;
+    case ErrorCode.TAG_EXPIRED:
+    case ErrorCode.TAG_DISABLED:
+    case ErrorCode.TAG_SCAN_LIMIT_REACHED:
       return 409;
     default: {
       const unmapped: never = code;

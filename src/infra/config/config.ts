@@ -145,6 +145,14 @@ const envSchema = z.object({
   ACCESS_CODE_IDLE_BATCH: int(1, 100_000).default(500),
   /** Processes `npm start` runs (node:cluster, one port); 0 = one per core. 1 = no cluster. */
   WEB_CONCURRENCY: int(0, 256).default(1),
+  /** Bytes of rendered QR images kept in each node's in-memory LRU. */
+  QR_IMAGE_CACHE_BYTES: int(0, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Seconds a public tag page's summary stays in Redis (dropped at once on disable). */
+  QR_PUBLIC_CACHE_TTL_SECONDS: int(1, 86_400).default(60),
+  /** Items a QR batch may carry. */
+  QR_BATCH_MAX_ITEMS: int(1, 100_000).default(10_000),
+  /** Tags a batch job inserts per statement. */
+  QR_BATCH_CHUNK: int(1, 10_000).default(500),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -286,6 +294,14 @@ export interface AppConfig {
   accessCodeIdleBatch: number;
   /** Processes main.ts runs (node:cluster workers sharing the port); 0 = one per core. */
   webConcurrency: number;
+  /** Bytes of rendered QR images kept in each node's in-memory LRU. */
+  qrImageCacheBytes: number;
+  /** Seconds a public tag page's summary stays in Redis. */
+  qrPublicCacheTtlSeconds: number;
+  /** Items a QR batch may carry. */
+  qrBatchMaxItems: number;
+  /** Tags a batch job inserts per statement. */
+  qrBatchChunk: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -433,6 +449,10 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     accessCodeIdleSweepMs: e.ACCESS_CODE_IDLE_SWEEP_MS,
     accessCodeIdleBatch: e.ACCESS_CODE_IDLE_BATCH,
     webConcurrency: e.WEB_CONCURRENCY,
+    qrImageCacheBytes: e.QR_IMAGE_CACHE_BYTES,
+    qrPublicCacheTtlSeconds: e.QR_PUBLIC_CACHE_TTL_SECONDS,
+    qrBatchMaxItems: e.QR_BATCH_MAX_ITEMS,
+    qrBatchChunk: e.QR_BATCH_CHUNK,
   };
 }
 

@@ -64,4 +64,5 @@ export const QUEUES = {
   stats: 'stats',
   chat: 'chat',
   accessCodes: 'access-codes',
+  qr: 'qr',
 } as const;

@@ -66,6 +66,11 @@ export class OrgsService {
 
   // ---- for other features ----
 
+  /** An org's display name (null: no such org), for public pages that show it without a caller. */
+  async orgName(orgId: string): Promise<string | null> {
+    return (await this.repo.findOrg(orgId))?.name ?? null;
+  }
+
   /**
    * The user's roles in these orgs, by org id (absent: not a member), from
    * the primary. Concurrent lookups share one query; nothing is cached.

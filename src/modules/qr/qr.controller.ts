@@ -1,0 +1,181 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
+import { CurrentUser, Public } from '../../common/auth/decorators';
+import { Principal } from '../../common/auth/principal';
+import { RAW_RESPONSE } from '../../common/http/envelope';
+import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
+import { NotFoundError } from '../../common/errors/domain-error';
+import { escapeHtml } from './qr-rules';
+import { labelSheet } from './qr-labels';
+import {
+  AnalyticsQuery,
+  BatchParam,
+  CreateBatchDto,
+  CreateTagDto,
+  FieldsQuery,
+  ImageQuery,
+  ListTagsQuery,
+  ScanDto,
+  TagPageQuery,
+  TagParam,
+} from './qr.schemas';
+import { QrService } from './qr.service';
+
+/** Whether an If-None-Match header names this ETag (a list, or `*`). */
+function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+const raw = <T extends object>(body: T) => Object.assign(body, { [RAW_RESPONSE]: true as const });
+
+@ApiTags('qr')
+@ApiBearerAuth()
+@Controller('qr')
+export class QrController {
+  constructor(private readonly qr: QrService) {}
+
+  @Post('tags')
+  @ApiOperation({ summary: 'Create a tag (OWNER/ADMIN/STAFF of the org); `url` is what the QR encodes' })
+  create(@CurrentUser() me: Principal, @Body() body: CreateTagDto) {
+    return this.qr.create(me, body);
+  }
+
+  @Get('tags')
+  @ApiOperation({ summary: 'Tags of `orgId` (or of every org of the caller), newest first; any member reads' })
+  list(@CurrentUser() me: Principal, @Query() q: ListTagsQuery) {
+    return this.qr.list(me, q);
+  }
+
+  @Get('tags/:tagId')
+  get(@CurrentUser() me: Principal, @Param() p: TagParam, @Query() q: FieldsQuery) {
+    return this.qr.get(me, p.tagId, q.fields);
+  }
+
+  @Post('tags/:tagId/disable')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Disable a tag (OWNER/ADMIN/STAFF); again: 200, nothing changes' })
+  disable(@CurrentUser() me: Principal, @Param() p: TagParam) {
+    return this.qr.disable(me, p.tagId);
+  }
+
+  @Get('tags/:tagId/image')
+  @ApiProduces('image/png', 'image/svg+xml')
+  @ApiOperation({ summary: 'The QR image (strong ETag; If-None-Match → 304)' })
+  async image(
+    @CurrentUser() me: Principal,
+    @Param() p: TagParam,
+    @Query() q: ImageQuery,
+    @Headers('if-none-match') inm: string | undefined,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const tag = await this.qr.readableTag(me, p.tagId);
+    const etag = this.qr.imageEtag(tag, q);
+    void res.header('etag', etag).header('cache-control', 'private, max-age=0, must-revalidate');
+    if (matches(inm, etag)) {
+      void res.status(304);
+      return raw(Buffer.alloc(0));
+    }
+    const img = await this.qr.image(tag, q);
+    void res.header('content-type', img.contentType).header('x-content-type-options', 'nosniff');
+    return raw(img.body);
+  }
+
+  @Post('scan')
+  @Idempotent()
+  @ApiOperation({
+    summary: 'Scan a tag',
+    description: '409 TAG_EXPIRED, TAG_DISABLED or TAG_SCAN_LIMIT_REACHED; an unknown or unusable code is 404.',
+  })
+  scan(@CurrentUser() me: Principal, @Body() body: ScanDto) {
+    return this.qr.scan(me, body);
+  }
+
+  @Get('tags/:tagId/scans')
+  scans(@CurrentUser() me: Principal, @Param() p: TagParam, @Query() q: TagPageQuery) {
+    return this.qr.scans(me, p.tagId, q.cursor, q.limit);
+  }
+
+  @Get('analytics')
+  @ApiOperation({ summary: 'Scan counts of an org in [from, to) (default: the last 30 days), grouped' })
+  analytics(@CurrentUser() me: Principal, @Query() q: AnalyticsQuery) {
+    return this.qr.analytics(me, q);
+  }
+
+  @Post('batches')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Create up to QR_BATCH_MAX_ITEMS tags in the background; one bad item rejects the batch' })
+  createBatch(@CurrentUser() me: Principal, @Body() body: CreateBatchDto) {
+    return this.qr.createBatch(me, body.orgId, body.items);
+  }
+
+  @Get('batches/:batchId')
+  async batch(@CurrentUser() me: Principal, @Param() p: BatchParam) {
+    const b = await this.qr.batch(me, p.batchId);
+    return { status: b.status, total: b.total, done: b.done, failed: b.failed };
+  }
+
+  @Get('batches/:batchId/labels.pdf')
+  @ApiProduces('application/pdf')
+  async labels(@CurrentUser() me: Principal, @Param() p: BatchParam, @Res({ passthrough: true }) res: FastifyReply) {
+    await this.qr.batch(me, p.batchId);
+    void res
+      .header('content-type', 'application/pdf')
+      .header('content-disposition', `attachment; filename="qr-labels-${p.batchId}.pdf"`)
+      .header('cache-control', 'private, no-cache');
+    return raw(labelSheet(this.qr.batchTags(me, p.batchId)));
+  }
+}
+
+/** The page a scanned QR opens: `/q/:code`, outside `/api/v1`, no auth. */
+@ApiTags('qr')
+@Controller('q')
+export class QrPublicController {
+  constructor(private readonly qr: QrService) {}
+
+  @Public()
+  @Get(':code')
+  @ApiProduces('application/json', 'text/html')
+  @ApiOperation({
+    summary: 'Public summary of a public tag',
+    description:
+      'JSON with `Accept: application/json`, else a small HTML page. Anything but a public active tag is the same 404 with Cache-Control: no-store.',
+  })
+  async page(
+    // Read raw, not through the validation pipe: a code of any shape (even one with a NUL) is the same 404.
+    @Req() req: FastifyRequest,
+    @Headers('accept') accept: string | undefined,
+    @Headers('if-none-match') inm: string | undefined,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const summary = await this.qr.publicSummary((req.params as { code: string }).code);
+    const json = (accept ?? '').includes('application/json');
+    void res.header('vary', 'Accept');
+    if (!summary) {
+      void res.header('cache-control', 'no-store');
+      throw new NotFoundError('Tag');
+    }
+    const body = json
+      ? JSON.stringify({ success: true, data: summary })
+      : `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
+        `<title>${escapeHtml(summary.title)}</title></head><body><main><h1>${escapeHtml(summary.title)}</h1>` +
+        `<p>${escapeHtml(summary.entityType)} of ${escapeHtml(summary.orgName)}</p><p>Code: <code>${escapeHtml(summary.code)}</code></p>` +
+        `<p>Status: ${escapeHtml(summary.status)}</p></main></body></html>`;
+    const etag = `"${createEtag(body)}"`;
+    void res
+      .header('etag', etag)
+      .header('cache-control', 'public, s-maxage=60, stale-while-revalidate=300')
+      .header('content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8');
+    if (matches(inm, etag)) {
+      void res.status(304);
+      return raw(Buffer.alloc(0));
+    }
+    return raw(Buffer.from(body, 'utf8'));
+  }
+}
+
+function createEtag(body: string): string {
+  return createHash('sha256').update(body).digest('base64url').slice(0, 32);
+}

@@ -1,0 +1,17 @@
+import { BullModule } from '@nestjs/bull';
+import { Module } from '@nestjs/common';
+import { QUEUES } from '../../infra/queue/queue.module';
+import { OrgsModule } from '../orgs/orgs.module';
+import { TripsModule } from '../trips/trips.module';
+import { QrController, QrPublicController } from './qr.controller';
+import { QrProcessor } from './qr.processor';
+import { QrRepository } from './qr.repository';
+import { QrService } from './qr.service';
+
+@Module({
+  imports: [OrgsModule, TripsModule, BullModule.registerQueue({ name: QUEUES.qr })],
+  controllers: [QrController, QrPublicController],
+  providers: [QrService, QrRepository, QrProcessor],
+  exports: [QrService],
+})
+export class QrModule {}
