@@ -51,7 +51,7 @@ export async function createApp(
     bodyLimit: config.bodyLimitBytes,
     // Fastify's default (100) answers a longer path parameter with its own 414: a long `/q/<code>`
     // must be the public tag page's 404 like any other unknown code.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     // Only the configured proxies may name the client (X-Forwarded-For); by default the peer is the client.
     trustProxy: config.trustProxy,
     forceCloseConnections: 'idle',
