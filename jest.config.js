@@ -14,6 +14,9 @@ const swc = [
 
 module.exports = {
   testTimeout: 30000,
+  // Most of an e2e file's time is spent waiting on PostgreSQL, Redis and sockets: three files at once keep a
+  // 2-core box busy (Jest's default here would be one).
+  maxWorkers: 3,
   projects: [
     {
       displayName: 'unit',
