@@ -19,7 +19,7 @@ import { instrumentHttp } from './infra/observability/http-metrics';
 import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { EnvelopeFastifyAdapter } from './common/http/envelope';
 import { helmetDefaultHeaders } from './common/http/security-headers';
-import { installAuthRateLimits } from './common/rate-limit/auth-rate-limits';
+import { installRouteRateLimits } from './common/rate-limit/route-rate-limits';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 import { logSafeUrl } from './infra/observability/log-safe-url';
@@ -116,12 +116,11 @@ export async function createApp(
     retryMs: RATE_LIMIT_REDIS_RETRY_MS,
   });
   await app.register(rateLimit, { global: false, store: rateLimitCounter.asStore() });
-  installAuthRateLimits(fastify, {
-    perAddressPerMinute: config.authRateLimitPerMinute,
-    perPhonePerMinute: config.authRateLimitPerPhonePerMinute,
-    perAddress: AUTH_ROUTES,
-    perPhone: PHONE_LOGIN_ROUTES,
-  });
+  installRouteRateLimits(fastify, [
+    { name: 'auth-address', perMinute: config.authRateLimitPerMinute, routes: AUTH_ROUTES, by: 'address' },
+    { name: 'auth-phone', perMinute: config.authRateLimitPerPhonePerMinute, routes: PHONE_LOGIN_ROUTES, by: 'phone' },
+    { name: 'qr-public', perMinute: config.qrPublicRateLimitPerMinute, routes: ['GET /q/:code'], by: 'address' },
+  ]);
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

@@ -393,3 +393,22 @@ describe('QR tags', () => {
     }, 120_000);
   });
 });
+
+describe('QR public page rate limit', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ qrPublicRateLimitPerMinute: 3 });
+  });
+  afterAll(() => t.close());
+
+  it('answers a client address past QR_PUBLIC_RATE_LIMIT_PER_MINUTE with 429 and Retry-After, however the path is spelled', async () => {
+    const statuses: number[] = [];
+    for (const path of ['/q/unknown-1', '/q/unknown-2', '/%71/unknown-3'])
+      statuses.push((await t.root.get(path)).status);
+    expect(statuses).toEqual([404, 404, 404]);
+    const limited = await t.root.get('/q/unknown-4');
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatchObject({ success: false, error: { code: 'RATE_LIMITED' } });
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});

@@ -153,6 +153,8 @@ const envSchema = z.object({
   QR_BATCH_MAX_ITEMS: int(1, 100_000).default(10_000),
   /** Tags a batch job inserts per statement. */
   QR_BATCH_CHUNK: int(1, 10_000).default(500),
+  /** Public tag page (`GET /q/:code`) requests per client address per minute (429 with Retry-After above it). */
+  QR_PUBLIC_RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -302,6 +304,8 @@ export interface AppConfig {
   qrBatchMaxItems: number;
   /** Tags a batch job inserts per statement. */
   qrBatchChunk: number;
+  /** Public tag page requests per client address per minute. */
+  qrPublicRateLimitPerMinute: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -453,6 +457,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     qrPublicCacheTtlSeconds: e.QR_PUBLIC_CACHE_TTL_SECONDS,
     qrBatchMaxItems: e.QR_BATCH_MAX_ITEMS,
     qrBatchChunk: e.QR_BATCH_CHUNK,
+    qrPublicRateLimitPerMinute: e.QR_PUBLIC_RATE_LIMIT_PER_MINUTE,
   };
 }
 

@@ -1,0 +1,74 @@
+import { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify';
+import { createHash } from 'node:crypto';
+import { DomainError } from '../errors/domain-error';
+import { ErrorCode } from '../errors/error-codes';
+
+const MINUTE = 60_000;
+
+/** One class of rate-limited routes: one budget per client address, or per phone number of the body. */
+export interface RouteRateLimit {
+  /** Names the class's counters (`<name>:<key>`). */
+  name: string;
+  /** Requests per key per minute, over all the class's routes. */
+  perMinute: number;
+  /** Routes (`METHOD /pattern`, as routed). */
+  routes: string[];
+  /**
+   * `address`: the client address, checked on `onRequest`, before the body is
+   * read. `phone`: the body's `phone` whatever the address, checked on
+   * `preHandler`, once the body is parsed (a body without one is left to validation).
+   */
+  by: 'address' | 'phone';
+}
+
+export function rateLimitedError(ttlMs: number): DomainError {
+  const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+  return new DomainError(ErrorCode.RATE_LIMITED, `Too many attempts; retry in ${seconds} s`, undefined, {
+    'Retry-After': String(seconds),
+  });
+}
+
+/** A phone as the login schema will read it; hashed so Redis holds no phone numbers. */
+function phoneKey(request: FastifyRequest): string | undefined {
+  const phone = (request.body as { phone?: unknown } | undefined)?.phone;
+  if (typeof phone !== 'string') return undefined; // no phone: validation answers 400
+  const normalized = phone.trim().replace(/[\s().-]/g, '');
+  return createHash('sha256').update(normalized).digest('base64url');
+}
+
+/**
+ * Attaches each class's limit to its routes as Fastify registers them (the
+ * rate-limit plugin must be registered, Nest's routes not yet). A limit
+ * belongs to the route a request was routed to, not to its URL text, so
+ * `/api/v1/auth/%6Cogin` counts as the login it is.
+ */
+export function installRouteRateLimits(fastify: FastifyInstance, classes: RouteRateLimit[]): void {
+  const attached = classes.map((c) => {
+    const limiter = fastify.createRateLimit({
+      max: c.perMinute,
+      timeWindow: MINUTE,
+      keyGenerator: (request) => `${c.name}:${c.by === 'phone' ? phoneKey(request) : normalizeIP(request.ip)}`,
+    });
+    const hook = async (request: FastifyRequest) => {
+      if (c.by === 'phone' && phoneKey(request) === undefined) return;
+      const result = await limiter(request);
+      if (!result.isAllowed && result.isExceeded) throw rateLimitedError(result.ttl);
+    };
+    return { routes: new Set(c.routes), by: c.by, hook };
+  });
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const ids = methods.map((m) => `${m.toUpperCase()} ${route.url}`);
+    for (const c of attached) {
+      if (!ids.some((id) => c.routes.has(id))) continue;
+      if (c.by === 'address') route.onRequest = [...hooks(route.onRequest), c.hook as onRequestHookHandler];
+      else route.preHandler = [...hooks(route.preHandler), c.hook as preHandlerHookHandler];
+    }
+  });
+}
+
+function hooks<T>(existing: T | T[] | undefined): T[] {
+  if (existing === undefined) return [];
+  return Array.isArray(existing) ? existing : [existing];
+}
