@@ -1,5 +1,5 @@
 import { BullModule } from '@nestjs/bull';
-import { Global, Logger, Module } from '@nestjs/common';
+import { Global, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../config/config';
 
@@ -43,11 +43,7 @@ export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
  * nodes), replacing a schedule left by an earlier interval. Never throws:
  * with Redis down the service still starts, and the failure is logged.
  */
-export async function scheduleRepeatable(
-  queue: Queue,
-  job: { name: string; jobId: string; every: number; what: string },
-  logger: Logger,
-): Promise<void> {
+export async function scheduleRepeatable(queue: Queue, job: RepeatableJob, logger: Logger): Promise<void> {
   try {
     // A changed interval leaves the old schedule behind: drop it.
     for (const old of await queue.getRepeatableJobs()) {
@@ -56,6 +52,37 @@ export async function scheduleRepeatable(
     await queue.add(job.name, {}, { repeat: { every: job.every }, jobId: job.jobId });
   } catch (err) {
     logger.warn(`could not schedule ${job.what}: ${(err as Error).message}`);
+  }
+}
+
+export interface RepeatableJob {
+  name: string;
+  /** One schedule per job across all nodes. */
+  jobId: string;
+  every: number;
+  /** What the job does, for the log line if it cannot be scheduled. */
+  what: string;
+}
+
+/**
+ * A provider that puts one repeatable job on its queue at boot (never awaited
+ * by the boot: with Redis down the service still starts) and closes the
+ * queue quietly at shutdown.
+ */
+export abstract class RepeatableJobScheduler implements OnApplicationBootstrap {
+  /** Settles once the schedule is in place (or failed and was logged). */
+  scheduled: Promise<void> = Promise.resolve();
+
+  protected constructor(
+    private readonly queue: Queue,
+    private readonly job: RepeatableJob,
+    private readonly logger: Logger,
+  ) {
+    closeQuietlyAtShutdown(queue, logger);
+  }
+
+  onApplicationBootstrap(): void {
+    this.scheduled = scheduleRepeatable(this.queue, this.job, this.logger);
   }
 }
 

@@ -1,8 +1,8 @@
 import { InjectQueue, Process, Processor } from '@nestjs/bull';
-import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { closeQuietlyAtShutdown, QUEUES, scheduleRepeatable } from '../../infra/queue/queue.module';
+import { QUEUES, RepeatableJobScheduler } from '../../infra/queue/queue.module';
 import { AttachmentsService } from './attachments.service';
 
 export const SWEEP_ORPHANS_JOB = 'sweep-orphan-attachments';
@@ -21,32 +21,17 @@ export class ChatProcessor {
 }
 
 @Injectable()
-export class ChatScheduler implements OnApplicationBootstrap {
-  private readonly logger = new Logger(ChatScheduler.name);
-  constructor(
-    @InjectQueue(QUEUES.chat) private readonly queue: Queue,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    closeQuietlyAtShutdown(queue, this.logger);
-  }
-
-  /** Never awaited by the boot: with Redis down the service still starts. */
-  onApplicationBootstrap(): void {
-    this.scheduled = this.schedule();
-  }
-
-  scheduled: Promise<void> = Promise.resolve();
-
-  private schedule(): Promise<void> {
-    return scheduleRepeatable(
-      this.queue,
+export class ChatScheduler extends RepeatableJobScheduler {
+  constructor(@InjectQueue(QUEUES.chat) queue: Queue, @Inject(APP_CONFIG) config: AppConfig) {
+    super(
+      queue,
       {
         name: SWEEP_ORPHANS_JOB,
         jobId: 'chat-orphan-sweep',
-        every: this.config.chatAttachmentSweepMs,
+        every: config.chatAttachmentSweepMs,
         what: 'the orphan attachment sweep',
       },
-      this.logger,
+      new Logger(ChatScheduler.name),
     );
   }
 }

@@ -1,8 +1,8 @@
 import { InjectQueue, Process, Processor } from '@nestjs/bull';
-import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
-import { closeQuietlyAtShutdown, QUEUES, scheduleRepeatable } from '../../infra/queue/queue.module';
+import { QUEUES, RepeatableJobScheduler } from '../../infra/queue/queue.module';
 import { StatsService } from './stats.service';
 
 export const REFRESH_STATS_JOB = 'refresh';
@@ -22,33 +22,12 @@ export class StatsProcessor {
 }
 
 @Injectable()
-export class StatsScheduler implements OnApplicationBootstrap {
-  private readonly logger = new Logger(StatsScheduler.name);
-  constructor(
-    @InjectQueue(QUEUES.stats) private readonly queue: Queue,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    closeQuietlyAtShutdown(queue, this.logger);
-  }
-
-  /** Never awaited by the boot: with Redis down the service still starts (and stats report their age). */
-  onApplicationBootstrap(): void {
-    this.scheduled = this.schedule();
-  }
-
-  /** Settles once the schedule is in place (or failed and was logged). */
-  scheduled: Promise<void> = Promise.resolve();
-
-  private schedule(): Promise<void> {
-    return scheduleRepeatable(
-      this.queue,
-      {
-        name: REFRESH_STATS_JOB,
-        jobId: 'org-stats-refresh',
-        every: this.config.statsRefreshMs,
-        what: 'the stats refresh',
-      },
-      this.logger,
+export class StatsScheduler extends RepeatableJobScheduler {
+  constructor(@InjectQueue(QUEUES.stats) queue: Queue, @Inject(APP_CONFIG) config: AppConfig) {
+    super(
+      queue,
+      { name: REFRESH_STATS_JOB, jobId: 'org-stats-refresh', every: config.statsRefreshMs, what: 'the stats refresh' },
+      new Logger(StatsScheduler.name),
     );
   }
 }
