@@ -17,8 +17,9 @@
  * QR_PUBLIC_CACHE_TTL_SECONDS=1 (QR_BENCH_PUBLIC_TTL), so a tag met again
  * after a second is a miss; the warm page re-reads its one summary once a
  * second. BENCH_SECONDS (5) per rung after a 2 s warm-up, QR_BENCH_BATCH
- * (10000) items in the batch, QR_BENCH_CONNECTIONS (50). Prints one JSON line
- * and a table on stderr; never fails on a number.
+ * (10000) items in the batch, QR_BENCH_CONNECTIONS (50). About 3.5 minutes,
+ * 100 s of it the 10,000-label PDF (QR_BENCH_BATCH=2000 for a quicker run).
+ * Prints one JSON line and a table on stderr; never fails on a number.
  */
 import autocannon from 'autocannon';
 import { randomBytes } from 'node:crypto';
