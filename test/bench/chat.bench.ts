@@ -48,6 +48,8 @@ const LIST_SECONDS = env('CHAT_BENCH_LIST_SECONDS', 5);
 /** The paced thread-list run's rate (first page), below saturation: latency with headroom. */
 const LIST_RATE = env('CHAT_BENCH_LIST_RATE', 100);
 const LIST_CONNECTIONS = env('CHAT_BENCH_LIST_CONNECTIONS', 10);
+/** `send`, `list` or both (default): CHAT_BENCH_PARTS=list for the 1M thread list alone. */
+const PARTS = (process.env.CHAT_BENCH_PARTS ?? 'send,list').split(',');
 const JWT_SECRET = 'bench-secret-bench-secret-bench';
 
 class Watchers {
@@ -504,8 +506,8 @@ async function main(): Promise<void> {
     DATABASE_POOL_MAX: '10',
   });
   try {
-    result.send = await sending(app.url, app.proc.pid!, db.url);
-    result.list = await threadList(app.url, db.url);
+    if (PARTS.includes('send')) result.send = await sending(app.url, app.proc.pid!, db.url);
+    if (PARTS.includes('list')) result.list = await threadList(app.url, db.url);
   } finally {
     await app.stop();
     await db.drop();
