@@ -3,7 +3,10 @@ import autocannon from 'autocannon';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
+import { Server as SocketIoServer } from 'socket.io';
 import { freePort } from '../support/net';
 import { Client } from 'pg';
 import { createApp } from '../../src/app';
@@ -339,7 +342,11 @@ export function rowsFor(clock: FixClock, tripIds: string[], total: number, perTr
  * (the app's conflict rule), in rows a second. `checkpoint` first flushes what
  * earlier scenarios left dirty, so the figure does not pay for their writes.
  */
-export async function insertFloor(databaseUrl: string, rows: PingRow[], opts: { checkpoint?: boolean } = {}): Promise<number> {
+export async function insertFloor(
+  databaseUrl: string,
+  rows: PingRow[],
+  opts: { checkpoint?: boolean } = {},
+): Promise<number> {
   const sql = new Client({ connectionString: databaseUrl });
   await sql.connect();
   if (opts.checkpoint) await sql.query('CHECKPOINT');
@@ -392,4 +399,56 @@ export function processTree(root: number): number[] {
   };
   walk(root);
   return out;
+}
+
+/** A bare Socket.IO server (rooms joined on `subscribe`, nothing else): the floor of a broadcast benchmark. */
+export async function startSocketIoFloor(): Promise<{ url: string; io: SocketIoServer; close: () => Promise<void> }> {
+  const http = createHttpServer();
+  const io = new SocketIoServer(http, { path: '/socket.io', serveClient: false, transports: ['websocket'] });
+  io.on('connection', (socket) => {
+    socket.on('subscribe', ({ room }: { room: string }, ack: (a: unknown) => void) => {
+      void socket.join(room);
+      ack({ ok: true });
+    });
+  });
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  const { port } = http.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    io,
+    close: () => new Promise<void>((resolve) => void io.close(() => resolve())),
+  };
+}
+
+export interface PgStatement {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * Records the statements pg clients of this process send whose text matches
+ * `match` (to EXPLAIN the query an endpoint really ran, or count them);
+ * `restore()` puts pg's own `query` back.
+ */
+export function tapPgStatements(match: (text: string) => boolean): {
+  seen: () => PgStatement[];
+  reset: () => void;
+  restore: () => void;
+} {
+  const proto = Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  let seen: PgStatement[] = [];
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const first = args[0] as string | { text?: string; values?: unknown[] };
+    const text = typeof first === 'string' ? first : (first?.text ?? '');
+    const values = typeof first === 'string' ? ((args[1] as unknown[]) ?? []) : (first?.values ?? []);
+    if (match(text)) seen.push({ text, values });
+    return original.apply(this, args);
+  };
+  return {
+    seen: () => seen,
+    reset: () => (seen = []),
+    restore: () => (proto.query = original),
+  };
 }

@@ -13,7 +13,6 @@
 import 'reflect-metadata';
 import { ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +30,8 @@ import {
   round,
   runBench,
   startAppProcess,
+  startSocketIoFloor,
+  tapPgStatements,
 } from './bench-support';
 import { pacedLoad } from './paced-load';
 
@@ -90,26 +91,6 @@ function fromHistogram(h: number[]): { n: number; p50Ms: number; p99Ms: number; 
   return { n, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: n ? h.length - 1 : NaN };
 }
 
-/** A bare Socket.IO server: rooms joined on `subscribe`, nothing else. */
-async function startFloor(): Promise<{ url: string; io: Server; close: () => Promise<void> }> {
-  const http = createServer();
-  const io = new Server(http, { path: '/socket.io', serveClient: false, transports: ['websocket'] });
-  io.on('connection', (socket) => {
-    socket.on('subscribe', ({ room }: { room: string }, ack: (a: unknown) => void) => {
-      void socket.join(room);
-      ack({ ok: true });
-    });
-  });
-  http.listen(0, '127.0.0.1');
-  await once(http, 'listening');
-  const { port } = http.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    io,
-    close: () => new Promise<void>((resolve) => void io.close(() => resolve())),
-  };
-}
-
 /** The floor's load: `rate` chat.message broadcasts a second, round-robin over the rooms, shaped as the app's. */
 async function floorLoad(io: Server, threadIds: string[], rate: number, seconds: number): Promise<void> {
   const start = performance.now();
@@ -155,7 +136,7 @@ async function sending(appUrl: string, appPid: number, dbUrl: string): Promise<R
   const rooms = threadIds.map((id) => `thread:${id}`);
   out.setupSeconds = round((Date.now() - setupStarted) / 1000, 1);
   const watchers = Watchers.start();
-  const floor = await startFloor();
+  const floor = await startSocketIoFloor();
   try {
     const connected = await watchers.ask<{ n: number; ms: number }>({
       cmd: 'connect',
@@ -330,29 +311,21 @@ async function captureSql(
   });
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
-  const proto = Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-  const original = proto.query;
-  let seen: { text: string; values: unknown[] }[] = [];
-  proto.query = function (this: unknown, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string; values?: unknown[] };
-    const text = typeof first === 'string' ? first : (first?.text ?? '');
-    const values = typeof first === 'string' ? ((args[1] as unknown[]) ?? []) : (first?.values ?? []);
-    if (/chat_/.test(text)) seen.push({ text, values });
-    return original.apply(this, args);
-  };
+  const tap = tapPgStatements((text) => /chat_/.test(text));
   const out: Record<string, { chatStatements: number; page?: { text: string; values: unknown[] } }> = {};
   try {
     for (const [name, path] of Object.entries(paths)) {
-      seen = [];
+      tap.reset();
       const res = await app
         .getHttpAdapter()
         .getInstance()
         .inject({ method: 'GET', url: path, headers: { authorization: `Bearer ${token}` } });
       if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${res.body}`);
+      const seen = tap.seen();
       out[name] = { chatStatements: seen.length, page: seen.find((q) => /FROM chat_threads t/.test(q.text)) };
     }
   } finally {
-    proto.query = original;
+    tap.restore();
     await app.close();
   }
   return out;

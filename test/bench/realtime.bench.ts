@@ -12,12 +12,19 @@
 import { ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { Server } from 'socket.io';
 import { randomBytes } from 'node:crypto';
-import { cpuMeter, freshDatabase, makeTrips, round, runBench, startAppProcess } from './bench-support';
+import {
+  cpuMeter,
+  freshDatabase,
+  makeTrips,
+  round,
+  runBench,
+  startAppProcess,
+  startSocketIoFloor,
+} from './bench-support';
 
 const TRIPS = Number(process.env.REALTIME_BENCH_TRIPS ?? 200);
 const SECONDS = Number(process.env.REALTIME_BENCH_SECONDS ?? 5);
@@ -109,26 +116,6 @@ class Clients {
   }
 }
 
-/** A bare Socket.IO server: rooms joined on `subscribe`, `trip.location` broadcast at the same rates and shapes. */
-async function startFloor(): Promise<{ url: string; io: Server; close: () => Promise<void> }> {
-  const http = createServer();
-  const io = new Server(http, { path: '/socket.io', serveClient: false, transports: ['websocket'] });
-  io.on('connection', (socket) => {
-    socket.on('subscribe', ({ room }: { room: string }, ack: (a: unknown) => void) => {
-      void socket.join(room);
-      ack({ ok: true });
-    });
-  });
-  http.listen(0, '127.0.0.1');
-  await once(http, 'listening');
-  const { port } = http.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    io,
-    close: () => new Promise<void>((resolve) => void io.close(() => resolve())),
-  };
-}
-
 /** Floor load: per trip, twice a second, one broadcast with the points of that half second. */
 function floorLoad(io: Server, trips: Trip[], rate: number, seconds: number): Promise<void> {
   const perEvent = rate / trips.length / 2;
@@ -200,7 +187,7 @@ async function main(): Promise<void> {
   const watcherProcs = Array.from({ length: WATCHER_PROCS }, () => Clients.start());
   const loadProc = Clients.start();
   result.watcherProcesses = WATCHER_PROCS;
-  const floor = await startFloor();
+  const floor = await startSocketIoFloor();
   const guard = setTimeout(() => {
     result.incomplete = 'stopped at the time bound';
     process.stdout.write(`${JSON.stringify(result)}\n`);

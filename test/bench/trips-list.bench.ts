@@ -17,7 +17,18 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { createApp } from '../../src/app';
 import { encodeCursor } from '../../src/common/pagination/cursor';
-import { baseConfig, call, cannon, dbUrl, nextPhone, ROOT, round, runBench, startAppProcess } from './bench-support';
+import {
+  baseConfig,
+  call,
+  cannon,
+  dbUrl,
+  nextPhone,
+  ROOT,
+  round,
+  runBench,
+  startAppProcess,
+  tapPgStatements,
+} from './bench-support';
 
 const SECONDS = Number(process.env.TRIPS_BENCH_SECONDS ?? 10);
 const CONNECTIONS = 20;
@@ -129,30 +140,22 @@ async function captureSql(
   });
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
-  const proto = Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-  const original = proto.query;
-  let seen: { text: string; values: unknown[] }[] = [];
-  proto.query = function (this: unknown, ...args: unknown[]) {
-    const first = args[0] as string | { text?: string; values?: unknown[] };
-    const text = typeof first === 'string' ? first : (first?.text ?? '');
-    const values = typeof first === 'string' ? ((args[1] as unknown[]) ?? []) : (first?.values ?? []);
-    // The page query: Prisma's (FROM "public"."trips" ... LIMIT) or the UNION of index ranges (FROM trips ... LIMIT).
-    if (/FROM "public"\."trips"|FROM trips\b/i.test(text) && /LIMIT/i.test(text)) seen.push({ text, values });
-    return original.apply(this, args);
-  };
+  // The page query: Prisma's (FROM "public"."trips" ... LIMIT) or the UNION of index ranges (FROM trips ... LIMIT).
+  const tap = tapPgStatements((text) => /FROM "public"\."trips"|FROM trips\b/i.test(text) && /LIMIT/i.test(text));
   const out: Record<string, { text: string; values: unknown[] }> = {};
   try {
     for (const [name, path] of Object.entries(paths)) {
-      seen = [];
+      tap.reset();
       const res = await app
         .getHttpAdapter()
         .getInstance()
         .inject({ method: 'GET', url: path, headers: { authorization: `Bearer ${token}` } });
       if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${res.body}`);
+      const seen = tap.seen();
       if (seen.length) out[name] = seen[seen.length - 1];
     }
   } finally {
-    proto.query = original;
+    tap.restore();
     await app.close();
   }
   return out;
