@@ -20,6 +20,20 @@ describe('loadConfig', () => {
     expect(c.accessTokenTtlSeconds).toBe(60);
   });
 
+  it('reads ?pgbouncer=true off DATABASE_URL: a transaction pooler, no named statements, the flag removed', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgresql://w:pw@pgbouncer:6432/waybill?pgbouncer=true&sslmode=disable' });
+    expect(c.databaseTransactionPooler).toBe(true);
+    expect(c.databasePreparedStatements).toBe(false);
+    expect(c.databaseUrl).toBe('postgresql://w:pw@pgbouncer:6432/waybill?sslmode=disable');
+    const direct = loadConfig({ DATABASE_URL: 'postgresql://w@db:5432/waybill' });
+    expect(direct.databaseTransactionPooler).toBe(false);
+    expect(direct.databasePreparedStatements).toBe(true);
+    expect(direct.databaseUrl).toBe('postgresql://w@db:5432/waybill');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://w@db/waybill?pgbouncer=false' }).databaseTransactionPooler).toBe(
+      false,
+    );
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ DATABASE_REPLICA_URL: '' }).databaseReplicaUrl).toBeUndefined();
   });

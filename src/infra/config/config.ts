@@ -11,6 +11,7 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
+  /** `?pgbouncer=true` marks a transaction-mode pooler (PgBouncer): no named statements, no session startup parameters. */
   DATABASE_URL: z.url().default('postgresql://postgres@127.0.0.1:5432/waybill'),
   DATABASE_REPLICA_URL: z.url().optional(),
   DATABASE_POOL_MAX: int(1, 1000).default(20),
@@ -170,6 +171,11 @@ export interface AppConfig {
   databaseReplicaUrl: string | undefined;
   databasePoolMax: number;
   databasePreparedStatements: boolean;
+  /**
+   * DATABASE_URL is a transaction-mode pooler (`?pgbouncer=true`, removed from the URL): the primary's
+   * connections carry no named statements and no startup parameters beyond `application_name`.
+   */
+  databaseTransactionPooler: boolean;
   redisUrl: string;
   redisKeyPrefix: string;
   publicBaseUrl: string;
@@ -349,6 +355,18 @@ function parseOrigins(value: string, ctx: z.RefinementCtx): string[] {
   return origins.map((o) => o.replace(/\/+$/, ''));
 }
 
+/**
+ * Reads and removes `pgbouncer=true` from a database URL (the flag Prisma's own
+ * engine reads; pg ignores it): the URL leads to a pooler in transaction mode.
+ */
+export function transactionPoolerUrl(raw: string): { url: string; transactionPooler: boolean } {
+  const url = new URL(raw);
+  const flag = url.searchParams.get('pgbouncer');
+  if (flag === null) return { url: raw, transactionPooler: false };
+  url.searchParams.delete('pgbouncer');
+  return { url: url.toString(), transactionPooler: flag === 'true' || flag === '1' };
+}
+
 export class ConfigError extends Error {}
 
 /** A development-only signing key; production refuses to start without JWT_SECRET. */
@@ -363,6 +381,7 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  const pooler = transactionPoolerUrl(e.DATABASE_URL);
   if (e.NODE_ENV === 'production' && !e.JWT_SECRET) {
     throw new ConfigError('Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production');
   }
@@ -370,10 +389,11 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     env: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
-    databaseUrl: e.DATABASE_URL,
+    databaseUrl: pooler.url,
     databaseReplicaUrl: e.DATABASE_REPLICA_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
-    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS === 'true',
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS === 'true' && !pooler.transactionPooler,
+    databaseTransactionPooler: pooler.transactionPooler,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     publicBaseUrl: e.PUBLIC_BASE_URL.replace(/\/+$/, ''),

@@ -44,6 +44,12 @@ export interface PoolLimits {
   applicationName: string;
   /** PostgreSQL `idle_in_transaction_session_timeout`; 0 or unset: the server's default. */
   idleInTransactionTimeoutMs?: number;
+  /**
+   * The URL leads to a transaction-mode pooler (PgBouncer): the timeouts are not sent as startup
+   * parameters (PgBouncer refuses unknown ones, and a session setting would leak between clients);
+   * the server gives them instead (`ALTER ROLE ... SET statement_timeout`, docs/deployment.md).
+   */
+  transactionPooler?: boolean;
 }
 
 /** The limits of the primary and replica pools, from the configuration. */
@@ -71,8 +77,9 @@ function makeClient(
     // A full pool (or an unreachable server) fails a request after this long instead of queueing it without end.
     connectionTimeoutMillis: limits.connectTimeoutMs,
     // pg sends these as startup parameters: no extra round trip per connection.
-    statement_timeout: limits.statementTimeoutMs || undefined,
-    idle_in_transaction_session_timeout: limits.idleInTransactionTimeoutMs || undefined,
+    statement_timeout: (!limits.transactionPooler && limits.statementTimeoutMs) || undefined,
+    idle_in_transaction_session_timeout:
+      (!limits.transactionPooler && limits.idleInTransactionTimeoutMs) || undefined,
     application_name: limits.applicationName,
   });
   // An idle connection that the server ends (restart, failover, DROP DATABASE) is an 'error' on the pool;
@@ -138,11 +145,16 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
   private readonly preparedStatements: boolean;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Inject(REDIS) redis: RedisClient, redisBreaker: RedisBreaker) {
-    const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger, poolLimits(config));
+    const pooled = config.databaseTransactionPooler;
+    const primary = makeClient(config.databaseUrl, config.databasePoolMax, this.logger, {
+      ...poolLimits(config),
+      transactionPooler: pooled,
+    });
     this.primary = primary.client;
     this.pools.push({ db: 'primary', pool: primary.pool });
     this.primaryPool = primary.pool;
-    this.preparedStatements = config.databasePreparedStatements;
+    // A transaction-mode pooler hands each transaction to any server connection: a statement prepared on one is unknown on the next.
+    this.preparedStatements = config.databasePreparedStatements && !pooled;
     if (config.databaseReplicaUrl) {
       const replica = makeClient(config.databaseReplicaUrl, config.databasePoolMax, this.logger, poolLimits(config));
       this.replicaBase = replica.client;
@@ -156,12 +168,10 @@ export class Db implements OnModuleInit, OnApplicationShutdown {
       this.pools.push({ db: 'replica', pool: replica.pool });
     }
     this.router = new ReadRouter(new RedisPinStore(redis, redisBreaker), config.readYourWritesMs, !!this.replica);
-    const exports = makeClient(
-      config.databaseReplicaUrl ?? config.databaseUrl,
-      config.exportPoolMax,
-      this.logger,
-      exportPoolLimits(config),
-    );
+    const exports = makeClient(config.databaseReplicaUrl ?? config.databaseUrl, config.exportPoolMax, this.logger, {
+      ...exportPoolLimits(config),
+      transactionPooler: !config.databaseReplicaUrl && pooled,
+    });
     this.exportClient = exports.client;
     this.exportPool = exports.pool;
   }
