@@ -21,6 +21,8 @@ export interface PgBouncerOptions {
   maxClients?: number;
   /** The user clients log in as (auth_type trust: listed in the userlist, no password checked). */
   user?: string;
+  /** PgBouncer's `query_timeout` (seconds): what `statement_timeout` does for a direct connection. 0: none. */
+  queryTimeoutS?: number;
 }
 
 /**
@@ -62,6 +64,7 @@ export class PgBouncer {
       'reserve_pool_size = 0',
       `max_client_conn = ${opts.maxClients ?? 100}`,
       'server_check_delay = 1',
+      `query_timeout = ${opts.queryTimeoutS ?? 0}`,
       'log_connections = 0',
       'log_disconnections = 0',
       '',
