@@ -147,22 +147,35 @@ describe('topology: PgBouncer (transaction mode), primary + replica, two app nod
     });
     const results = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
-        (i % 2 ? api2 : api1).post('/tracking/ping', { tripId, locations: [point(i)] }, { token: w.driver.accessToken }),
+        (i % 2 ? api2 : api1).post(
+          '/tracking/ping',
+          { tripId, locations: [point(i)] },
+          { token: w.driver.accessToken },
+        ),
       ),
     );
     for (const r of results) expect(r.status).toBe(200);
     expect(results.reduce((n, r) => n + (r.body.data.accepted as number), 0)).toBe(24);
 
+    // One more point posted on node 1 only: its trip.location reaches the watcher on node 2 through Redis.
+    const last = point(30);
+    const only1 = await api1.post('/tracking/ping', { tripId, locations: [last] }, { token: w.driver.accessToken });
+    expect(only1.status).toBe(200);
+    expect(only1.body.data.accepted).toBe(1);
+    const lastAt = new Date(last.timestamp).getTime();
     await watcher.waitFor(
-      (x) => x.inRoom(tripRoom(tripId), 'trip.location').length > 0,
-      'a trip.location on the other node',
+      (x) =>
+        x
+          .inRoom(tripRoom(tripId), 'trip.location')
+          .some((e) => (e.points as { recordedAt: string }[]).some((p) => new Date(p.recordedAt).getTime() === lastAt)),
+      'the trip.location of the point posted on node 1, on node 2',
     );
     const [row] = await cluster.primary.query<{ n: number }>(
       cluster.database,
       'SELECT count(*)::int AS n FROM trip_pings WHERE trip_id = $1',
       [tripId],
     );
-    expect(row.n).toBe(24);
+    expect(row.n).toBe(25);
   });
 
   it('ledger posting through PgBouncer: an invoice on node 2, the balance read on node 1', async () => {
