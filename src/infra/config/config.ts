@@ -15,7 +15,7 @@ const envSchema = z.object({
   DATABASE_URL: z.url().default('postgresql://postgres@127.0.0.1:5432/waybill'),
   DATABASE_REPLICA_URL: z.url().optional(),
   DATABASE_POOL_MAX: int(1, 1000).default(20),
-  /** Named prepared statements for the hottest statements; `false` behind a pooler that cannot track them (PgBouncer < 1.21). */
+  /** Named prepared statements for the hottest statements; `false` behind a pooler that cannot track them (PgBouncer < 1.21); off with `?pgbouncer=true`. */
   DATABASE_PREPARED_STATEMENTS: z.enum(['true', 'false']).default('true'),
   REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z.string().default('waybill:'),
