@@ -77,8 +77,8 @@ function watchLocations(context, ee, next) {
  * Function steps that open a session: it resumes with the access token the
  * setup wrote (`token`), and one session in `1 / loginShare` starts with a
  * password login instead (`login`), as an app that keeps its session logs in
- * rarely. Password hashes cost about a third of a core-second each (scrypt
- * N=2^17), so logging in on every session would measure little else.
+ * rarely. A password hash (scrypt N=2^17, 128 MiB) costs hundreds of ms of
+ * a core, so logging in on every session would measure little else.
  */
 function session(context, token) {
   context.vars.token = token;
