@@ -24,9 +24,11 @@ function pingBatch(req, context, ee, next) {
   const now = Date.now();
   const worldStart = Number(context.vars.worldStart);
   const size = Number(context.vars.pingBatchSize || 5);
+  // Fixes before worldStart (just after the trips were created) would be older than their trip: rejected.
+  const times = Array.from({ length: size }, (_, i) => now - (size - 1 - i) * 1000).filter((t) => t >= worldStart);
   req.json = {
     tripId: context.vars.driverTripId,
-    locations: Array.from({ length: size }, (_, i) => fixAt(worldStart, now - (size - 1 - i) * 1000)),
+    locations: (times.length ? times : [now]).map((t) => fixAt(worldStart, t)),
   };
   return next();
 }

@@ -14,7 +14,8 @@
 // address, many sessions per user). Then it creates the world
 // (scripts/load-setup.js), runs Artillery with --output, prints a per-scenario
 // p50/p95/p99 table and exits non-zero when any request failed (an error, a
-// 4xx or 5xx), any virtual user failed, or a scenario never ran.
+// 4xx or 5xx), any virtual user failed, a ping point was rejected, or a
+// scenario never ran.
 //
 // Options: --smoke, --url <base>, --output <report.json> (default
 // tmp/load/report-<profile>.json), --orgs <n>, --drivers-per-org <n>, --keep-db.
@@ -188,6 +189,7 @@ function judge(report) {
       problems.push(`${k} = ${v}`);
     }
   }
+  if (c['ping.points_rejected']) problems.push(`ping.points_rejected = ${c['ping.points_rejected']}`);
   for (const name of SCENARIOS) {
     if (!c[`vusers.created_by_name.${name}`]) problems.push(`scenario ${name} never ran`);
   }
@@ -254,7 +256,7 @@ async function main() {
       log(`FAILED: ${problems.join('; ')}`);
       process.exitCode = 1;
     } else {
-      log('OK: no errors, no 4xx/5xx, every scenario ran and no virtual user failed');
+      log('OK: no errors, no 4xx/5xx, no rejected point, every scenario ran and no virtual user failed');
     }
   } finally {
     if (server) await server.stop();
