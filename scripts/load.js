@@ -121,15 +121,30 @@ async function dropDatabase(name) {
   await admin.end();
 }
 
+/** Deletes the keys this run's server wrote under its own prefix (SCAN + DEL, nothing else). */
+async function dropRedisPrefix(prefix) {
+  const Redis = require('ioredis');
+  const redis = new Redis(process.env.REDIS_URL || 'redis://127.0.0.1:6379', { lazyConnect: true });
+  await redis.connect();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  await redis.quit();
+}
+
 async function startServer(dbUrl, limits) {
   const port = await freePort();
+  const redisKeyPrefix = `load:${Date.now().toString(36)}:`;
   const env = {
     ...process.env,
     NODE_ENV: 'production',
     JWT_SECRET: process.env.JWT_SECRET || 'load-test-secret-load-test-secret',
     DATABASE_URL: dbUrl,
     DATABASE_REPLICA_URL: '',
-    REDIS_KEY_PREFIX: `load:${Date.now().toString(36)}:`,
+    REDIS_KEY_PREFIX: redisKeyPrefix,
     LOG_LEVEL: 'error',
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -153,12 +168,14 @@ async function startServer(dbUrl, limits) {
   }
   return {
     url,
-    stop: () =>
-      new Promise((done) => {
+    stop: async () => {
+      await new Promise((done) => {
         if (proc.exitCode !== null) return done();
         proc.once('exit', () => done());
         proc.kill('SIGTERM');
-      }),
+      });
+      await dropRedisPrefix(redisKeyPrefix).catch((e) => log(`could not delete ${redisKeyPrefix}*: ${e.message}`));
+    },
   };
 }
 
