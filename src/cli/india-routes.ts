@@ -155,7 +155,7 @@ export function bearingDeg(a: LatLng, b: LatLng): number {
  * The point at fraction `f` (0..1) of the road from `a` to `b`. `bend` (about
  * -0.15..0.15) bows the road sideways by that share of its length; two small
  * wiggles make it look like a highway. The same formula is written in SQL in
- * `seed-bulk.ts` (`seed_route_point`): keep them in step.
+ * `seed-bulk.ts` (the pings' `side` and `pt`): keep them in step.
  */
 export function routePoint(a: LatLng, b: LatLng, bend: number, f: number): LatLng {
   const dLat = b.lat - a.lat;

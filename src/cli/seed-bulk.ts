@@ -38,24 +38,22 @@ export function driversPerOrg(orgs: number, trips: number): number {
   return Math.max(1, Math.min(5, Math.ceil(trips / orgs / 8)));
 }
 
-/** Phones of the generated users: owners `+9179 0 <org>`, drivers `+9179 1 <driver>` (E.164, 13 digits). */
+/**
+ * Phones of the generated users: owners `+91790<org>`, drivers `+91791<org><slot>` (E.164, 13 digits). A
+ * driver, truck or user is named by its org and slot, so runs of other sizes agree on who is who.
+ */
 export const ownerPhone = (org: number) => `+91790${String(org).padStart(7, '0')}`;
-export const driverPhone = (driver: number) => `+91791${String(driver).padStart(7, '0')}`;
+export const driverPhone = (org: number, slot: number) => `+91791${String(org * 10 + slot).padStart(7, '0')}`;
 
 const rate = (rows: number, ms: number) => Math.round((rows * 1000) / Math.max(ms, 1)).toLocaleString('en-US');
 
 /**
  * SQL helpers the statements share, dropped at the end: `seed_uuid` makes a
- * version-4-shaped uuid from a label; `seed_route_point` is `routePoint`
- * (india-routes.ts) in SQL.
+ * version-4-shaped uuid from a label (one expression, so PostgreSQL inlines it).
  */
 const HELPERS = `
 CREATE OR REPLACE FUNCTION seed_uuid(label text) RETURNS uuid IMMUTABLE LANGUAGE sql AS $$
-  SELECT (substr(h, 1, 12) || '4' || substr(h, 14, 3) || '8' || substr(h, 18, 15))::uuid FROM md5('waybill-seed:' || label) h $$;
-CREATE OR REPLACE FUNCTION seed_route_point(lat1 float8, lng1 float8, lat2 float8, lng2 float8, bend float8, f float8)
-RETURNS float8[] IMMUTABLE LANGUAGE sql AS $$
-  SELECT ARRAY[lat1 + (lat2 - lat1) * f - (lng2 - lng1) * s, lng1 + (lng2 - lng1) * f + (lat2 - lat1) * s]
-  FROM (SELECT sin(pi() * f) * bend + sin(pi() * f * 7) * 0.012 + sin(pi() * f * 23) * 0.004 AS s) x $$;
+  SELECT overlay(overlay(md5('waybill-seed:' || label) placing '4' from 13) placing '8' from 17)::uuid $$;
 CREATE OR REPLACE FUNCTION seed_distance_m(lat1 float8, lng1 float8, lat2 float8, lng2 float8)
 RETURNS float8 IMMUTABLE LANGUAGE sql AS $$
   SELECT 2 * 6371000 * asin(sqrt(sin(radians(lat2 - lat1) / 2) ^ 2
@@ -63,7 +61,6 @@ RETURNS float8 IMMUTABLE LANGUAGE sql AS $$
 `;
 const DROP_HELPERS = `
 DROP FUNCTION IF EXISTS seed_uuid(text);
-DROP FUNCTION IF EXISTS seed_route_point(float8, float8, float8, float8, float8, float8);
 DROP FUNCTION IF EXISTS seed_distance_m(float8, float8, float8, float8);
 `;
 
@@ -124,7 +121,7 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
               ($1::text[])[1 + (o * 7) % $2] || ' ' || ($3::text[])[1 + o % $4], $5, now() - interval '420 days', now()
        FROM generate_series(0, $6 - 1) o
        UNION ALL
-       SELECT seed_uuid('driver-user-' || d), '+91791' || lpad(d::text, 7, '0'),
+       SELECT seed_uuid('driver-user-' || (d / $7) || '-' || (d % $7)), '+91791' || lpad(((d / $7) * 10 + d % $7)::text, 7, '0'),
               ($1::text[])[1 + (d * 11) % $2] || ' ' || ($3::text[])[1 + (d * 5) % $4], $5, now() - interval '420 days', now()
        FROM generate_series(0, $6::int * $7::int - 1) d
        ON CONFLICT DO NOTHING`,
@@ -136,7 +133,8 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
        SELECT seed_uuid('m-owner-' || o), seed_uuid('org-' || o), seed_uuid('owner-' || o), 'OWNER'::role, now() - interval '420 days'
        FROM generate_series(0, $1 - 1) o
        UNION ALL
-       SELECT seed_uuid('m-driver-' || d), seed_uuid('org-' || (d / $2)), seed_uuid('driver-user-' || d), 'DRIVER'::role,
+       SELECT seed_uuid('m-driver-' || (d / $2) || '-' || (d % $2)), seed_uuid('org-' || (d / $2)),
+              seed_uuid('driver-user-' || (d / $2) || '-' || (d % $2)), 'DRIVER'::role,
               now() - interval '420 days'
        FROM generate_series(0, $1::int * $2::int - 1) d
        ON CONFLICT DO NOTHING`,
@@ -145,8 +143,10 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
     await step(
       'driver_profiles',
       `INSERT INTO driver_profiles (id, org_id, user_id, license_no, device_id, created_at)
-       SELECT seed_uuid('driver-' || d), seed_uuid('org-' || (d / $2)), seed_uuid('driver-user-' || d),
-              c.rto || '-20' || lpad(((d * 7919) % 100000000)::text, 11, '0'), 'seed-device-' || d, now() - interval '420 days'
+       SELECT seed_uuid('driver-' || (d / $2) || '-' || (d % $2)), seed_uuid('org-' || (d / $2)),
+              seed_uuid('driver-user-' || (d / $2) || '-' || (d % $2)),
+              c.rto || '-20' || lpad(((d * 7919) % 100000000)::text, 11, '0'), 'seed-device-' || (d / $2) || '-' || (d % $2),
+              now() - interval '420 days'
        FROM generate_series(0, $1::int * $2::int - 1) d JOIN seed_cities c ON c.ci = (d / $2) % ${C}
        ON CONFLICT DO NOTHING`,
       [orgs, per],
@@ -154,8 +154,8 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
     await step(
       'trucks',
       `INSERT INTO trucks (id, org_id, number, type, capacity_kg, created_at)
-       SELECT seed_uuid('truck-' || d), seed_uuid('org-' || (d / $2)),
-              c.rto || ' ' || chr(65 + (d / 26) % 26) || chr(65 + d % 26) || ' ' || lpad(((d * 37) % 10000)::text, 4, '0'),
+       SELECT seed_uuid('truck-' || (d / $2) || '-' || (d % $2)), seed_uuid('org-' || (d / $2)),
+              c.rto || ' ' || chr(65 + (d / 26) % 26) || chr(65 + d % 26) || ' ' || lpad(((d / $2) * 10 + d % $2)::text, 4, '0'),
               (ARRAY['TRAILER', 'CONTAINER', 'OPEN_BODY', 'TANKER'])[1 + d % 4], (ARRAY[25000, 16000, 9000, 12000])[1 + d % 4],
               now() - interval '420 days'
        FROM generate_series(0, $1::int * $2::int - 1) d JOIN seed_cities c ON c.ci = (d / $2) % ${C}
@@ -177,7 +177,7 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
                   CASE WHEN i % 2 = 0 THEN (ARRAY['LOADING', 'IN_TRANSIT', 'ARRIVED'])[1 + ((i / 2) % 3)::int]
                        WHEN i % 10 = 1 THEN 'PLANNED' ELSE 'COMPLETED' END
                 ELSE CASE WHEN i % 20 = 7 THEN 'CANCELLED' ELSE 'COMPLETED' END END AS status,
-                ((i * 7919) % 301 - 150) / 1000.0 AS bend
+                (((i * 7919) % 301 - 150) / 1000.0)::float8 AS bend
          FROM generate_series(0::bigint, $3::bigint - 1) i
        ), placed AS (
          SELECT b.*, sc.ci AS sci,
@@ -187,7 +187,7 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
          SELECT p.*, s.name AS start_name, s.lat AS lat1, s.lng AS lng1, e.name AS end_name, e.lat AS lat2, e.lng AS lng2,
                 seed_distance_m(s.lat, s.lng, e.lat, e.lng) * 1.2 AS road_m,
                 CASE p.status WHEN 'COMPLETED' THEN 1.0 WHEN 'ARRIVED' THEN 1.0
-                              WHEN 'IN_TRANSIT' THEN 0.2 + ((p.i / 2) % 7) / 10.0 ELSE 0.0 END AS frac,
+                              WHEN 'IN_TRANSIT' THEN 0.2 + ((p.i / 2) % 7) / 10.0 ELSE 0.0 END::float8 AS frac,
                 p.status NOT IN ('PLANNED', 'CANCELLED') AS moving
          FROM placed p JOIN seed_cities s ON s.ci = p.sci JOIN seed_cities e ON e.ci = p.dci
        ), ranked AS (
@@ -224,7 +224,10 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
            LATERAL (SELECT 3300 + pl.frac * pl.duration_s AS span) s,
            LATERAL ${series} p,
            LATERAL (SELECT greatest(0, least(1, ((p::float8 / greatest(pl.n_pings, 1)) * s.span - 3300) / pl.duration_s)) AS f) ff,
-           LATERAL (SELECT seed_route_point(pl.lat1, pl.lng1, pl.lat2, pl.lng2, pl.bend, ff.f) AS pt) q
+           -- routePoint (india-routes.ts): the straight line, bowed by \`bend\` and two small wiggles.
+           LATERAL (SELECT sin(pi() * ff.f) * pl.bend + sin(pi() * ff.f * 7) * 0.012 + sin(pi() * ff.f * 23) * 0.004 AS side) w,
+           LATERAL (SELECT ARRAY[pl.lat1 + (pl.lat2 - pl.lat1) * ff.f - (pl.lng2 - pl.lng1) * w.side,
+                                 pl.lng1 + (pl.lng2 - pl.lng1) * ff.f + (pl.lat2 - pl.lat1) * w.side] AS pt) q
       WHERE pl.n_pings > 0`;
 
     await step(
@@ -233,7 +236,7 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
                           start_name, start_lat, start_lng, end_name, end_lat, end_lng, estimated_arrival, distance_km,
                           latest_lat, latest_lng, latest_speed, latest_heading, latest_recorded_at, created_at, updated_at)
        SELECT pl.id, seed_uuid('org-' || pl.src), seed_uuid('org-' || pl.dst),
-              seed_uuid('truck-' || (pl.src * $1 + pl.k)), seed_uuid('driver-' || (pl.src * $1 + pl.k)), pl.status::trip_status,
+              seed_uuid('truck-' || pl.src || '-' || pl.k), seed_uuid('driver-' || pl.src || '-' || pl.k), pl.status::trip_status,
               pl.start_name, pl.lat1, pl.lng1, pl.end_name, pl.lat2, pl.lng2,
               pl.created + make_interval(secs => 3600 + pl.duration_s * 1.1), round((pl.road_m * pl.frac / 1000)::numeric, 1)::float8,
               last.lat, last.lng, last.speed, last.heading, last.recorded_at,
@@ -241,7 +244,6 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
        FROM seed_plan pl
        LEFT JOIN (${pingSelect('generate_series(pl.n_pings, pl.n_pings)')}) last ON last.trip_id = pl.id
        ON CONFLICT DO NOTHING`,
-      [per],
     );
 
     // Pings, one statement per chunk of trips; a chunk whose last moving trip has all its pings is done already.
@@ -306,6 +308,11 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
               pl.created + make_interval(secs => 3600 + pl.duration_s) AS delivered_at
        FROM seed_plan pl WHERE pl.status = 'COMPLETED' AND pl.i % 10 = 3`,
     );
+    // A posting's ids are named by the trip and the account: a run of other sizes (another trip i) never collides.
+    await sql.query(
+      `ALTER TABLE seed_invoices ADD COLUMN tag text;
+       UPDATE seed_invoices SET tag = i || '-' || org_a || '-' || org_b`,
+    );
     await step(
       'ledger_accounts',
       `INSERT INTO ledger_accounts (id, org_a_id, org_b_id, currency, created_by_id, created_at)
@@ -314,27 +321,27 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
        FROM seed_invoices ORDER BY org_a, org_b, i
        ON CONFLICT DO NOTHING`,
     );
-    const posting = (kind: 'inv' | 'pay') => `seed_uuid('${kind}-posting-' || s.i)`;
+    const posting = (kind: 'inv' | 'pay') => `seed_uuid('${kind}-posting-' || s.tag)`;
     const INVOICE = `jsonb_build_object(
         'kind', 'INVOICE', 'accountId', seed_uuid('account-' || s.org_a || '-' || s.org_b), 'side', s.seller,
         'userId', s.seller_user, 'idempotencyKey', 'seed-invoice-' || s.i, 'requestHash', md5('seed-invoice-' || s.i),
-        'now', s.delivered_at, 'postingId', ${posting('inv')}, 'documentId', seed_uuid('invoice-' || s.i),
-        'entryIds', jsonb_build_array(seed_uuid('inv-entry-a-' || s.i), seed_uuid('inv-entry-b-' || s.i)),
-        'outboxIds', jsonb_build_array(seed_uuid('inv-outbox-1-' || s.i), seed_uuid('inv-outbox-2-' || s.i)),
+        'now', s.delivered_at, 'postingId', ${posting('inv')}, 'documentId', seed_uuid('invoice-' || s.tag),
+        'entryIds', jsonb_build_array(seed_uuid('inv-entry-a-' || s.tag), seed_uuid('inv-entry-b-' || s.tag)),
+        'outboxIds', jsonb_build_array(seed_uuid('inv-outbox-1-' || s.tag), seed_uuid('inv-outbox-2-' || s.tag)),
         'memo', 'Freight ' || pl.start_name || ' to ' || pl.end_name,
         'invoice', jsonb_build_object('number', 'INV-' || lpad(s.i::text, 7, '0'), 'amount', s.amount,
                                       'tripId', s.trip_id, 'dueDate', to_char(s.delivered_at + interval '30 days', 'YYYY-MM-DD')))`;
     const PAYMENT = `jsonb_build_object(
         'kind', 'PAYMENT', 'accountId', seed_uuid('account-' || s.org_a || '-' || s.org_b), 'side', s.buyer,
         'userId', s.buyer_user, 'idempotencyKey', 'seed-payment-' || s.i, 'requestHash', md5('seed-payment-' || s.i),
-        'now', s.delivered_at + interval '3 days', 'postingId', ${posting('pay')}, 'documentId', seed_uuid('payment-' || s.i),
-        'entryIds', jsonb_build_array(seed_uuid('pay-entry-a-' || s.i), seed_uuid('pay-entry-b-' || s.i)),
-        'outboxIds', jsonb_build_array(seed_uuid('pay-outbox-1-' || s.i), seed_uuid('pay-outbox-2-' || s.i)),
+        'now', s.delivered_at + interval '3 days', 'postingId', ${posting('pay')}, 'documentId', seed_uuid('payment-' || s.tag),
+        'entryIds', jsonb_build_array(seed_uuid('pay-entry-a-' || s.tag), seed_uuid('pay-entry-b-' || s.tag)),
+        'outboxIds', jsonb_build_array(seed_uuid('pay-outbox-1-' || s.tag), seed_uuid('pay-outbox-2-' || s.tag)),
         'memo', NULL,
         'payment', jsonb_build_object('amount', round(s.amount * s.paid_share)::bigint,
                                       'method', (ARRAY['UPI', 'NEFT', 'RTGS', 'CHEQUE'])[1 + (s.i % 4)::int],
                                       'reference', 'UTR' || lpad(s.i::text, 10, '0'),
-                                      'invoiceId', seed_uuid('invoice-' || s.i), 'direction', 'PAID'))`;
+                                      'invoiceId', seed_uuid('invoice-' || s.tag), 'direction', 'PAID'))`;
     const invoiceCount = Number((await sql.query(`SELECT count(*)::int AS n FROM seed_invoices`)).rows[0].n);
     let posted = 0;
     let postings = 0;
@@ -343,13 +350,13 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
     const chunk = 1000;
     for (let lo = 0; lo < trips; lo += chunk * 10) {
       const hi = Math.min(trips, lo + chunk * 10) - 1;
-      const last = await sql.query<{ i: number; paid: boolean }>(
-        `SELECT i, paid_share > 0 AS paid FROM seed_invoices WHERE i BETWEEN $1 AND $2 ORDER BY i DESC LIMIT 1`,
+      const last = await sql.query<{ tag: string; paid: boolean }>(
+        `SELECT tag, paid_share > 0 AS paid FROM seed_invoices WHERE i BETWEEN $1 AND $2 ORDER BY i DESC LIMIT 1`,
         [lo, hi],
       );
       if (last.rowCount === 0) continue;
-      const lastPosting = `seed_uuid('${last.rows[0].paid ? 'pay' : 'inv'}-posting-' || $1::bigint)`;
-      const there = await sql.query(`SELECT 1 FROM ledger_postings WHERE id = ${lastPosting}`, [last.rows[0].i]);
+      const lastPosting = `seed_uuid('${last.rows[0].paid ? 'pay' : 'inv'}-posting-' || $1::text)`;
+      const there = await sql.query(`SELECT 1 FROM ledger_postings WHERE id = ${lastPosting}`, [last.rows[0].tag]);
       const inChunk = Number(
         (
           await sql.query(
