@@ -17,7 +17,10 @@ import { City, FIRST_NAMES, haversineM } from './india-routes';
  * Client does. Sessions are kept in a state file and refreshed, so re-runs
  * do not spend the login rate limit.
  *
- *   npm run demo -- --url http://127.0.0.1:3000 --trucks 10 --speedup 3 --duration 600
+ *   npm run demo -- --url http://127.0.0.1:3000 --trucks 10 --speedup 2.5 --duration 600
+ *
+ * `--speedup` multiplies the distance driven per second; fixes carry real times (the server refuses fixes from the
+ * future), so it is capped below the server's implied-speed filter (`--max-implied-speed`, 70 m/s by default).
  */
 const FLAGS = {
   url: 'string',
@@ -662,7 +665,7 @@ async function main(): Promise<void> {
   const url = (flags.url ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
   const count = Math.max(1, flags.trucks ?? 10);
   const limit = maxSpeedup(CRUISE_MPS, flags['max-implied-speed'] ?? 70);
-  let speedup = flags.speedup ?? Math.min(3, limit);
+  let speedup = flags.speedup ?? 1;
   if (speedup > limit) {
     process.stdout.write(
       `--speedup ${speedup} would put fixes over the server's implied-speed filter; using ${limit} (fixes carry real times)\n`,
