@@ -24,7 +24,8 @@ describeWithBrowser('live page (/live) in a real browser', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    t = await startTestApp();
+    // Short-lived access tokens: the page must refresh its own (and re-authenticate its socket) during the test.
+    t = await startTestApp({ accessTokenTtlSeconds: 30 });
     profileDir = mkdtempSync(join(tmpdir(), 'waybill-live-chromium-'));
     // A fresh profile directory per run: nothing cached or remembered from another run.
     browser = await chromium.launchPersistentContext(profileDir, {
@@ -89,7 +90,10 @@ describeWithBrowser('live page (/live) in a real browser', () => {
     const t0 = Date.now() - 3600_000;
     const first = await t.api.post(
       '/tracking/ping',
-      { tripId: trip.id, locations: [{ latitude: 27.0, longitude: 75.9, timestamp: new Date(t0).toISOString(), speed: 15 }] },
+      {
+        tripId: trip.id,
+        locations: [{ latitude: 27.0, longitude: 75.9, timestamp: new Date(t0).toISOString(), speed: 15 }],
+      },
       { token: w.driver.accessToken },
     );
     expect(first.status).toBe(200);
@@ -97,6 +101,7 @@ describeWithBrowser('live page (/live) in a real browser', () => {
     await page.goto(`${t.url}/live`);
     await page.fill('#phone', w.source.owner.phone);
     await page.fill('#password', w.source.owner.password);
+    const loggedInAt = Date.now();
     await page.click('#login');
     await page.waitForSelector(`#org option[value="${w.source.id}"]`, { state: 'attached' });
     await page.selectOption('#org', w.source.id);
@@ -141,6 +146,36 @@ describeWithBrowser('live page (/live) in a real browser', () => {
 
     mkdirSync(OUTPUT_DIR, { recursive: true });
     await page.screenshot({ path: join(OUTPUT_DIR, 'live-page.png') });
+
+    // The page refreshes its access token before it expires (30 s here: at 5 s) and tells its socket; the trip
+    // room still delivers afterwards.
+    const stored = () =>
+      page.evaluate(() => JSON.parse(sessionStorage.getItem('waybill-live') ?? '{}') as { access?: string });
+    const firstToken = (await stored()).access;
+    expect(firstToken).toBeTruthy();
+    await page.waitForFunction(
+      (old) => (JSON.parse(sessionStorage.getItem('waybill-live') ?? '{}') as { access?: string }).access !== old,
+      firstToken,
+      { timeout: 20_000 },
+    );
+    // Past the first token's expiry: a socket still on it would have been cut off (`auth.expired`).
+    await new Promise((r) => setTimeout(r, Math.max(0, loggedInAt + 32_000 - Date.now())));
+    const relogin = await t.api.post('/auth/login', { phone: w.driver.phone, password: w.driver.password });
+    expect(relogin.status).toBe(200);
+    const later = { latitude: 27.2, longitude: 76.0 };
+    const res = await t.api.post(
+      '/tracking/ping',
+      { tripId: trip.id, locations: [{ ...later, timestamp: new Date(t0 + 20 * 60_000).toISOString(), speed: 14 }] },
+      { token: relogin.body.data.accessToken },
+    );
+    expect(res.status).toBe(200);
+    await page.waitForFunction(
+      ({ id, lat }) =>
+        Number(document.querySelector(`#markers .marker[data-trip-id="${id}"]`)?.getAttribute('data-lat')) === lat,
+      { id: trip.id, lat: later.latitude },
+      { timeout: 15_000 },
+    );
+    expect(await page.getAttribute('#connection', 'data-state')).toBe('online');
     expect(pageErrors).toEqual([]);
   }, 60_000);
 });
