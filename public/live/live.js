@@ -192,8 +192,23 @@
       });
       state.trips.forEach(function (_t, id) { if (!seen.has(id)) state.trips.delete(id); });
       subscribeAll();
+      state.trips.forEach(function (t) { if (ACTIVE.indexOf(t.status) >= 0 && !state.trails.has(t.id)) loadTrail(t.id); });
       schedule();
     });
+  }
+
+  var ACTIVE = ['LOADING', 'IN_TRANSIT', 'ARRIVED'];
+
+  /** The last three hours of an active trip's track, drawn behind its marker; live points append to it. */
+  function loadTrail(tripId) {
+    state.trails.set(tripId, []);
+    var from = new Date(Date.now() - 3 * 3600 * 1000).toISOString();
+    api('GET', '/tracking/trips/' + tripId + '/history?limit=2000&from=' + encodeURIComponent(from)).then(function (res) {
+      var live = state.trails.get(tripId) || [];
+      var past = res.data.map(function (p) { return [p.lat, p.lng]; });
+      state.trails.set(tripId, past.concat(live));
+      schedule();
+    }).catch(function () { /* no track to draw */ });
   }
 
   // ---- realtime ------------------------------------------------------------------------------------
