@@ -400,9 +400,10 @@ export async function seedBulk(databaseUrl: string, opts: BulkSeedOptions, log: 
         (refused ? `, ${refused} refused` : ''),
     );
     await sql.query(`ANALYZE orgs, users, memberships, driver_profiles, trucks, trips, trip_pings, ledger_accounts`);
-    await sql.query(DROP_HELPERS);
     return { added, seconds: Math.round((Date.now() - started) / 100) / 10 };
   } finally {
+    // The helpers go even when a step failed: nothing of the generator stays in the schema.
+    await sql.query(`RESET session_replication_role; ${DROP_HELPERS}`).catch(() => undefined);
     await sql.end();
   }
 }

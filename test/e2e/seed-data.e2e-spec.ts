@@ -111,6 +111,9 @@ describe('data generator (npm run db:seed -- --orgs --trips --pings)', () => {
        FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id GROUP BY a.id`,
     );
     for (const r of ledger.rows) expect(String(r.balance)).toBe(String(r.sum_a));
+    // Nothing of the generator stays in the schema.
+    const helpers = await sql.query(`SELECT proname FROM pg_proc WHERE proname LIKE 'seed\\_%'`);
+    expect(helpers.rows).toEqual([]);
     // Owners log in with the demo password.
     const owner = await sql.query(`SELECT password_hash FROM users WHERE phone = $1`, [ownerPhone(0)]);
     expect(owner.rowCount).toBe(1);
