@@ -32,7 +32,10 @@ export async function registerLivePage(fastify: FastifyInstance): Promise<void> 
   fastify.get('/live/socket.io.min.js', async (_request, reply) => {
     if (!clientPath) return reply.code(404).type('text/plain').send('socket.io-client is not installed');
     client ??= await readFile(clientPath);
-    return reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(client);
+    return reply
+      .type('application/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(client);
   });
   fastify.get('/live', async (_request, reply) => reply.redirect('/live/', 302));
   await fastify.register(fastifyStatic, {
