@@ -19,6 +19,7 @@ import { instrumentHttp } from './infra/observability/http-metrics';
 import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { EnvelopeFastifyAdapter } from './common/http/envelope';
 import { helmetDefaultHeaders } from './common/http/security-headers';
+import { registerLivePage } from './common/http/live-page';
 import { installRouteRateLimits } from './common/rate-limit/route-rate-limits';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
@@ -142,6 +143,8 @@ export async function createApp(
       .addBearerAuth()
       .build(),
   );
+  // The live map (`/live`), outside the API prefix like /docs.
+  await registerLivePage(fastify);
   SwaggerModule.setup('docs', app, cleanupOpenApiDoc(doc), {
     useGlobalPrefix: false,
     jsonDocumentUrl: 'docs/openapi.json',

@@ -3,13 +3,26 @@ import { newTrackerToken } from '../common/auth/tracker-token';
 import { PrismaClient } from '../generated/prisma/client';
 import { PasswordHasher } from '../modules/auth/password-hasher';
 import { loadConfig } from '../infra/config/config';
+import { parseFlags } from './cli-args';
+import { seedBulk } from './seed-bulk';
 
 /**
- * Demo data for a development database: two trading orgs with an owner each
- * (password `waybill-demo`), a truck and a driver. Safe to run twice.
+ * Demo data for a development database. Without flags: two trading orgs with
+ * an owner each (password `waybill-demo`), a truck and a driver. With
+ * `--orgs N --trips N --pings N`: a large generated data set (`seed-bulk.ts`),
+ * every user's password also `waybill-demo`. Safe to run twice either way.
  */
 async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2), { orgs: 'int', trips: 'int', pings: 'int' });
   const config = loadConfig(process.env);
+  if (flags.orgs !== undefined || flags.trips !== undefined || flags.pings !== undefined) {
+    await bulk(config.databaseUrl, config, {
+      orgs: flags.orgs ?? 10,
+      trips: flags.trips ?? 1000,
+      pings: flags.pings ?? 20_000,
+    });
+    return;
+  }
   const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.databaseUrl }) });
   try {
     const passwordHash = await new PasswordHasher(config.passwordScrypt).hash('waybill-demo');
@@ -58,6 +71,37 @@ async function main(): Promise<void> {
   } finally {
     await db.$disconnect();
   }
+}
+
+async function bulk(
+  databaseUrl: string,
+  config: ReturnType<typeof loadConfig>,
+  sizes: { orgs: number; trips: number; pings: number },
+): Promise<void> {
+  const tty = process.stdout.isTTY;
+  let open = false;
+  const log = (line: string, opts: { sameLine?: boolean } = {}) => {
+    if (opts.sameLine && tty) {
+      process.stdout.write(`\r\x1b[2K${line}`);
+      open = true;
+      return;
+    }
+    if (open) process.stdout.write('\n');
+    open = false;
+    process.stdout.write(`${line}\n`);
+  };
+  log(`seeding ${sizes.orgs} orgs, ${sizes.trips} trips, ${sizes.pings} pings`);
+  const passwordHash = await new PasswordHasher(config.passwordScrypt).hash('waybill-demo');
+  const result = await seedBulk(databaseUrl, { ...sizes, passwordHash }, log);
+  const total = Object.values(result.added).reduce((a, b) => a + b, 0);
+  log(
+    total === 0
+      ? `nothing to add: the data set is already there (${result.seconds} s)`
+      : `done in ${result.seconds} s: ${Object.entries(result.added)
+          .map(([k, v]) => `${k} +${v}`)
+          .join(', ')}`,
+  );
+  log('owners log in as +917900000000, +917900000001, ... with password waybill-demo');
 }
 
 main().catch((err: Error) => {
