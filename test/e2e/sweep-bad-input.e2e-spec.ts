@@ -1,0 +1,396 @@
+/**
+ * Bad-input sweep, generated from the app itself: every route Fastify serves is
+ * read from Nest's metadata (`test/support/route-table.ts`) with the zod schemas
+ * of its `@Param`/`@Query`/`@Body` DTOs, and each gets malformed JSON, wrong
+ * types for each field, unknown keys, huge strings and arrays, NUL and unpaired
+ * surrogates, injection strings, bad ids (not a uuid, a uuid of nothing) and
+ * malformed cursors and limits. Every answer must be a 4xx in the envelope
+ * `{success:false,error:{code,message}}` (never a 5xx) and no table may change
+ * (row counts and a checksum of every table, before and after).
+ *
+ * A new endpoint is swept without new code here. What it may need:
+ * - a path parameter with a new name: add it to `ids` in `test/support/org-world.ts`
+ *   (create the resource in `buildOrgWorld`); the tenant sweep fails until then;
+ * - a body field whose valid value the generator cannot guess (an id of a real
+ *   resource, a phone): add it to `HINTS` below or to `bodyIds` in org-world.ts.
+ *   Each route's generated valid body is checked against its own schema first,
+ *   so a route whose mutations would only test "a required field is missing" fails
+ *   naming the route.
+ */
+import { randomUUID } from 'node:crypto';
+import { ZodType } from 'zod';
+import { buildOrgWorld, OrgWorld, snapshotTables, sweepOverrides } from '../support/org-world';
+import { fillPath, recordFastifyRoutes, RouteInfo, routeTable } from '../support/route-table';
+import { startTestApp, TestApp } from '../support/test-app';
+import { Hints, kindOf, Leaf, leaves, sample, setPath } from '../support/zod-samples';
+
+jest.setTimeout(180_000);
+
+const INJECTIONS = [
+  "' OR '1'='1'; DROP TABLE users; --",
+  '<script>alert(1)</script>',
+  '${7*7}{{7*7}}',
+  '../../etc/passwd',
+];
+const HUGE_STRING = 'x'.repeat(200_000);
+const b64 = (s: string) => Buffer.from(s).toString('base64url');
+const BAD_CURSORS = [
+  'not a cursor!',
+  b64('["x","y"]'),
+  b64(`["2026-01-01T00:00:00Z","' OR 1=1 --"]`),
+  b64('{"id":"x"}'),
+  b64('["99999-01-01T00:00:00Z","0196e1d2-0000-7000-8000-000000000000"]'),
+  b64('[1e400]'),
+];
+/** Limits no list takes; `max + 1` is added from each route's own schema. */
+const BAD_LIMITS = ['0', '-1', '1e9', 'abc', '1.5', '', '99999999999999999999'];
+
+interface Case {
+  route: RouteInfo;
+  name: string;
+  method: string;
+  url: string;
+  token?: string;
+  payload?: string;
+  contentType?: string;
+}
+
+/** Runs `fn` over `items` with at most `width` in flight. */
+async function pool<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    }),
+  );
+  return out;
+}
+
+/** encodeURIComponent, with an unpaired surrogate sent as its raw (invalid) UTF-8 bytes. */
+const enc = (v: string) => {
+  try {
+    return encodeURIComponent(v);
+  } catch {
+    return encodeURIComponent(v.replace(/[\ud800-\udfff]/g, '\ufffd')).replace(/%EF%BF%BD/g, '%ED%A0%80');
+  }
+};
+const qs = (q: Record<string, unknown>) =>
+  Object.entries(q)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${enc(k)}=${enc(String(v))}`)
+    .join('&');
+
+/** Wrong values for one body field, by what it takes. */
+function bodyMutations(leaf: Leaf, element: unknown): [string, unknown][] {
+  const out: [string, unknown][] = [
+    ['null', null],
+    ['object', { nested: 1 }],
+  ];
+  switch (leaf.kind) {
+    case 'string':
+      out.push(
+        ['number', 12345],
+        ['boolean', true],
+        ['array', ['a']],
+        ['NUL', 'a\u0000b'],
+        ['lone surrogate', 'a\ud800b'],
+      );
+      out.push(['lone low surrogate', '\udc00']);
+      if (leaf.maxLength !== undefined || leaf.format) out.push(['huge string', HUGE_STRING]);
+      if (leaf.format) for (const s of INJECTIONS) out.push([`injection ${s.slice(0, 8)}`, s]);
+      break;
+    case 'number':
+      out.push(['text', 'abc'], ['boolean', false], ['array', [1]], ['1e300', 1e300], ['-1e300', -1e300]);
+      if (!leaf.coerce) out.push(['numeric string', '12']);
+      break;
+    case 'boolean':
+      out.push(['text', 'yes'], ['number', 1]);
+      break;
+    case 'enum':
+    case 'literal':
+      out.push(
+        ['unknown member', 'NOT_A_MEMBER'],
+        ['number', 7],
+        ['NUL', 'A\u0000'],
+        ...INJECTIONS.map((s): [string, unknown] => [`injection ${s.slice(0, 8)}`, s]),
+      );
+      break;
+    case 'array':
+      out.push(['string', 'x'], ['number', 3], ['huge array', Array.from({ length: 20_001 }, () => element)]);
+      if (typeof element === 'string') out.push(['NUL element', ['a\u0000']]);
+      break;
+    case 'object':
+      out.push(['string', 'x'], ['array', []], ['number', 3]);
+      break;
+  }
+  if (out.every(([, v]) => v !== null)) return out;
+  return out;
+}
+
+/** Wrong values for one query field. */
+function queryMutations(name: string, leaf: Leaf): [string, string][] {
+  const out: [string, string][] = [
+    ['NUL', 'a\u0000'],
+    ['lone surrogate (raw %ED%A0%80)', '\ud800'],
+    ['huge', 'x'.repeat(5_000)],
+    ...INJECTIONS.map((s): [string, string] => [`injection ${s.slice(0, 8)}`, s]),
+  ];
+  if (name === 'cursor') out.push(...BAD_CURSORS.map((c, i): [string, string] => [`bad cursor ${i}`, c]));
+  else if (name === 'limit')
+    out.push(
+      ...[...BAD_LIMITS, ...(leaf.max === undefined ? [] : [String(leaf.max + 1)])].map((l): [string, string] => [
+        `limit ${JSON.stringify(l)}`,
+        l,
+      ]),
+    );
+  else if (leaf.kind === 'number') out.push(['text', 'abc'], ['1e400', '1e400'], ['-1', '-1e300']);
+  else if (leaf.kind === 'enum') out.push(['unknown member', 'NOT_A_MEMBER']);
+  else if (leaf.kind === 'boolean') out.push(['text', 'maybe']);
+  else if (leaf.format === 'datetime' || leaf.format === 'date')
+    out.push(['bad date', '2026-13-45'], ['year 0', '0000-01-01']);
+  return out.filter(([, v]) => v !== undefined);
+}
+
+describe('bad-input sweep over every route', () => {
+  let t: TestApp;
+  let world: OrgWorld;
+  let routes: RouteInfo[];
+
+  beforeAll(async () => {
+    let served = new Set<string>();
+    t = await startTestApp(await sweepOverrides(), (app) => {
+      served = recordFastifyRoutes(app);
+    });
+    routes = routeTable(t.app, served);
+    world = await buildOrgWorld(t);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /** Field values the generator cannot guess: the world's ids and a few formats. */
+  const hints = (): Hints => ({
+    ...world.bodyIds,
+    phone: world.staff.phone,
+    password: 'password-123',
+    refreshToken: world.owner.refreshToken,
+    counterpartyOrgId: world.w.destination.id,
+    sourceOrgId: world.w.source.id,
+    destinationOrgId: world.w.destination.id,
+    latitude: 26.93,
+    longitude: 75.8,
+    lat: 26.93,
+    lng: 75.8,
+    currency: 'INR',
+  });
+
+  /** A body that passes the route's own schema, so each mutation tests one field. */
+  function validBody(route: RouteInfo): unknown {
+    const schema = route.bodySchema as ZodType;
+    const h = hints();
+    const tries = [
+      sample(schema, h),
+      sample(schema, h, '', false),
+      // One of two exclusive ids (chat threads): the first optional id alone.
+      sample(schema, { ...h, accountId: undefined }, '', false),
+      { ...(sample(schema, h, '', false) as object), tripId: world.tripId },
+    ];
+    const ok = tries.find((b) => schema.safeParse(b).success);
+    if (ok === undefined) {
+      const err = schema.safeParse(tries[0]).error;
+      throw new Error(
+        `${route.method} ${route.url}: no valid body generated (${JSON.stringify(err?.issues)}); add a hint`,
+      );
+    }
+    return JSON.parse(JSON.stringify(ok));
+  }
+
+  function casesFor(route: RouteInfo): Case[] {
+    const cases: Case[] = [];
+    const owner = route.url.includes('/tracking/ping') ? world.w.driver.accessToken : world.owner.accessToken;
+    const token = route.isPublic ? undefined : owner;
+    const params = Object.fromEntries(route.params.map((p) => [p, world.ids[p] ?? randomUUID()]));
+    const url = fillPath(route.url, params);
+    const query = route.querySchema ? (sample(route.querySchema, hints(), '', false) as Record<string, unknown>) : {};
+    const withQuery = (q: Record<string, unknown>) => {
+      const s = qs(q);
+      return s ? `${url}?${s}` : url;
+    };
+    const hasBody = route.bodySchema !== undefined || (route.untypedInput && route.method !== 'GET');
+    const body = route.bodySchema ? validBody(route) : {};
+    const json = (payload: string, name: string, extra: Partial<Case> = {}): Case => ({
+      route,
+      name,
+      method: route.method,
+      url: withQuery(query),
+      token,
+      payload,
+      contentType: 'application/json',
+      ...extra,
+    });
+
+    if (hasBody) {
+      cases.push(json('{"a":', 'malformed JSON'), json('{"a":1}}', 'trailing garbage'));
+      cases.push(
+        json('null', 'body null'),
+        json('[]', 'body array'),
+        json('"text"', 'body string'),
+        json('123', 'body number'),
+      );
+      cases.push(json('{"a":"\\u0000"}', 'NUL in an unknown key value'), json('{"\\u0000":1}', 'NUL in a key'));
+      cases.push(json('{"x":"\\ud800"}', 'lone surrogate under an unknown key'));
+      cases.push(json(JSON.stringify({ ...(body as object), __sweep_unknown: 1 }), 'unknown key'));
+    }
+    if (route.bodySchema) {
+      for (const leaf of leaves(route.bodySchema)) {
+        const element = leaf.kind === 'array' ? (sample(route.bodySchema, hints()) as any) : undefined;
+        const el = element ? leaf.path.reduce((o: any, k) => o?.[k], element)?.[0] : undefined;
+        for (const [what, value] of bodyMutations(leaf, el)) {
+          if (value === null && isNullableAt(route.bodySchema, leaf.path)) continue;
+          cases.push(json(JSON.stringify(setPath(body, leaf.path, value)), `body ${leaf.path.join('.')}: ${what}`));
+        }
+        if (leaf.kind === 'object')
+          cases.push(
+            json(
+              JSON.stringify(setPath(body, [...leaf.path, '__sweep_unknown'], 1)),
+              `body ${leaf.path.join('.')}: unknown key`,
+            ),
+          );
+      }
+    }
+    if (route.querySchema) {
+      cases.push({ ...json('', 'unknown query key'), payload: undefined, url: withQuery({ ...query, __sweep: '1' }) });
+      for (const leaf of leaves(route.querySchema)) {
+        const name = leaf.path[0];
+        for (const [what, value] of queryMutations(name, leaf)) {
+          cases.push({
+            ...json(JSON.stringify(body), `query ${name}: ${what}`),
+            payload: hasBody ? JSON.stringify(body) : undefined,
+            url: withQuery({ ...query, [name]: value }),
+          });
+        }
+        cases.push({
+          ...json('', `query ${name} repeated`),
+          payload: hasBody ? JSON.stringify(body) : undefined,
+          url: `${withQuery(query)}${qs(query) ? '&' : '?'}${name}=a&${name}=b`,
+        });
+      }
+    }
+    for (const p of route.params) {
+      const bad: [string, string][] = [
+        ['not a uuid', 'not-a-uuid'],
+        ['NUL', '%00'],
+        ['lone surrogate', '%ED%A0%80'],
+        ['huge', 'x'.repeat(3000)],
+        ['SQL', "'%20OR%20'1'%3D'1"],
+        ['HTML', '%3Cscript%3Ealert(1)%3C%2Fscript%3E'],
+        ['uuid of nothing', randomUUID()],
+        ['nil uuid', '00000000-0000-0000-0000-000000000000'],
+      ];
+      for (const [what, raw] of bad) {
+        const rawParams = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, encodeURIComponent(v)]));
+        const u = fillPath(route.url, { ...rawParams, [p]: raw }, true);
+        const s = qs(query);
+        cases.push({
+          ...json('', `param ${p}: ${what}`),
+          payload: hasBody ? JSON.stringify(body) : undefined,
+          url: s ? `${u}?${s}` : u,
+        });
+      }
+    }
+    // Without a token: a protected route is 401 whatever the input.
+    if (!route.isPublic) {
+      cases.push({ ...json('{"a":', 'no token, malformed JSON'), token: undefined });
+      cases.push({
+        ...json(JSON.stringify(body), 'no token'),
+        token: undefined,
+        payload: hasBody ? JSON.stringify(body) : undefined,
+      });
+      cases.push({
+        ...json(JSON.stringify(body), 'bad token'),
+        token: 'not.a.jwt',
+        payload: hasBody ? JSON.stringify(body) : undefined,
+      });
+    }
+    return cases.map((c) => (c.payload === undefined ? { ...c, contentType: undefined } : c));
+  }
+
+  it('reads every route from the app and makes a valid body for each from its own schema', () => {
+    const handlers = routes.map((r) => `${r.method} ${r.url}`);
+    expect(handlers).toEqual(
+      expect.arrayContaining(['POST /api/v1/trips', 'POST /api/v1/tracking/ping', 'GET /q/:code']),
+    );
+    const typed = routes.filter((r) => r.bodySchema || r.querySchema || r.paramSchema);
+    expect(typed.length).toBeGreaterThan(40);
+    for (const r of routes.filter((x) => x.bodySchema)) validBody(r);
+  });
+
+  it('answers every bad input with a 4xx in the envelope, never a 5xx, and writes nothing', async () => {
+    const skip = ['users.last_seen_at', 'access_code_sessions.last_seen_at'];
+    const before = await snapshotTables(t.sql, skip);
+    const sweepable = routes.filter(
+      (r) => r.params.length || r.bodySchema || r.querySchema || r.untypedInput || r.readsRequest,
+    );
+    const skipped = routes.filter((r) => !sweepable.includes(r)).map((r) => `${r.method} ${r.url}`);
+    const cases = sweepable.flatMap(casesFor);
+    const failures: string[] = [];
+    const byStatus = new Map<number, number>();
+    const started = Date.now();
+    await pool(cases, 12, async (c) => {
+      const headers: Record<string, string> = { 'idempotency-key': randomUUID() };
+      if (c.token) headers.authorization = `Bearer ${c.token}`;
+      if (c.contentType) headers['content-type'] = c.contentType;
+      const res = await t.app.inject({ method: c.method as 'GET', url: c.url, headers, payload: c.payload });
+      byStatus.set(res.statusCode, (byStatus.get(res.statusCode) ?? 0) + 1);
+      let body: any;
+      try {
+        body = res.json();
+      } catch {
+        body = undefined;
+      }
+      const envelope =
+        body?.success === false && typeof body.error?.code === 'string' && typeof body.error?.message === 'string';
+      const authFailure = c.token && c.token !== 'not.a.jwt' && res.statusCode === 401;
+      if (res.statusCode < 400 || res.statusCode >= 500 || !envelope || authFailure)
+        failures.push(
+          `${c.route.method} ${c.route.url} [${c.name}] → ${res.statusCode} ${res.body.slice(0, 200).replace(/\s+/g, ' ')}`,
+        );
+    });
+    const after = await snapshotTables(t.sql, skip);
+    console.log(
+      `bad-input sweep: ${sweepable.length} routes (${skipped.length} without input: ${skipped.join(', ')}), ` +
+        `${cases.length} requests in ${Date.now() - started} ms; by status ${JSON.stringify(Object.fromEntries([...byStatus].sort()))}`,
+    );
+    expect(failures).toEqual([]);
+    expect(after).toEqual(before);
+  });
+});
+
+/** Whether `null` is a valid value at `path` (a `.nullable()` field). */
+function isNullableAt(schema: ZodType, path: string[]): boolean {
+  let cur: any = schema;
+  for (const k of path) {
+    if (/^\d+$/.test(k)) {
+      const d = unwrapDef(cur);
+      cur = d.element;
+    } else {
+      const d = unwrapDef(cur);
+      cur = d.shape?.[k] ?? (d.options ?? []).map((o: any) => unwrapDef(o).shape?.[k]).find(Boolean);
+    }
+    if (!cur) return false;
+  }
+  return cur.safeParse(null).success;
+}
+
+function unwrapDef(s: any): any {
+  let d = s._zod.def;
+  while (['optional', 'default', 'nullable', 'pipe', 'prefault', 'readonly'].includes(d.type))
+    d = (d.type === 'pipe' ? (d.in._zod.def.type === 'transform' ? d.out : d.in) : d.innerType)._zod.def;
+  return d;
+}
+
+void kindOf;
