@@ -19,7 +19,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ZodType } from 'zod';
-import { buildOrgWorld, OrgWorld, snapshotTables, sweepOverrides } from '../support/org-world';
+import {
+  buildOrgWorld,
+  OrgWorld,
+  snapshotTables,
+  sweepHints,
+  sweepOverrides,
+  validBodyFor,
+} from '../support/org-world';
 import { fillPath, recordFastifyRoutes, RouteInfo, routeTable } from '../support/route-table';
 import { startTestApp, TestApp } from '../support/test-app';
 import { Hints, kindOf, Leaf, leaves, sample, setPath } from '../support/zod-samples';
@@ -172,42 +179,8 @@ describe('bad-input sweep over every route', () => {
     await t?.close();
   });
 
-  /** Field values the generator cannot guess: the world's ids and a few formats. */
-  const hints = (): Hints => ({
-    ...world.bodyIds,
-    phone: world.staff.phone,
-    password: 'password-123',
-    refreshToken: world.owner.refreshToken,
-    counterpartyOrgId: world.w.destination.id,
-    sourceOrgId: world.w.source.id,
-    destinationOrgId: world.w.destination.id,
-    latitude: 26.93,
-    longitude: 75.8,
-    lat: 26.93,
-    lng: 75.8,
-    currency: 'INR',
-  });
-
-  /** A body that passes the route's own schema, so each mutation tests one field. */
-  function validBody(route: RouteInfo): unknown {
-    const schema = route.bodySchema as ZodType;
-    const h = hints();
-    const tries = [
-      sample(schema, h),
-      sample(schema, h, '', false),
-      // One of two exclusive ids (chat threads): the first optional id alone.
-      sample(schema, { ...h, accountId: undefined }, '', false),
-      { ...(sample(schema, h, '', false) as object), tripId: world.tripId },
-    ];
-    const ok = tries.find((b) => schema.safeParse(b).success);
-    if (ok === undefined) {
-      const err = schema.safeParse(tries[0]).error;
-      throw new Error(
-        `${route.method} ${route.url}: no valid body generated (${JSON.stringify(err?.issues)}); add a hint`,
-      );
-    }
-    return JSON.parse(JSON.stringify(ok));
-  }
+  const hints = (): Hints => sweepHints(world);
+  const validBody = (route: RouteInfo): unknown => validBodyFor(route, world);
 
   function casesFor(route: RouteInfo): Case[] {
     const cases: Case[] = [];

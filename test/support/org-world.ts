@@ -3,10 +3,13 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { ZodType } from 'zod';
 import { AppConfig } from '../../src/infra/config/config';
 import { newMember, TestUser } from './factories';
+import { RouteInfo } from './route-table';
 import { Api, TestApp } from './test-app';
 import { activeTrip, newWorld, TripWorld } from './trips-fixtures';
+import { Hints, sample } from './zod-samples';
 
 /**
  * An org with one of every resource the API serves (the sweeps' world): org A
@@ -188,4 +191,48 @@ export async function snapshotTables(sql: Client, skip: string[] = []): Promise<
     out[table] = `${rows[0].n} rows, sum ${rows[0].h}`;
   }
   return out;
+}
+
+/**
+ * Body field values the generator cannot guess (`zod-samples.ts`), by field
+ * name: the world's ids and a few formats. A new body field naming a resource
+ * gets its value here (or in `bodyIds`).
+ */
+export function sweepHints(world: OrgWorld, extra: Hints = {}): Hints {
+  return {
+    ...world.bodyIds,
+    phone: world.staff.phone,
+    password: 'password-123',
+    refreshToken: world.owner.refreshToken,
+    counterpartyOrgId: world.w.destination.id,
+    sourceOrgId: world.w.source.id,
+    destinationOrgId: world.w.destination.id,
+    latitude: 26.93,
+    longitude: 75.8,
+    lat: 26.93,
+    lng: 75.8,
+    currency: 'INR',
+    ...extra,
+  };
+}
+
+/** A body that passes the route's own schema (so each mutation tests one field, and a tenant call reaches its checks). */
+export function validBodyFor(route: RouteInfo, world: OrgWorld, extra: Hints = {}): unknown {
+  const schema = route.bodySchema as ZodType;
+  const h = sweepHints(world, extra);
+  const tries = [
+    sample(schema, h),
+    sample(schema, h, '', false),
+    // One of two exclusive ids (chat threads): the first optional id alone.
+    sample(schema, { ...h, accountId: undefined }, '', false),
+    { ...(sample(schema, h, '', false) as object), tripId: h.tripId },
+  ];
+  const ok = tries.find((b) => schema.safeParse(b).success);
+  if (ok === undefined) {
+    const err = schema.safeParse(tries[0]).error;
+    throw new Error(
+      `${route.method} ${route.url}: no valid body generated (${JSON.stringify(err?.issues)}); add a hint`,
+    );
+  }
+  return JSON.parse(JSON.stringify(ok));
 }

@@ -262,7 +262,12 @@ export class LedgerService {
   ): Promise<PostingResult<InvoiceView>> {
     const { account, side } = await this.access(principal, accountId, asOrgId);
     this.checkCurrency(account, input.currency);
-    if (input.tripId && !(await this.trips.isTripBetween(input.tripId, account.orgAId, account.orgBId))) {
+    const link = input.tripId ? await this.trips.tripLink(input.tripId, account.orgAId, account.orgBId) : 'between';
+    // A trip the caller cannot see (unknown, or of orgs the caller has no role in) is a 404, as anywhere else.
+    if (link === 'unknown') throw new NotFoundError('Trip');
+    if (link !== 'between' && (await this.orgs.rolesOf(principal.userId, link.elsewhere)).size === 0)
+      throw new NotFoundError('Trip');
+    if (link !== 'between') {
       throw new DomainError(
         ErrorCode.TRIP_NOT_BETWEEN_ORGS,
         'The trip is not a trip between the two orgs of this account',
