@@ -10,6 +10,7 @@ import { Page } from '../../common/pagination/page';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
 import { orgRoom, RealtimePublisher } from '../../infra/realtime/realtime-publisher';
+import { RedisBreaker } from '../../infra/redis/redis-breaker';
 import { REDIS, RedisClient } from '../../infra/redis/redis.tokens';
 import { ORG_ROLES, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
@@ -60,6 +61,7 @@ export class QrService {
     @Inject(REDIS) private readonly redis: RedisClient,
     @InjectQueue(QUEUES.qr) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly redisBreaker: RedisBreaker,
   ) {
     this.images = new ByteLruCache(config.qrImageCacheBytes);
     closeQuietlyAtShutdown(queue, this.logger);
@@ -233,11 +235,12 @@ export class QrService {
    * The public summary of a public, active tag, or null for anything else
    * (private, disabled, expired, unknown: all alike). Cached in Redis for
    * QR_PUBLIC_CACHE_TTL_SECONDS, dropped on disable; a cached summary still
-   * checks its expiry. Redis down: read the database.
+   * checks its expiry. Redis down (the Redis breaker open): read the database.
    */
   async publicSummary(code: string): Promise<PublicTagSummary | null> {
     if (!isWellFormedTagCode(code)) return null;
-    const cached = await this.redis.get(publicKey(code)).catch(() => null);
+    // Through the Redis breaker: while Redis is away the page reads the database at once, not after a timeout.
+    const cached = await this.redisBreaker.run(() => this.redis.get(publicKey(code))).catch(() => null);
     let entry: { summary: PublicTagSummary; expiresAt: string | null } | null;
     if (cached !== null) {
       entry = JSON.parse(cached) as typeof entry;
@@ -252,8 +255,8 @@ export class QrService {
             expiresAt: tag.expiresAt?.toISOString() ?? null,
           };
       }
-      await this.redis
-        .set(publicKey(code), JSON.stringify(entry), 'EX', this.config.qrPublicCacheTtlSeconds)
+      await this.redisBreaker
+        .run(() => this.redis.set(publicKey(code), JSON.stringify(entry), 'EX', this.config.qrPublicCacheTtlSeconds))
         .catch(() => undefined);
     }
     if (!entry) return null;
