@@ -25,7 +25,7 @@ import { buildOrgWorld, OrgWorld, snapshotTables, sweepOverrides, validBodyFor }
 import { fillPath, recordFastifyRoutes, RouteInfo, routeTable } from '../support/route-table';
 import { connectWatcher } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
-import { sample } from '../support/zod-samples';
+import { leaves, sample } from '../support/zod-samples';
 
 jest.setTimeout(120_000);
 
@@ -188,10 +188,48 @@ const BODY_ID_CASES: Record<string, BodyIdCase[]> = {
   ],
 };
 
+/**
+ * Generated body and query cases: for every route whose body or query has a
+ * field named like one of A's resources (`bodyIds` in org-world.ts: tripId,
+ * accountId, invoiceId, orgId, lastMessageId, attachmentIds...), B sends a
+ * body valid for the route's schema made from B's own world, with that one
+ * field set to A's resource, on B's own path resources. The answer must be a
+ * 404 unless this table says otherwise (`<route> <field>`), with the reason.
+ */
+const GENERATED_EXPECT: Record<string, { status: number[]; why: string }> = {
+  'POST /api/v1/trips truckId': {
+    status: [422],
+    why: "API.md, Trips: the truck must be the caller org's (422 naming it)",
+  },
+  'POST /api/v1/trips driverId': {
+    status: [422],
+    why: "API.md, Trips: the driver must be the caller org's (422 naming it)",
+  },
+  'GET /api/v1/trips driverId': {
+    status: [200],
+    why: 'a list filter: an invisible driver filters like an unknown one (an empty page, checked for A ids)',
+  },
+  'POST /api/v1/chat/threads/:threadId/messages attachmentIds': {
+    status: [422],
+    why: "only the sender's own unsent uploads; unknown ids alike (reveals nothing)",
+  },
+};
+
+/** Generated cases left out, with the contract's reason. */
+const GENERATED_SKIP: Record<string, string> = {
+  'POST /api/v1/qr/scan code':
+    "API.md, QR tags: the code is the tag's bearer secret; a member of the scan trip's org (B's own trip here) may scan with any action",
+};
+
+/** Fields that name another org on purpose (the other party of a trade), never one of its resources. */
+const PARTY_FIELDS = new Set(['counterpartyOrgId', 'destinationOrgId', 'sourceOrgId']);
+
 describe("tenant sweep: every route called by another org's OWNER with A's ids", () => {
   let t: TestApp;
   let a: OrgWorld;
   let b: BWorld;
+  /** B's own world: every resource, for the generated cases' paths and bodies. */
+  let bw: OrgWorld;
   let routes: RouteInfo[];
 
   beforeAll(async () => {
@@ -201,7 +239,8 @@ describe("tenant sweep: every route called by another org's OWNER with A's ids",
     });
     routes = routeTable(t.app, served);
     a = await buildOrgWorld(t);
-    const org = await newOrg(t.api, undefined, 'Unrelated Traders');
+    bw = await buildOrgWorld(t);
+    const org = bw.w.source;
     const partner = await newOrg(t.api, undefined, 'Partner of B');
     const as = { token: org.owner.accessToken };
     const acc = await t.api.post(`/orgs/${org.id}/accounts`, { counterpartyOrgId: partner.id }, as);
@@ -214,18 +253,65 @@ describe("tenant sweep: every route called by another org's OWNER with A's ids",
 
   const key = (r: RouteInfo) => `${r.method} ${r.url}`;
 
+  /** A's resource for a body or query field named like one (`attachmentIds` takes `[attachmentId]`). */
+  const aValueFor = (field: string, isArray: boolean): unknown => {
+    const single = isArray && field.endsWith('s') ? field.slice(0, -1) : field;
+    const id = a.bodyIds[single];
+    if (id === undefined || PARTY_FIELDS.has(field)) return undefined;
+    return isArray ? [id] : id;
+  };
+
+  interface Generated {
+    name: string;
+    field: string;
+    path: Record<string, string>;
+    body: unknown;
+    query: Record<string, string>;
+  }
+
+  /** B's valid request to the route with one id field set to A's resource, for each such field. */
+  function generatedCases(r: RouteInfo): Generated[] {
+    if (r.isPublic || r.params.some((p) => !(p in bw.ids))) return [];
+    const path = Object.fromEntries(r.params.map((p) => [p, bw.ids[p]]));
+    const out: Generated[] = [];
+    const query = r.querySchema ? (sample(r.querySchema, {}, '', false) as Record<string, string>) : {};
+    const body = r.bodySchema ? validBodyFor(r, bw) : undefined;
+    for (const leaf of r.bodySchema ? leaves(r.bodySchema) : []) {
+      const field = leaf.path[0];
+      const value = leaf.path.length === 1 ? aValueFor(field, leaf.kind === 'array') : undefined;
+      if (value !== undefined && !(`${key(r)} ${field}` in GENERATED_SKIP))
+        out.push({
+          name: `body ${field} of A`,
+          field,
+          path,
+          query,
+          body: validBodyFor(r, bw, { [field]: value }, field),
+        });
+    }
+    for (const leaf of leaves(r.querySchema)) {
+      const field = leaf.path[0];
+      const value = aValueFor(field, false);
+      if (value !== undefined)
+        out.push({ name: `query ${field} of A`, field, path, body, query: { ...query, [field]: String(value) } });
+    }
+    return out;
+  }
+
   it('every route is mapped: path parameters to A resources, the others declared', () => {
     const unmapped: string[] = [];
     for (const r of routes) {
       for (const p of r.params) if (!(p in a.ids)) unmapped.push(`${key(r)}: no resource of A for :${p}`);
-      if (!r.params.length && !(key(r) in NOT_ORG_SCOPED) && !(key(r) in BODY_ID_CASES))
+      if (!r.params.length && !(key(r) in NOT_ORG_SCOPED) && !(key(r) in BODY_ID_CASES) && !generatedCases(r).length)
         unmapped.push(`${key(r)}: declare it in BODY_ID_CASES or NOT_ORG_SCOPED`);
     }
+    const generated = new Set(routes.flatMap((r) => generatedCases(r).map((g) => `${key(r)} ${g.field}`)));
     const stale = [
-      ...Object.keys(NOT_ORG_SCOPED),
-      ...Object.keys(BODY_ID_CASES),
-      ...Object.keys(PATH_EXCEPTIONS),
-    ].filter((k) => !routes.some((r) => key(r) === k));
+      ...[...Object.keys(NOT_ORG_SCOPED), ...Object.keys(BODY_ID_CASES), ...Object.keys(PATH_EXCEPTIONS)].filter(
+        (k) => !routes.some((r) => key(r) === k),
+      ),
+      ...Object.keys(GENERATED_EXPECT).filter((k) => !generated.has(k)),
+      ...Object.keys(GENERATED_SKIP).filter((k) => !routes.some((r) => k.startsWith(`${key(r)} `))),
+    ];
     expect(unmapped).toEqual([]);
     expect(stale).toEqual([]);
   });
@@ -289,6 +375,9 @@ describe("tenant sweep: every route called by another org's OWNER with A's ids",
           await call(r, c.name, made.path ?? {}, made.body ?? body, { ...query, ...made.query }, c.status);
         }
         if (k in NOT_ORG_SCOPED && r.method === 'GET' && !r.isPublic) await call(r, 'own', {}, undefined, query, [200]);
+        for (const g of generatedCases(r)) {
+          await call(r, g.name, g.path, g.body, g.query, GENERATED_EXPECT[`${k} ${g.field}`]?.status ?? [404]);
+        }
       }),
     );
     const after = await snapshotTables(t.sql, skip);

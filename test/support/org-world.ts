@@ -217,10 +217,12 @@ export function sweepHints(world: OrgWorld, extra: Hints = {}): Hints {
 }
 
 /** A body that passes the route's own schema (so each mutation tests one field, and a tenant call reaches its checks). */
-export function validBodyFor(route: RouteInfo, world: OrgWorld, extra: Hints = {}): unknown {
+export function validBodyFor(route: RouteInfo, world: OrgWorld, extra: Hints = {}, must?: string): unknown {
   const schema = route.bodySchema as ZodType;
   const h = sweepHints(world, extra);
   const tries = [
+    // The required fields and `must` alone (one of two exclusive ids, e.g. a chat thread's accountId).
+    ...(must ? [{ ...(sample(schema, h, '', false) as object), [must]: h[must] }] : []),
     sample(schema, h),
     sample(schema, h, '', false),
     // One of two exclusive ids (chat threads): the first optional id alone.
