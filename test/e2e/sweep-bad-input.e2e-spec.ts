@@ -60,6 +60,9 @@ interface Case {
   token?: string;
   payload?: string;
   contentType?: string;
+  idempotencyKey?: string;
+  /** A 200 that stores nothing is right too (OsmAnd: a point the filters drop is a 200, or the app resends it forever). */
+  droppedIsOk?: boolean;
 }
 
 /** Runs `fn` over `items` with at most `width` in flight. */
@@ -275,6 +278,41 @@ describe('bad-input sweep over every route', () => {
         });
       }
     }
+    if (hasBody) {
+      // Bodies that are not JSON, on a JSON route; JSON on an upload route.
+      const text = JSON.stringify(body);
+      cases.push(json(text, 'text/plain body', { contentType: 'text/plain' }));
+      cases.push(json('a=1&b=%00', 'form body', { contentType: 'application/x-www-form-urlencoded' }));
+      cases.push(json('--x\r\n\r\n--x--', 'broken multipart', { contentType: 'multipart/form-data; boundary=x' }));
+      cases.push(json('{"a":', 'broken JSON, unknown charset', { contentType: 'application/json; charset=ebcdic' }));
+      if (route.method === 'POST')
+        cases.push(json('{"a":', 'over-long Idempotency-Key', { idempotencyKey: 'k'.repeat(300) }));
+    }
+    // Untyped query input (the OsmAnd protocol): parameters no schema describes, bad values with a real token.
+    if (route.untypedInput) {
+      const token = world.w.trackerToken;
+      for (const q of [
+        `id=%00`,
+        `id=${'x'.repeat(5000)}`,
+        `id=%27%20OR%20%271%27%3D%271`,
+        `id=%ED%A0%80&lat=26.9&lon=75.8`,
+        `deviceid=${world.w.deviceId}&lat=26.9&lon=75.8`,
+        `id=${token}&lat=abc&lon=75.8`,
+        `id=${token}&lat=91&lon=75.8`,
+        `id=${token}&lat=1e400&lon=75.8`,
+        `id=${token}&lat=0&lon=0`,
+        `id=${token}&lat=26.9&lon=75.8&timestamp=garbage`,
+        `id=${token}&lat=26.9&lon=75.8&timestamp=99999999999999999999`,
+        `id=${token}&location=x`,
+        `id=${token}&lat=26.9&lat=27&lon=75.8`,
+      ])
+        cases.push({
+          ...json('', `query ${q.replace(token, '<token>').slice(0, 60)}`),
+          payload: undefined,
+          url: `${url}?${q}`,
+          droppedIsOk: q.startsWith(`id=${token}`),
+        });
+    }
     // Without a token: a protected route is 401 whatever the input.
     if (!route.isPublic) {
       cases.push({ ...json('{"a":', 'no token, malformed JSON'), token: undefined });
@@ -314,7 +352,7 @@ describe('bad-input sweep over every route', () => {
     const byStatus = new Map<number, number>();
     const started = Date.now();
     await pool(cases, 12, async (c) => {
-      const headers: Record<string, string> = { 'idempotency-key': randomUUID() };
+      const headers: Record<string, string> = { 'idempotency-key': c.idempotencyKey ?? randomUUID() };
       if (c.token) headers.authorization = `Bearer ${c.token}`;
       if (c.contentType) headers['content-type'] = c.contentType;
       const res = await t.app.inject({ method: c.method as 'GET', url: c.url, headers, payload: c.payload });
@@ -328,7 +366,8 @@ describe('bad-input sweep over every route', () => {
       const envelope =
         body?.success === false && typeof body.error?.code === 'string' && typeof body.error?.message === 'string';
       const authFailure = c.token && c.token !== 'not.a.jwt' && res.statusCode === 401;
-      if (res.statusCode < 400 || res.statusCode >= 500 || !envelope || authFailure)
+      const dropped = c.droppedIsOk && res.statusCode === 200;
+      if (!dropped && (res.statusCode < 400 || res.statusCode >= 500 || !envelope || authFailure))
         failures.push(
           `${c.route.method} ${c.route.url} [${c.name}] → ${res.statusCode} ${res.body.slice(0, 200).replace(/\s+/g, ' ')}`,
         );
@@ -340,6 +379,39 @@ describe('bad-input sweep over every route', () => {
     );
     expect(failures).toEqual([]);
     expect(after).toEqual(before);
+  });
+
+  it('takes injection strings in free-text fields as text: stored or refused with a 4xx, never a 5xx', async () => {
+    const failures: string[] = [];
+    let sent = 0;
+    for (const route of routes.filter((r) => r.bodySchema && !r.isPublic)) {
+      const body = validBody(route);
+      const texts = leaves(route.bodySchema).filter((l) => l.kind === 'string' && !l.format);
+      const params = Object.fromEntries(route.params.map((p) => [p, world.ids[p] ?? randomUUID()]));
+      const token = route.url.includes('/tracking/ping') ? world.w.driver.accessToken : world.owner.accessToken;
+      for (const leaf of texts) {
+        for (const s of [...INJECTIONS, 'null', '\u202e\u200b\ufeff', '\ud83d\ude9a'.repeat(50)]) {
+          const res = await t.app.inject({
+            method: route.method as 'POST',
+            url: fillPath(route.url, params),
+            headers: {
+              authorization: `Bearer ${token}`,
+              'content-type': 'application/json',
+              'idempotency-key': randomUUID(),
+            },
+            payload: JSON.stringify(setPath(body, leaf.path, s)),
+          });
+          sent += 1;
+          const ok = res.statusCode < 300 || (res.statusCode < 500 && res.json()?.success === false);
+          if (!ok)
+            failures.push(
+              `${route.method} ${route.url} ${leaf.path.join('.')}=${JSON.stringify(s)} → ${res.statusCode} ${res.body.slice(0, 160)}`,
+            );
+        }
+      }
+    }
+    console.log(`free-text injection: ${sent} requests`);
+    expect(failures).toEqual([]);
   });
 });
 
