@@ -28,6 +28,7 @@ import {
   validBodyFor,
 } from '../support/org-world';
 import { fillPath, recordFastifyRoutes, RouteInfo, routeTable } from '../support/route-table';
+import { connectWatcher } from '../support/socket-client';
 import { startTestApp, TestApp } from '../support/test-app';
 import { Hints, kindOf, Leaf, leaves, sample, setPath } from '../support/zod-samples';
 
@@ -379,6 +380,70 @@ describe('bad-input sweep over every route', () => {
     );
     expect(failures).toEqual([]);
     expect(after).toEqual(before);
+  });
+
+  it('answers every bad Socket.IO payload with {ok:false} and a client error code, and keeps the socket', async () => {
+    const watcher = await connectWatcher(t.url, world.owner.accessToken);
+    const room = `trip:${world.tripId}`;
+    const payloads: unknown[] = [
+      undefined,
+      null,
+      'x',
+      5,
+      [],
+      {},
+      { room: 5 },
+      { room: `trip:${world.tripId}\u0000` },
+      { room: 'trip:\ud800' },
+      { room: 'x'.repeat(10_000) },
+      { room: 'trip:not-a-uuid' },
+      { room: `trip:${randomUUID()}` },
+      { room: 'nope:1' },
+      { room: ':' },
+      { room, sinceSeq: 'abc' },
+      { room, sinceSeq: -1 },
+      { room, sinceSeq: 1e300 },
+      { room, sinceSeq: 1.5 },
+      { room, extra: 1 },
+      { room: INJECTIONS[0] },
+    ];
+    const wrong: string[] = [];
+    try {
+      for (const event of ['subscribe', 'unsubscribe']) {
+        for (const p of payloads) {
+          const ack = await watcher.request<{ ok: boolean; error?: { code?: string } }>(event, p);
+          const code = ack.error?.code ?? '';
+          // Leaving a room one does not hold, named by any well-formed text, is a harmless no-op.
+          const harmless =
+            event === 'unsubscribe' &&
+            ack.ok === true &&
+            typeof (p as { room?: unknown })?.room === 'string' &&
+            Object.keys(p as object).length === 1 &&
+            !/[\ud800-\udfff]/.test((p as { room: string }).room) &&
+            !(p as { room: string }).room.includes('\u0000');
+          if (!harmless && (ack.ok !== false || !code || code === 'INTERNAL' || code === 'RATE_LIMITED'))
+            wrong.push(`${event} ${JSON.stringify(p)?.slice(0, 80)} → ${JSON.stringify(ack)}`);
+        }
+      }
+      // Still connected and serving: a good subscribe works.
+      expect(await watcher.request('subscribe', { room })).toEqual({ ok: true });
+      // A message over the transport's limit (64 KiB) ends that connection alone.
+      const big = await connectWatcher(t.url, world.owner.accessToken);
+      const closed = new Promise<void>((resolve) => big.socket.once('disconnect', () => resolve()));
+      big.socket.emit('subscribe', { room: 'x'.repeat(100_000) });
+      await closed;
+      expect(await watcher.request('unsubscribe', { room })).toEqual({ ok: true });
+      for (const p of [undefined, 5, {}, { token: 'not.a.jwt' }, { token: 'x'.repeat(10_000) }]) {
+        const ack = await watcher
+          .request<{ ok: boolean; error?: { code?: string } }>('auth', p, 2000)
+          .catch(() => ({ ok: false, error: { code: 'DISCONNECTED' } }));
+        if (ack.ok !== false || ack.error?.code === 'INTERNAL')
+          wrong.push(`auth ${JSON.stringify(p)?.slice(0, 80)} → ${JSON.stringify(ack)}`);
+      }
+    } finally {
+      watcher.close();
+    }
+    expect(wrong).toEqual([]);
   });
 
   it('takes injection strings in free-text fields as text: stored or refused with a 4xx, never a 5xx', async () => {

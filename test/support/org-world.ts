@@ -50,6 +50,7 @@ export async function sweepOverrides(): Promise<Partial<AppConfig>> {
     authRateLimitPerPhonePerMinute: 1_000_000,
     qrPublicRateLimitPerMinute: 1_000_000,
     osmandUnknownTokenLimitPerMinute: 1_000_000,
+    realtimeSubscribesPerSecond: 100_000,
   };
 }
 
