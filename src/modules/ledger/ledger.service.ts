@@ -264,9 +264,11 @@ export class LedgerService {
     this.checkCurrency(account, input.currency);
     const link = input.tripId ? await this.trips.tripLink(input.tripId, account.orgAId, account.orgBId) : 'between';
     // A trip the caller cannot see (unknown, or of orgs the caller has no role in) is a 404, as anywhere else.
-    if (link === 'unknown') throw new NotFoundError('Trip');
-    if (link !== 'between' && (await this.orgs.rolesOf(principal.userId, link.elsewhere)).size === 0)
-      throw new NotFoundError('Trip');
+    const hidden = new DomainError(ErrorCode.NOT_FOUND, 'Trip not found', [
+      { path: 'tripId', message: 'no such trip' },
+    ]);
+    if (link === 'unknown') throw hidden;
+    if (link !== 'between' && (await this.orgs.rolesOf(principal.userId, link.elsewhere)).size === 0) throw hidden;
     if (link !== 'between') {
       throw new DomainError(
         ErrorCode.TRIP_NOT_BETWEEN_ORGS,
