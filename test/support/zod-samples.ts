@@ -45,8 +45,11 @@ export interface Leaf {
   /** For strings: a format (uuid, datetime, regex...) or a closed set; free text otherwise. */
   format?: string;
   maxLength?: number;
-  /** For numbers: the largest value allowed, if bounded. */
+  /** For numbers: the smallest and largest values allowed, if bounded. */
+  min?: number;
   max?: number;
+  /** For numbers: integers only. */
+  int?: boolean;
   coerce?: boolean;
 }
 
@@ -71,6 +74,8 @@ export function kindOf(s: ZodType): Leaf {
         kind: 'number',
         coerce: Boolean(d.coerce),
         max: checksOf(d).find((c) => c.check === 'less_than')?.value as number | undefined,
+        min: checksOf(d).find((c) => c.check === 'greater_than')?.value as number | undefined,
+        int: checksOf(d).some((c) => c.check === 'number_format' && /int/.test(String(c.format))),
       };
     case 'boolean':
       return { path: [], kind: 'boolean', coerce: Boolean(d.coerce) };
