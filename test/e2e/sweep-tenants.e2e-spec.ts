@@ -381,7 +381,12 @@ describe("tenant sweep: every route called by another org's OWNER with A's ids",
       }),
     );
     const after = await snapshotTables(t.sql, skip);
-    console.log(`tenant sweep: ${routes.length} routes, ${calls} calls as B\n${seen.sort().join('\n')}`);
+    const byStatus: Record<string, number> = {};
+    for (const line of seen) {
+      const status = /→ (\d+)/.exec(line)?.[1] ?? '?';
+      byStatus[status] = (byStatus[status] ?? 0) + 1;
+    }
+    console.log(`tenant sweep: ${routes.length} routes, ${calls} calls as B; by status ${JSON.stringify(byStatus)}`);
     expect(wrong).toEqual([]);
     expect(after).toEqual(before);
   });

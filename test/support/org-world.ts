@@ -135,6 +135,12 @@ export async function buildOrgWorld(t: TestApp): Promise<OrgWorld> {
     'access code',
     api.post(`/orgs/${w.source.id}/access-codes`, { label: 'Gate', role: 'STAFF', maxSessions: 5 }, as),
   );
+  // The batch's job runs behind the answer: wait for it, so it writes nothing during a sweep.
+  for (let i = 0; i < 500; i++) {
+    const state = (await api.get(`/qr/batches/${batch.batchId}`, as)).body.data?.status;
+    if (state === 'DONE' || state === 'FAILED') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const invoiceId: string = invoice.id;
   const entryId: string = invoice.entries[0].id;
   const ids: Record<string, string> = {
@@ -151,6 +157,14 @@ export async function buildOrgWorld(t: TestApp): Promise<OrgWorld> {
     batchId: batch.batchId,
     code: tag.code,
   };
+  // Webhooks, once the app serves them: one endpoint, for `/orgs/:orgId/webhooks/:webhookId`. Subscribed to an
+  // event no sweep causes, so no delivery runs during one. If this cannot be made, the tenant sweep names :webhookId.
+  const hook = await api.post(
+    `/orgs/${w.source.id}/webhooks`,
+    { url: 'https://example.com/waybill-sweep', events: ['trip.arrived'], description: 'sweep' },
+    as,
+  );
+  if (hook.status === 201) ids.webhookId = hook.body.data.id;
   const bodyIds: Record<string, string> = {
     tripId: trip.id,
     accountId: account.id,
@@ -173,6 +187,19 @@ export async function buildOrgWorld(t: TestApp): Promise<OrgWorld> {
  * `skip` names `table.column`s that reads legitimately touch (last-seen times).
  */
 export async function snapshotTables(sql: Client, skip: string[] = []): Promise<Record<string, string>> {
+  // Background work started by the world's set-up (jobs, outboxes) may still be writing: wait until two
+  // snapshots in a row agree, so the sweep compares against a settled database.
+  let last = await snapshotOnce(sql, skip);
+  for (let i = 0; i < 25; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const next = await snapshotOnce(sql, skip);
+    if (JSON.stringify(next) === JSON.stringify(last)) return next;
+    last = next;
+  }
+  return last;
+}
+
+async function snapshotOnce(sql: Client, skip: string[]): Promise<Record<string, string>> {
   const { rows: tables } = await sql.query<{ table_name: string }>(
     `SELECT table_name FROM information_schema.tables
       WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> '_prisma_migrations'
