@@ -16,6 +16,7 @@ import { ORG_ROLES, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { TripsService } from '../trips/trips.service';
 import { ByteLruCache } from './image-cache';
+import { QrPngRenderer } from './qr-png-renderer';
 import { isWellFormedTagCode, newTagCode, scanRefusal, tagStatus, tagUrl, TRIP_EVENT_ACTIONS } from './qr-rules';
 import { QrRepository, TagRecord } from './qr.repository';
 import {
@@ -62,6 +63,7 @@ export class QrService {
     @InjectQueue(QUEUES.qr) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redisBreaker: RedisBreaker,
+    private readonly png: QrPngRenderer,
   ) {
     this.images = new ByteLruCache(config.qrImageCacheBytes);
     closeQuietlyAtShutdown(queue, this.logger);
@@ -223,7 +225,7 @@ export class QrService {
     const opts = { width: o.size, margin: o.margin, errorCorrectionLevel: o.ecl };
     const body =
       o.format === 'png'
-        ? await QRCode.toBuffer(tag.url, { ...opts, type: 'png' })
+        ? await this.png.render(tag.url, opts)
         : Buffer.from(await QRCode.toString(tag.url, { ...opts, type: 'svg' }), 'utf8');
     this.images.set(etag, body);
     return { body, contentType, etag };
