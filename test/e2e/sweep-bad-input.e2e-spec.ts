@@ -385,6 +385,30 @@ describe('bad-input sweep over every route', () => {
     expect(after).toEqual(before);
   });
 
+  it("answers the router's own refusals in the envelope; on /q/ as the page's 404", async () => {
+    for (const url of [`/api/v1/trips/%ED%A0%80`, `/api/v1/trips/${'x'.repeat(3000)}`]) {
+      const res = await t.app.inject({
+        method: 'GET',
+        url,
+        headers: { authorization: `Bearer ${world.owner.accessToken}` },
+      });
+      expect({ url: url.slice(0, 30), status: res.statusCode, code: res.json().error?.code }).toEqual({
+        url: url.slice(0, 30),
+        status: 400,
+        code: 'BAD_REQUEST',
+      });
+      expect(res.headers['x-request-id']).toBeTruthy();
+    }
+    for (const url of ['/q/%ED%A0%80', `/q/${'x'.repeat(3000)}`]) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect({ status: res.statusCode, code: res.json().error?.code, cache: res.headers['cache-control'] }).toEqual({
+        status: 404,
+        code: 'NOT_FOUND',
+        cache: 'no-store',
+      });
+    }
+  });
+
   it('answers every bad Socket.IO payload with {ok:false} and a client error code, and keeps the socket', async () => {
     const watcher = await connectWatcher(t.url, world.owner.accessToken);
     const room = `trip:${world.tripId}`;
