@@ -473,43 +473,64 @@ describe('bad-input sweep over every route', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('takes injection strings in free-text fields as text: stored or refused with a 4xx, never a 5xx', async () => {
+  interface Probe {
+    what: string;
+    method: string;
+    url: string;
+    token: string;
+    payload?: string;
+  }
+
+  /** Sends the probes 8 at a time; collects each answer that `bad` refuses, and the slowest few. */
+  async function probe(probes: Probe[], bad: (status: number, body: string) => boolean) {
     const failures: string[] = [];
-    let sent = 0;
+    const slow: [number, string][] = [];
+    await pool(probes, 8, async (p) => {
+      const started = Date.now();
+      const headers: Record<string, string> = { authorization: `Bearer ${p.token}`, 'idempotency-key': randomUUID() };
+      if (p.payload !== undefined) headers['content-type'] = 'application/json';
+      const res = await t.app.inject({ method: p.method as 'GET', url: p.url, headers, payload: p.payload });
+      slow.push([Date.now() - started, `${p.what} ${res.statusCode}`]);
+      if (bad(res.statusCode, res.body)) failures.push(`${p.what} → ${res.statusCode} ${res.body.slice(0, 160)}`);
+    });
+    return { failures, slowest: slow.sort((a, b) => b[0] - a[0]).slice(0, 5) };
+  }
+
+  const tokenFor = (route: RouteInfo) =>
+    route.url.includes('/tracking/ping') ? world.w.driver.accessToken : world.owner.accessToken;
+  const pathOf = (route: RouteInfo) =>
+    fillPath(route.url, Object.fromEntries(route.params.map((p) => [p, world.ids[p] ?? randomUUID()])));
+
+  it('takes injection strings in free-text fields as text: stored or refused with a 4xx, never a 5xx', async () => {
+    const probes: Probe[] = [];
     for (const route of routes.filter((r) => r.bodySchema && !r.isPublic)) {
       const body = validBody(route);
-      const texts = leaves(route.bodySchema).filter((l) => l.kind === 'string' && !l.format);
-      const params = Object.fromEntries(route.params.map((p) => [p, world.ids[p] ?? randomUUID()]));
-      const token = route.url.includes('/tracking/ping') ? world.w.driver.accessToken : world.owner.accessToken;
-      for (const leaf of texts) {
+      for (const leaf of leaves(route.bodySchema).filter((l) => l.kind === 'string' && !l.format)) {
         for (const s of [...INJECTIONS, 'null', '\u202e\u200b\ufeff', '\ud83d\ude9a'.repeat(50)]) {
-          const res = await t.app.inject({
-            method: route.method as 'POST',
-            url: fillPath(route.url, params),
-            headers: {
-              authorization: `Bearer ${token}`,
-              'content-type': 'application/json',
-              'idempotency-key': randomUUID(),
-            },
+          probes.push({
+            what: `${route.method} ${route.url} ${leaf.path.join('.')}=${JSON.stringify(s).slice(0, 30)}`,
+            method: route.method,
+            url: pathOf(route),
+            token: tokenFor(route),
             payload: JSON.stringify(setPath(body, leaf.path, s)),
           });
-          sent += 1;
-          const ok = res.statusCode < 300 || (res.statusCode < 500 && res.json()?.success === false);
-          if (!ok)
-            failures.push(
-              `${route.method} ${route.url} ${leaf.path.join('.')}=${JSON.stringify(s)} → ${res.statusCode} ${res.body.slice(0, 160)}`,
-            );
         }
       }
     }
-    console.log(`free-text injection: ${sent} requests`);
+    const { failures } = await probe(probes, (status, text) => {
+      if (status < 300) return false;
+      if (status >= 500) return true;
+      try {
+        return JSON.parse(text)?.success !== false;
+      } catch {
+        return true;
+      }
+    });
+    console.log(`free-text injection: ${probes.length} requests`);
     expect(failures).toEqual([]);
   });
 
   it('takes the edge of every valid range without a 5xx: longest texts in multi-byte characters, extreme numbers and dates', async () => {
-    const failures: string[] = [];
-    const slow: [number, string][] = [];
-    let sent = 0;
     const edges = (leaf: Leaf): unknown[] => {
       if (leaf.kind === 'string' && !leaf.format && leaf.maxLength !== undefined)
         return [
@@ -527,61 +548,33 @@ describe('bad-input sweep over every route', () => {
       }
       return [];
     };
+    const probes: Probe[] = [];
     for (const route of routes.filter((r) => r.bodySchema && !r.isPublic)) {
       const body = validBody(route);
-      const params = Object.fromEntries(route.params.map((p) => [p, world.ids[p] ?? randomUUID()]));
-      const token = route.url.includes('/tracking/ping') ? world.w.driver.accessToken : world.owner.accessToken;
-      for (const leaf of leaves(route.bodySchema)) {
-        for (const value of edges(leaf)) {
-          const t0 = Date.now();
-          const res = await t.app.inject({
-            method: route.method as 'POST',
-            url: fillPath(route.url, params),
-            headers: {
-              authorization: `Bearer ${token}`,
-              'content-type': 'application/json',
-              'idempotency-key': randomUUID(),
-            },
+      for (const leaf of leaves(route.bodySchema))
+        for (const value of edges(leaf))
+          probes.push({
+            what: `${route.method} ${route.url} ${leaf.path.join('.')}=${JSON.stringify(value).slice(0, 30)}`,
+            method: route.method,
+            url: pathOf(route),
+            token: tokenFor(route),
             payload: JSON.stringify(setPath(body, leaf.path, value)),
           });
-          sent += 1;
-          slow.push([
-            Date.now() - t0,
-            `${route.method} ${route.url} ${leaf.path.join('.')}=${JSON.stringify(value).slice(0, 30)} ${res.statusCode}`,
-          ]);
-          if (res.statusCode >= 500)
-            failures.push(
-              `${route.method} ${route.url} ${leaf.path.join('.')}=${JSON.stringify(value).slice(0, 40)} → ${res.statusCode} ${res.body.slice(0, 160)}`,
-            );
-        }
-      }
     }
     for (const route of routes.filter((r) => r.querySchema && !r.isPublic && r.method === 'GET')) {
-      const params = Object.fromEntries(route.params.map((p) => [p, world.ids[p] ?? randomUUID()]));
       for (const leaf of leaves(route.querySchema)) {
         if (EDGE_SKIP.has(`GET ${route.url} ${leaf.path[0]}`)) continue;
-        for (const value of edges(leaf)) {
-          const t0 = Date.now();
-          const res = await t.app.inject({
+        for (const value of edges(leaf))
+          probes.push({
+            what: `GET ${route.url}?${leaf.path[0]}=${String(value).slice(0, 30)}`,
             method: 'GET',
-            url: `${fillPath(route.url, params)}?${qs({ [leaf.path[0]]: value })}`,
-            headers: { authorization: `Bearer ${world.owner.accessToken}` },
+            url: `${pathOf(route)}?${qs({ [leaf.path[0]]: value })}`,
+            token: world.owner.accessToken,
           });
-          sent += 1;
-          slow.push([
-            Date.now() - t0,
-            `GET ${route.url}?${leaf.path[0]}=${String(value).slice(0, 30)} ${res.statusCode}`,
-          ]);
-          if (res.statusCode >= 500)
-            failures.push(
-              `GET ${route.url}?${leaf.path[0]}=${String(value).slice(0, 40)} → ${res.statusCode} ${res.body.slice(0, 160)}`,
-            );
-        }
       }
     }
-    console.log(
-      `edge values: ${sent} requests; slowest ${JSON.stringify(slow.sort((a, b) => b[0] - a[0]).slice(0, 8))}`,
-    );
+    const { failures, slowest } = await probe(probes, (status) => status >= 500);
+    console.log(`edge values: ${probes.length} requests; slowest (ms) ${JSON.stringify(slowest)}`);
     expect(failures).toEqual([]);
   });
 });
