@@ -18,6 +18,7 @@ import { REDIS, RedisClient } from './infra/redis/redis.module';
 import { instrumentHttp } from './infra/observability/http-metrics';
 import { installAsyncResourceBind } from './infra/runtime/async-resource-bind';
 import { EnvelopeFastifyAdapter } from './common/http/envelope';
+import { frameworkErrorHandler } from './common/http/framework-errors';
 import { helmetDefaultHeaders } from './common/http/security-headers';
 import { registerLivePage } from './common/http/live-page';
 import { installRouteRateLimits } from './common/rate-limit/route-rate-limits';
@@ -53,6 +54,8 @@ export async function createApp(
     // Fastify's default (100) answers a longer path parameter with its own 414: a long `/q/<code>`
     // must be the public tag page's 404 like any other unknown code.
     routerOptions: { maxParamLength: 2048 },
+    // The router's own refusals (a path that is not valid UTF-8, a parameter over that length) in the envelope.
+    frameworkErrors: frameworkErrorHandler,
     // Only the configured proxies may name the client (X-Forwarded-For); by default the peer is the client.
     trustProxy: config.trustProxy,
     forceCloseConnections: 'idle',

@@ -361,7 +361,7 @@ describe('bad input: always a 4xx in the envelope, never a 5xx, nothing written'
       ],
       [
         'invoice for an unknown trip',
-        422,
+        404,
         () =>
           t.api.post(
             `/ledger/accounts/${accountId}/invoices`,

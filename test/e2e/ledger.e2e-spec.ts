@@ -424,10 +424,15 @@ describe('ledger', () => {
       const ok = await invoice(accountId, seller2.owner, { number: 'TRIP-1', amount: 10, tripId: between });
       expect(ok.status).toBe(201);
       expect(ok.body.data.tripId).toBe(between);
-      for (const tripId of [elsewhere, randomUUID()]) {
-        const res = await invoice(accountId, seller2.owner, { number: `TRIP-${tripId}`, amount: 10, tripId });
-        expect(res.status).toBe(422);
-        expect(res.body.error.code).toBe('TRIP_NOT_BETWEEN_ORGS');
+      const res = await invoice(accountId, seller2.owner, { number: 'TRIP-elsewhere', amount: 10, tripId: elsewhere });
+      expect(res.status).toBe(422);
+      expect(res.body.error.code).toBe('TRIP_NOT_BETWEEN_ORGS');
+      // A trip the caller cannot see (none, or of other orgs) is a 404, as the contract says of any id in a body.
+      const hidden = await tripRow(buyer2.id, outsider.id);
+      for (const tripId of [hidden, randomUUID()]) {
+        const miss = await invoice(accountId, seller2.owner, { number: `TRIP-${tripId}`, amount: 10, tripId });
+        expect(miss.status).toBe(404);
+        expect(miss.body.error.code).toBe('NOT_FOUND');
       }
     });
 

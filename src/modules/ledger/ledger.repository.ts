@@ -252,45 +252,49 @@ export class LedgerRepository {
     via: 'read' | 'export' = 'read',
   ): Promise<void> {
     const transaction = via === 'export' ? this.db.exportTransaction : this.db.readTransaction;
-    await transaction.call(this.db, async (tx) => {
-      const before = range.from
-        ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
+    await transaction.call(
+      this.db,
+      async (tx) => {
+        const before = range.from
+          ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
             SELECT seq, running_balance FROM ledger_entries
             WHERE account_id = ${accountId}::uuid AND org_id = ${orgId}::uuid AND created_at < ${range.from}::timestamptz
             ORDER BY created_at DESC, seq DESC LIMIT 1`
-        : [];
-      const until = range.to
-        ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
+          : [];
+        const until = range.to
+          ? await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
             SELECT seq, running_balance FROM ledger_entries
             WHERE account_id = ${accountId}::uuid AND org_id = ${orgId}::uuid AND created_at < ${range.to}::timestamptz
             ORDER BY created_at DESC, seq DESC LIMIT 1`
-        : await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
+          : await tx.$queryRaw<{ seq: number; running_balance: bigint }[]>`
             SELECT seq, running_balance FROM ledger_entries
             WHERE account_id = ${accountId}::uuid AND org_id = ${orgId}::uuid
             ORDER BY seq DESC LIMIT 1`;
-      const first = before[0] ?? { seq: 0, running_balance: 0n };
-      const last = until[0] && until[0].seq >= first.seq ? until[0] : first;
-      const go = onBounds({
-        openingBalance: first.running_balance,
-        closingBalance: last.running_balance,
-        firstSeq: first.seq,
-        lastSeq: last.seq,
-      });
-      if (go === false || last.seq === first.seq) return;
-      await tx.$executeRaw`
+        const first = before[0] ?? { seq: 0, running_balance: 0n };
+        const last = until[0] && until[0].seq >= first.seq ? until[0] : first;
+        const go = onBounds({
+          openingBalance: first.running_balance,
+          closingBalance: last.running_balance,
+          firstSeq: first.seq,
+          lastSeq: last.seq,
+        });
+        if (go === false || last.seq === first.seq) return;
+        await tx.$executeRaw`
         DECLARE statement_cursor NO SCROLL CURSOR FOR
         SELECT ${ENTRY_COLUMNS} FROM ledger_entries e ${ENTRY_JOINS}
         WHERE e.account_id = ${accountId}::uuid AND e.org_id = ${orgId}::uuid
           AND e.seq > ${first.seq}::int AND e.seq <= ${last.seq}::int
         ORDER BY e.seq`;
-      for (;;) {
-        const rows = await tx.$queryRawUnsafe<EntryRow[]>(`FETCH FORWARD ${batchSize} FROM statement_cursor`);
-        if (rows.length === 0) break;
-        await onRows(rows);
-        if (rows.length < batchSize) break;
-      }
-      await tx.$executeRawUnsafe('CLOSE statement_cursor');
-    }, STREAM_TX);
+        for (;;) {
+          const rows = await tx.$queryRawUnsafe<EntryRow[]>(`FETCH FORWARD ${batchSize} FROM statement_cursor`);
+          if (rows.length === 0) break;
+          await onRows(rows);
+          if (rows.length < batchSize) break;
+        }
+        await tx.$executeRawUnsafe('CLOSE statement_cursor');
+      },
+      STREAM_TX,
+    );
   }
 }
 

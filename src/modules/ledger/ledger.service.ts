@@ -262,7 +262,14 @@ export class LedgerService {
   ): Promise<PostingResult<InvoiceView>> {
     const { account, side } = await this.access(principal, accountId, asOrgId);
     this.checkCurrency(account, input.currency);
-    if (input.tripId && !(await this.trips.isTripBetween(input.tripId, account.orgAId, account.orgBId))) {
+    const link = input.tripId ? await this.trips.tripLink(input.tripId, account.orgAId, account.orgBId) : 'between';
+    // A trip the caller cannot see (unknown, or of orgs the caller has no role in) is a 404, as anywhere else.
+    const hidden = new DomainError(ErrorCode.NOT_FOUND, 'Trip not found', [
+      { path: 'tripId', message: 'no such trip' },
+    ]);
+    if (link === 'unknown') throw hidden;
+    if (link !== 'between' && (await this.orgs.rolesOf(principal.userId, link.elsewhere)).size === 0) throw hidden;
+    if (link !== 'between') {
       throw new DomainError(
         ErrorCode.TRIP_NOT_BETWEEN_ORGS,
         'The trip is not a trip between the two orgs of this account',

@@ -11,10 +11,21 @@ import { LedgerRepository } from './ledger.repository';
 export class TripLink {
   constructor(private readonly repo: LedgerRepository) {}
 
-  async isTripBetween(tripId: string, orgAId: string, orgBId: string): Promise<boolean> {
+  /**
+   * `unknown` when there is no such trip, `elsewhere` when it is not between
+   * the two orgs (in either direction); with the trip's two orgs, so a caller
+   * can tell whether it may see the trip at all.
+   */
+  async tripLink(
+    tripId: string,
+    orgAId: string,
+    orgBId: string,
+  ): Promise<'unknown' | 'between' | { elsewhere: [string, string] }> {
     const trip = await this.repo.findTripOrgs(tripId);
-    if (!trip) return false;
+    if (!trip) return 'unknown';
     const orgs = [trip.sourceOrgId, trip.destinationOrgId].sort();
-    return orgs[0] === orgAId && orgs[1] === orgBId;
+    return orgs[0] === orgAId && orgs[1] === orgBId
+      ? 'between'
+      : { elsewhere: [trip.sourceOrgId, trip.destinationOrgId] };
   }
 }

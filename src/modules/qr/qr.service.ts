@@ -10,11 +10,13 @@ import { Page } from '../../common/pagination/page';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
 import { orgRoom, RealtimePublisher } from '../../infra/realtime/realtime-publisher';
+import { RedisBreaker } from '../../infra/redis/redis-breaker';
 import { REDIS, RedisClient } from '../../infra/redis/redis.tokens';
 import { ORG_ROLES, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { TripsService } from '../trips/trips.service';
 import { ByteLruCache } from './image-cache';
+import { QrPngRenderer } from './qr-png-renderer';
 import { isWellFormedTagCode, newTagCode, scanRefusal, tagStatus, tagUrl, TRIP_EVENT_ACTIONS } from './qr-rules';
 import { QrRepository, TagRecord } from './qr.repository';
 import {
@@ -60,6 +62,8 @@ export class QrService {
     @Inject(REDIS) private readonly redis: RedisClient,
     @InjectQueue(QUEUES.qr) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly redisBreaker: RedisBreaker,
+    private readonly png: QrPngRenderer,
   ) {
     this.images = new ByteLruCache(config.qrImageCacheBytes);
     closeQuietlyAtShutdown(queue, this.logger);
@@ -221,7 +225,7 @@ export class QrService {
     const opts = { width: o.size, margin: o.margin, errorCorrectionLevel: o.ecl };
     const body =
       o.format === 'png'
-        ? await QRCode.toBuffer(tag.url, { ...opts, type: 'png' })
+        ? await this.png.render(tag.url, opts)
         : Buffer.from(await QRCode.toString(tag.url, { ...opts, type: 'svg' }), 'utf8');
     this.images.set(etag, body);
     return { body, contentType, etag };
@@ -233,11 +237,12 @@ export class QrService {
    * The public summary of a public, active tag, or null for anything else
    * (private, disabled, expired, unknown: all alike). Cached in Redis for
    * QR_PUBLIC_CACHE_TTL_SECONDS, dropped on disable; a cached summary still
-   * checks its expiry. Redis down: read the database.
+   * checks its expiry. Redis down (the Redis breaker open): read the database.
    */
   async publicSummary(code: string): Promise<PublicTagSummary | null> {
     if (!isWellFormedTagCode(code)) return null;
-    const cached = await this.redis.get(publicKey(code)).catch(() => null);
+    // Through the Redis breaker: while Redis is away the page reads the database at once, not after a timeout.
+    const cached = await this.redisBreaker.run(() => this.redis.get(publicKey(code))).catch(() => null);
     let entry: { summary: PublicTagSummary; expiresAt: string | null } | null;
     if (cached !== null) {
       entry = JSON.parse(cached) as typeof entry;
@@ -252,8 +257,8 @@ export class QrService {
             expiresAt: tag.expiresAt?.toISOString() ?? null,
           };
       }
-      await this.redis
-        .set(publicKey(code), JSON.stringify(entry), 'EX', this.config.qrPublicCacheTtlSeconds)
+      await this.redisBreaker
+        .run(() => this.redis.set(publicKey(code), JSON.stringify(entry), 'EX', this.config.qrPublicCacheTtlSeconds))
         .catch(() => undefined);
     }
     if (!entry) return null;
