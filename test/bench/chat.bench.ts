@@ -288,7 +288,9 @@ async function listData(sql: Client, orgId: string, readerId: string): Promise<n
      FROM t WHERE t.k % 4 <> 3`,
     [orgId, readerId, LIST_THREADS],
   );
-  await sql.query('ANALYZE chat_threads, chat_messages, chat_read_markers');
+  // What autovacuum leaves behind (chat_messages is vacuumed every 10,000 inserts): statistics and a visibility map
+  // that lets the unread counts be index-only scans.
+  await sql.query('VACUUM ANALYZE chat_threads, chat_messages, chat_read_markers');
   return round((Date.now() - started) / 1000, 1);
 }
 

@@ -163,8 +163,15 @@ describe('auth', () => {
       const org = await newOrg(t.api, u, 'Meena Transport');
       const res = await t.api.get('/me', { token: u.accessToken });
       expect(res.status).toBe(200);
-      expect(res.body.data.user).toMatchObject({ id: u.id, phone: u.phone, name: 'Meena' });
-      expect(res.body.data.user.passwordHash).toBeUndefined();
+      // The whole body, exactly: the route's response schema writes it (a field it did not name would be lost).
+      expect(res.body).toEqual({
+        success: true,
+        data: {
+          user: { id: u.id, phone: u.phone, name: 'Meena', createdAt: expect.any(String) },
+          memberships: [{ orgId: org.id, role: 'OWNER', orgName: 'Meena Transport' }],
+        },
+      });
+      expect(Date.parse(res.body.data.user.createdAt)).toBeGreaterThan(Date.now() - 60_000);
       expect(res.body.data.memberships).toEqual([{ orgId: org.id, role: 'OWNER', orgName: 'Meena Transport' }]);
     });
   });

@@ -85,6 +85,9 @@ describe('tracking', () => {
         [5, 'SPEED_JUMP'],
         [6, 'INVALID'],
       ]);
+      // Each rejection as written by the route's response schema: index, reason and, where there is one, a message.
+      expect(res.body.data.rejected[5]).toEqual({ index: 6, reason: 'INVALID', message: expect.stringMatching(/longitude/) });
+      expect(Object.keys(res.body.data.rejected[0]).sort()).toEqual(['index', 'reason']);
       expect(await count(trip.id)).toBe(2);
     });
 

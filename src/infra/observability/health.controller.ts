@@ -1,7 +1,9 @@
 import { Controller, Get, Inject } from '@nestjs/common';
+import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiTags } from '@nestjs/swagger';
 import { Public } from '../../common/auth/decorators';
 import { DomainError } from '../../common/errors/domain-error';
+import { enveloped } from '../../common/http/envelope';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Db } from '../db/db.service';
 import { REDIS, RedisClient } from '../redis/redis.module';
@@ -20,6 +22,16 @@ export class HealthController {
 
   /** The process is up. */
   @Get('live')
+  @RouteSchema({
+    response: {
+      200: enveloped({
+        type: 'object',
+        properties: { status: { type: 'string' } },
+        required: ['status'],
+        additionalProperties: false,
+      }),
+    },
+  })
   live() {
     return { status: 'ok' };
   }

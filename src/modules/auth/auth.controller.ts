@@ -1,9 +1,40 @@
 import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
+import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
+import { enveloped } from '../../common/http/envelope';
 import { LoginDto, RefreshDto, RegisterDto } from './auth.schemas';
 import { AuthService } from './auth.service';
+
+/** GET /me's answer ({user: UserView, memberships}), written by a serializer compiled from this schema. */
+const ME = enveloped({
+  type: 'object',
+  properties: {
+    user: {
+      type: 'object',
+      properties: {
+        id: { type: 'string' },
+        phone: { type: ['string', 'null'] },
+        name: { type: 'string' },
+        createdAt: { type: 'string', format: 'date-time' },
+      },
+      required: ['id', 'phone', 'name', 'createdAt'],
+      additionalProperties: false,
+    },
+    memberships: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { orgId: { type: 'string' }, role: { type: 'string' }, orgName: { type: 'string' } },
+        required: ['orgId', 'role', 'orgName'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['user', 'memberships'],
+  additionalProperties: false,
+});
 
 @ApiTags('auth')
 @Controller()
@@ -45,6 +76,7 @@ export class AuthController {
 
   @ApiBearerAuth()
   @Get('me')
+  @RouteSchema({ response: { 200: ME } })
   me(@CurrentUser() principal: Principal) {
     return this.auth.me(principal);
   }

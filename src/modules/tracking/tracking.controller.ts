@@ -1,9 +1,11 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
+import { RouteSchema } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { ValidationError } from '../../common/errors/domain-error';
+import { enveloped } from '../../common/http/envelope';
 import { Page } from '../../common/pagination/page';
 import { osmandToken, parseOsmAnd } from './osmand';
 import { HistoryQuery, PingDto, TrackingTripParam } from './tracking.schemas';
@@ -38,6 +40,26 @@ function toGeoJson(tripId: string, points: HistoryPoint[], nextCursor: string | 
   return { type: 'FeatureCollection', features, nextCursor };
 }
 
+/** The ping's answer (PingResult), written by a serializer compiled from this schema. */
+const PING_ACK = enveloped({
+  type: 'object',
+  properties: {
+    accepted: { type: 'integer' },
+    duplicates: { type: 'integer' },
+    rejected: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { index: { type: 'integer' }, reason: { type: 'string' }, message: { type: 'string' } },
+        required: ['index', 'reason'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['accepted', 'duplicates', 'rejected'],
+  additionalProperties: false,
+});
+
 @ApiTags('tracking')
 @Controller('tracking')
 export class TrackingController {
@@ -45,6 +67,7 @@ export class TrackingController {
 
   @Post('ping')
   @HttpCode(200)
+  @RouteSchema({ response: { 200: PING_ACK } })
   @ApiBearerAuth()
   @ApiOperation({
     summary: "Post a batch of the driver's fixes (1..1000)",
