@@ -23,6 +23,7 @@ import { installRouteRateLimits } from './common/rate-limit/route-rate-limits';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 import { logSafeUrl } from './infra/observability/log-safe-url';
+import { installBullBoard } from './infra/queue/bull-board';
 
 export const API_PREFIX = 'api/v1';
 
@@ -125,6 +126,8 @@ export async function createApp(
     { name: 'auth-code', perMinute: config.authRateLimitPerCodePerMinute, routes: CODE_LOGIN_ROUTES, by: 'code' },
   ]);
   // Per-user limits (pings per driver, reads per user) are counted by the auth guard (UserRateLimits).
+  // Bull Board at /admin/queues behind ADMIN_TOKEN (not mounted without it).
+  await installBullBoard(fastify, app, config.adminToken);
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },
