@@ -47,6 +47,8 @@ export interface FallbackStoreOptions {
   localMaxKeys: number;
   /** After a failed Redis call, how long to count locally before trying Redis again. */
   retryMs: number;
+  /** Runs each Redis call (the Redis breaker: a slow Redis costs a request its timeout, then nothing while open). */
+  through?: <T>(call: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -95,11 +97,9 @@ export class FallbackRateLimitCounter {
   private async send(batch: PendingHit[]): Promise<void> {
     try {
       const keys = batch.map((h) => this.options.namespace + h.key);
-      const reply = await (this.redis as RedisClient & WithHits).rateLimitHits(
-        keys.length,
-        ...keys,
-        ...batch.map((h) => h.windowMs),
-      );
+      const call = () =>
+        (this.redis as RedisClient & WithHits).rateLimitHits(keys.length, ...keys, ...batch.map((h) => h.windowMs));
+      const reply = await (this.options.through ? this.options.through(call) : call());
       batch.forEach((h, i) => h.resolve({ current: reply[2 * i], ttl: reply[2 * i + 1] }));
     } catch {
       this.redisDownUntil = Date.now() + this.options.retryMs;

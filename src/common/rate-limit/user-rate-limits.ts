@@ -2,6 +2,7 @@ import { Inject, Injectable, SetMetadata } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { rateLimitedCounter } from '../../infra/observability/metrics';
+import { RedisBreaker } from '../../infra/redis/redis-breaker';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './rate-limit-store';
 import { rateLimitedError } from './route-rate-limits';
@@ -31,7 +32,9 @@ export const UserRateLimit = (limitClass: UserLimitClass | null) => SetMetadata(
  * hold across nodes (the counter batches the hits of one event-loop turn into
  * one script call) and in this node's memory while Redis is down. A budget
  * found spent is remembered here until its window ends, so a client hammering
- * past its limit costs no Redis call per request.
+ * past its limit costs no Redis call per request. The Redis calls go through
+ * the Redis breaker (REDIS_BREAKER_TIMEOUT_MS): while it is open, counting is
+ * local at once.
  */
 @Injectable()
 export class UserRateLimits {
@@ -41,11 +44,13 @@ export class UserRateLimits {
   /** `<class>:<userId>` → end of the spent window (epoch ms); the map's order is its age. */
   private readonly blocked = new Map<string, number>();
 
-  constructor(@Inject(REDIS) redis: RedisClient, @Inject(APP_CONFIG) config: AppConfig) {
+  constructor(@Inject(REDIS) redis: RedisClient, @Inject(APP_CONFIG) config: AppConfig, breaker: RedisBreaker) {
     this.counter = new FallbackRateLimitCounter(redis, {
       namespace: 'rate-limit:',
       localMaxKeys: config.rateLimitFallbackMaxKeys,
       retryMs: RATE_LIMIT_REDIS_RETRY_MS,
+      // Every authenticated request asks: a slow Redis must not hold them all for the client's command timeout.
+      through: (call) => breaker.run(call),
     });
     this.limits = { 'ping-driver': config.pingRateLimitPerMinute, 'read-user': config.readRateLimitPerMinute };
     this.refused = { 'ping-driver': rateLimitedCounter('ping-driver'), 'read-user': rateLimitedCounter('read-user') };
