@@ -108,6 +108,19 @@ describe('rate limits per driver, per user and per code, across two nodes', () =
     expect(scrape.value('waybill_rate_limited_total', { class: 'ping-driver' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('reads sent at once (one Redis call for the batch) still stop at exactly the limit', async () => {
+    const z = await newUser(t.api, 'Reader Z');
+    const statuses = await Promise.all(
+      Array.from({ length: 3 * READ_LIMIT }, (_, i) =>
+        via(i)
+          .get('/me', { token: z.accessToken })
+          .then((r) => r.status),
+      ),
+    );
+    expect(statuses.filter((s) => s === 200)).toHaveLength(READ_LIMIT);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(2 * READ_LIMIT);
+  });
+
   it('code logins: limited per code whatever the address, and per address as logins are', async () => {
     const owner = await newOrg(t.api);
     const res = await t.api.post(
