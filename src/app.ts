@@ -25,6 +25,7 @@ import { installRouteRateLimits } from './common/rate-limit/route-rate-limits';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './common/rate-limit/rate-limit-store';
 import { createPino, PinoLoggerService } from './infra/observability/logger';
 import { logSafeUrl } from './infra/observability/log-safe-url';
+import { installBullBoard } from './infra/queue/bull-board';
 
 export const API_PREFIX = 'api/v1';
 
@@ -32,6 +33,8 @@ export const API_PREFIX = 'api/v1';
 const AUTH_ROUTES = ['register', 'login', 'code-login'].map((r) => `POST /${API_PREFIX}/auth/${r}`);
 /** Routes whose attempts are also limited per phone number of the body. */
 const PHONE_LOGIN_ROUTES = [`POST /${API_PREFIX}/auth/login`];
+/** Routes whose attempts are also limited per access code of the body. */
+const CODE_LOGIN_ROUTES = [`POST /${API_PREFIX}/auth/code-login`];
 /** A client-sent X-Request-Id is echoed when it looks like an id; anything else gets a fresh one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -112,7 +115,7 @@ export async function createApp(
     limits: { files: 1, fields: 0, parts: 1, fileSize: config.chatAttachmentMaxBytes + 1 },
   });
   if (config.corsOrigins.length > 0) app.enableCors({ origin: config.corsOrigins, credentials: false });
-  // Password guessing is throttled per client address and per phone, counted in
+  // Password and code guessing is throttled per client address, per phone and per code, counted in
   // Redis so the limits hold across nodes, and in memory while Redis is down.
   const rateLimitCounter = new FallbackRateLimitCounter(app.get<RedisClient>(REDIS), {
     namespace: 'rate-limit:',
@@ -124,7 +127,11 @@ export async function createApp(
     { name: 'auth-address', perMinute: config.authRateLimitPerMinute, routes: AUTH_ROUTES, by: 'address' },
     { name: 'auth-phone', perMinute: config.authRateLimitPerPhonePerMinute, routes: PHONE_LOGIN_ROUTES, by: 'phone' },
     { name: 'qr-public', perMinute: config.qrPublicRateLimitPerMinute, routes: ['GET /q/:code'], by: 'address' },
+    { name: 'auth-code', perMinute: config.authRateLimitPerCodePerMinute, routes: CODE_LOGIN_ROUTES, by: 'code' },
   ]);
+  // Per-user limits (pings per driver, reads per user) are counted by the auth guard (UserRateLimits).
+  // Bull Board at /admin/queues behind ADMIN_TOKEN (not mounted without it).
+  await installBullBoard(fastify, app, config.adminToken);
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

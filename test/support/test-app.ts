@@ -120,6 +120,9 @@ export async function startTestApp(
     // Test files register many users from one address; the throttling test sets its own limit.
     authRateLimitPerMinute: 100_000,
     authRateLimitPerPhonePerMinute: 100_000,
+    authRateLimitPerCodePerMinute: 100_000,
+    pingRateLimitPerMinute: 100_000,
+    readRateLimitPerMinute: 100_000,
     ...overrides,
   };
   const app = await createApp(config, { logDestination });

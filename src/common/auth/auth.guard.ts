@@ -6,14 +6,21 @@ import { AccessTokenService } from './access-token.service';
 import { AuthedRequest, IS_PUBLIC } from './decorators';
 import { SessionRevocations } from './session-revocations';
 import { ErrorCode } from '../errors/error-codes';
+import { USER_RATE_LIMIT, UserLimitClass, UserRateLimits } from '../rate-limit/user-rate-limits';
 
-/** Global guard: every route needs a valid access token unless marked `@Public()`. */
+/**
+ * Global guard: every route needs a valid access token unless marked
+ * `@Public()`. Once the caller is known, the request counts against the
+ * caller's per-user rate limit (`UserRateLimits`): here, where the token is
+ * verified anyway, rather than in a hook that would verify it again.
+ */
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: AccessTokenService,
     private readonly revocations: SessionRevocations,
+    private readonly limits: UserRateLimits,
   ) {}
 
   /** Per handler: `@Public()` is read once, not on every request. */
@@ -25,6 +32,24 @@ export class AuthGuard implements CanActivate {
     if (known === undefined) {
       known = !!this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [handler, context.getClass()]);
       this.publicHandlers.set(handler, known);
+    }
+    return known;
+  }
+
+  /** Per handler: its per-user limit class (null: none), worked out once. */
+  private readonly limitClasses = new WeakMap<object, UserLimitClass | null>();
+
+  private limitClassOf(context: ExecutionContext, method: string): UserLimitClass | null {
+    const handler = context.getHandler();
+    let known = this.limitClasses.get(handler);
+    if (known === undefined) {
+      const declared = this.reflector.getAllAndOverride<UserLimitClass | null | undefined>(USER_RATE_LIMIT, [
+        handler,
+        context.getClass(),
+      ]);
+      // A GET route also answers HEAD: both are reads.
+      known = declared !== undefined ? declared : method === 'GET' || method === 'HEAD' ? 'read-user' : null;
+      this.limitClasses.set(handler, known);
     }
     return known;
   }
@@ -42,6 +67,8 @@ export class AuthGuard implements CanActivate {
     request.principal = principal;
     const ctx = requestContext.current();
     if (ctx) ctx.userId = principal.userId;
+    const limitClass = this.limitClassOf(context, request.method);
+    if (limitClass) await this.limits.check(limitClass, principal.userId);
     return true;
   }
 }

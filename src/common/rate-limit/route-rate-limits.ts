@@ -3,10 +3,11 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preHandlerH
 import { createHash } from 'node:crypto';
 import { DomainError } from '../errors/domain-error';
 import { ErrorCode } from '../errors/error-codes';
+import { rateLimitedCounter } from '../../infra/observability/metrics';
 
 const MINUTE = 60_000;
 
-/** One class of rate-limited routes: one budget per client address, or per phone number of the body. */
+/** One class of rate-limited routes: one budget per client address, or per phone number or access code of the body. */
 export interface RouteRateLimit {
   /** Names the class's counters (`<name>:<key>`). */
   name: string;
@@ -16,10 +17,11 @@ export interface RouteRateLimit {
   routes: string[];
   /**
    * `address`: the client address, checked on `onRequest`, before the body is
-   * read. `phone`: the body's `phone` whatever the address, checked on
-   * `preHandler`, once the body is parsed (a body without one is left to validation).
+   * read. `phone` (`code`): the body's `phone` (`code`) whatever the address,
+   * checked on `preHandler`, once the body is parsed (a body without one is
+   * left to validation).
    */
-  by: 'address' | 'phone';
+  by: 'address' | 'phone' | 'code';
 }
 
 export function rateLimitedError(ttlMs: number): DomainError {
@@ -29,11 +31,14 @@ export function rateLimitedError(ttlMs: number): DomainError {
   });
 }
 
-/** A phone as the login schema will read it; hashed so Redis holds no phone numbers. */
-function phoneKey(request: FastifyRequest): string | undefined {
-  const phone = (request.body as { phone?: unknown } | undefined)?.phone;
-  if (typeof phone !== 'string') return undefined; // no phone: validation answers 400
-  const normalized = phone.trim().replace(/[\s().-]/g, '');
+/**
+ * A phone as the login schema will read it, or an access code as sent;
+ * hashed so Redis holds no phone numbers or codes.
+ */
+function bodyKey(request: FastifyRequest, field: 'phone' | 'code'): string | undefined {
+  const value = (request.body as Record<string, unknown> | undefined)?.[field];
+  if (typeof value !== 'string') return undefined; // none: validation answers 400
+  const normalized = field === 'phone' ? value.trim().replace(/[\s().-]/g, '') : value;
   return createHash('sha256').update(normalized).digest('base64url');
 }
 
@@ -48,12 +53,16 @@ export function installRouteRateLimits(fastify: FastifyInstance, classes: RouteR
     const limiter = fastify.createRateLimit({
       max: c.perMinute,
       timeWindow: MINUTE,
-      keyGenerator: (request) => `${c.name}:${c.by === 'phone' ? phoneKey(request) : normalizeIP(request.ip)}`,
+      keyGenerator: (request) => `${c.name}:${c.by === 'address' ? normalizeIP(request.ip) : bodyKey(request, c.by)}`,
     });
+    const refused = rateLimitedCounter(c.name);
     const hook = async (request: FastifyRequest) => {
-      if (c.by === 'phone' && phoneKey(request) === undefined) return;
+      if (c.by !== 'address' && bodyKey(request, c.by) === undefined) return;
       const result = await limiter(request);
-      if (!result.isAllowed && result.isExceeded) throw rateLimitedError(result.ttl);
+      if (!result.isAllowed && result.isExceeded) {
+        refused.inc();
+        throw rateLimitedError(result.ttl);
+      }
     };
     return { routes: new Set(c.routes), by: c.by, hook };
   });

@@ -156,6 +156,19 @@ const envSchema = z.object({
   QR_BATCH_CHUNK: int(1, 10_000).default(500),
   /** Public tag page (`GET /q/:code`) requests per client address per minute (429 with Retry-After above it). */
   QR_PUBLIC_RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600),
+  // rate limits per user, queues, admin
+  /** Ping requests per driver per minute (POST /tracking/ping and the OsmAnd endpoint together). */
+  PING_RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600),
+  /** Authenticated GET requests under /api/v1 per user per minute. */
+  READ_RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(1200),
+  /** Code logins per access code per minute, whatever address they come from. */
+  AUTH_RATE_LIMIT_PER_CODE_PER_MINUTE: int(1, 1_000_000).default(10),
+  /** Completed jobs kept per queue (older ones are trimmed). */
+  QUEUE_COMPLETED_JOBS_KEPT: int(0, 1_000_000).default(100),
+  /** Failed (dead) jobs kept per queue for inspection; 0 keeps every one. */
+  QUEUE_FAILED_JOBS_KEPT: int(0, 10_000_000).default(1000),
+  /** When set, Bull Board is served at /admin/queues to `Authorization: Bearer <ADMIN_TOKEN>` (or basic, any user); unset: 404. */
+  ADMIN_TOKEN: z.string().min(16).optional(),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -312,6 +325,17 @@ export interface AppConfig {
   qrBatchChunk: number;
   /** Public tag page requests per client address per minute. */
   qrPublicRateLimitPerMinute: number;
+  /** Ping requests per driver per minute (both ingest endpoints). */
+  pingRateLimitPerMinute: number;
+  /** Authenticated GETs under /api/v1 per user per minute. */
+  readRateLimitPerMinute: number;
+  /** Code logins per access code per minute. */
+  authRateLimitPerCodePerMinute: number;
+  queueCompletedJobsKept: number;
+  /** 0: every failed job is kept. */
+  queueFailedJobsKept: number;
+  /** Bull Board's credential; undefined: the board is off (404). */
+  adminToken: string | undefined;
 }
 
 export type TrustProxy = false | number | string[];
@@ -478,6 +502,12 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     qrBatchMaxItems: e.QR_BATCH_MAX_ITEMS,
     qrBatchChunk: e.QR_BATCH_CHUNK,
     qrPublicRateLimitPerMinute: e.QR_PUBLIC_RATE_LIMIT_PER_MINUTE,
+    pingRateLimitPerMinute: e.PING_RATE_LIMIT_PER_MINUTE,
+    readRateLimitPerMinute: e.READ_RATE_LIMIT_PER_MINUTE,
+    authRateLimitPerCodePerMinute: e.AUTH_RATE_LIMIT_PER_CODE_PER_MINUTE,
+    queueCompletedJobsKept: e.QUEUE_COMPLETED_JOBS_KEPT,
+    queueFailedJobsKept: e.QUEUE_FAILED_JOBS_KEPT,
+    adminToken: e.ADMIN_TOKEN,
   };
 }
 

@@ -120,6 +120,24 @@ export const httpRequestDuration = once(
     }),
 );
 
+export const rateLimited = once(
+  'waybill_rate_limited_total',
+  () =>
+    new Counter({
+      name: 'waybill_rate_limited_total',
+      help: 'Requests refused with 429 by a rate limit, by limit class',
+      labelNames: ['class'],
+      registers: [metricsRegistry],
+    }),
+);
+
+/** The 429 counter of one limit class, bound once and present (at 0) from the start. */
+export function rateLimitedCounter(limitClass: string): Counter.Internal {
+  const counter = rateLimited.labels(limitClass);
+  counter.inc(0);
+  return counter;
+}
+
 // ---- ping ingest ----
 
 export const pingsAccepted = once(

@@ -1,6 +1,6 @@
 import { BullModule } from '@nestjs/bull';
-import { Global, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
-import type { Queue } from 'bull';
+import { DynamicModule, Global, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
+import type { JobOptions, Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../config/config';
 
 /**
@@ -16,7 +16,8 @@ import { APP_CONFIG, AppConfig } from '../config/config';
       useFactory: (config: AppConfig) => ({
         redis: config.redisUrl,
         prefix: `${config.redisKeyPrefix}bull`,
-        defaultJobOptions: { removeOnComplete: 100, removeOnFail: 100 },
+        // A queue registered through registerQueue() gets its own defaults (JOB_DEFAULTS); these cover the rest.
+        defaultJobOptions: jobOptions('', config),
       }),
     }),
   ],
@@ -25,15 +26,32 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 export class QueueModule {}
 
 /**
- * @nestjs/bull closes each queue at application shutdown. With Redis
- * unreachable, Bull's close rejects ("Connection is closed.", or the refused
- * reconnect of its blocking client), which would abort the remaining shutdown
- * hooks (the ping writer's drain, the database pools). Call this for each
- * injected queue: its close then logs the failure instead of throwing.
+ * Shutdown of an injected queue, in two steps. `beforeApplicationShutdown`
+ * (while the database pools and HTTP are still up): this node's worker stops
+ * taking jobs and waits for its active ones to finish (Bull's local pause), so
+ * a job running at SIGTERM completes instead of being cut off half way; one
+ * that outlives SHUTDOWN_TIMEOUT_MS dies with the process, its lock lapses and
+ * another node's worker takes it again as stalled. Jobs can still be added
+ * meanwhile (requests in flight). Then @nestjs/bull's close at
+ * `onApplicationShutdown`. With Redis unreachable, Bull's pause and close
+ * reject ("Connection is closed.", or the refused reconnect of its blocking
+ * client), which would abort the remaining shutdown hooks (the ping writer's
+ * drain, the database pools): both log the failure instead of throwing.
+ * Call this for each injected queue.
  */
 export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
-  const host = queue as Queue & { onApplicationShutdown?: () => Promise<void> };
+  const host = queue as Queue & {
+    onApplicationShutdown?: () => Promise<void>;
+    beforeApplicationShutdown?: () => Promise<void>;
+  };
   const close = host.onApplicationShutdown?.bind(queue) ?? (() => queue.close());
+  host.beforeApplicationShutdown = async () => {
+    // Without Redis there is no job to finish (and Bull's pause would wait for the connection).
+    if (queue.client.status !== 'ready') return;
+    await queue
+      .pause(true, false)
+      .catch((err: Error) => logger.warn(`queue ${queue.name} did not finish its jobs: ${err.message}`));
+  };
   host.onApplicationShutdown = () =>
     close().catch((err: Error) => logger.warn(`queue ${queue.name} closed with an error: ${err.message}`));
 }
@@ -93,3 +111,48 @@ export const QUEUES = {
   accessCodes: 'access-codes',
   qr: 'qr',
 } as const;
+
+/** How a queue's jobs run unless the job says otherwise. */
+export interface QueueJobDefaults {
+  /** Bull priority within the queue: 1 runs first. */
+  priority: number;
+  /** Tries before a job is failed (kept for inspection, see QUEUE_FAILED_JOBS_KEPT). */
+  attempts: number;
+  /** First retry delay; each next one doubles (exponential backoff). */
+  backoffMs: number;
+}
+
+/**
+ * Per queue. Someone waits on a QR batch (its labels), so it goes first and
+ * tries hardest; the idle-code sweep frees seats crews wait for; the orphan
+ * sweep and the stats refresh run again on their next interval anyway.
+ */
+export const JOB_DEFAULTS: Record<string, QueueJobDefaults> = {
+  [QUEUES.qr]: { priority: 1, attempts: 5, backoffMs: 1000 },
+  [QUEUES.accessCodes]: { priority: 2, attempts: 3, backoffMs: 5000 },
+  [QUEUES.chat]: { priority: 3, attempts: 3, backoffMs: 10_000 },
+  [QUEUES.stats]: { priority: 3, attempts: 2, backoffMs: 5000 },
+};
+
+const OTHER_QUEUES: QueueJobDefaults = { priority: 3, attempts: 3, backoffMs: 5000 };
+
+/** A queue's default job options: its JOB_DEFAULTS, completed jobs trimmed, failed (dead) ones kept as configured. */
+export function jobOptions(queue: string, config: AppConfig): JobOptions {
+  const d = JOB_DEFAULTS[queue] ?? OTHER_QUEUES;
+  return {
+    priority: d.priority,
+    attempts: d.attempts,
+    backoff: { type: 'exponential', delay: d.backoffMs },
+    removeOnComplete: config.queueCompletedJobsKept,
+    removeOnFail: config.queueFailedJobsKept === 0 ? false : config.queueFailedJobsKept,
+  };
+}
+
+/** `BullModule.registerQueue` with the queue's default job options (`jobOptions`). */
+export function registerQueue(name: string): DynamicModule {
+  return BullModule.registerQueueAsync({
+    name,
+    inject: [APP_CONFIG],
+    useFactory: (config: AppConfig) => ({ defaultJobOptions: jobOptions(name, config) }),
+  });
+}

@@ -1,6 +1,5 @@
-import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
-import { QUEUES } from '../../infra/queue/queue.module';
+import { QUEUES, registerQueue } from '../../infra/queue/queue.module';
 import { AuthModule } from '../auth/auth.module';
 import { OrgsModule } from '../orgs/orgs.module';
 import { AccessCodesController } from './access-codes.controller';
@@ -9,7 +8,7 @@ import { AccessCodesRepository } from './access-codes.repository';
 import { AccessCodesService } from './access-codes.service';
 
 @Module({
-  imports: [AuthModule, OrgsModule, BullModule.registerQueue({ name: QUEUES.accessCodes })],
+  imports: [AuthModule, OrgsModule, registerQueue(QUEUES.accessCodes)],
   controllers: [AccessCodesController],
   providers: [AccessCodesService, AccessCodesRepository, AccessCodesProcessor, AccessCodesScheduler],
   exports: [AccessCodesService],

@@ -1,6 +1,5 @@
-import { BullModule } from '@nestjs/bull';
 import { Module, OnModuleInit } from '@nestjs/common';
-import { QUEUES } from '../../infra/queue/queue.module';
+import { QUEUES, registerQueue } from '../../infra/queue/queue.module';
 import { RoomAuthorizer } from '../../infra/realtime/room-authorizer';
 import { LedgerModule } from '../ledger/ledger.module';
 import { OrgsModule } from '../orgs/orgs.module';
@@ -12,7 +11,7 @@ import { ChatRepository } from './chat.repository';
 import { ChatService } from './chat.service';
 
 @Module({
-  imports: [OrgsModule, TripsModule, LedgerModule, BullModule.registerQueue({ name: QUEUES.chat })],
+  imports: [OrgsModule, TripsModule, LedgerModule, registerQueue(QUEUES.chat)],
   controllers: [ChatController, AttachmentsController],
   providers: [ChatService, AttachmentsService, ChatRepository, ChatProcessor, ChatScheduler],
   exports: [ChatService],

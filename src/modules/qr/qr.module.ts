@@ -1,6 +1,5 @@
-import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
-import { QUEUES } from '../../infra/queue/queue.module';
+import { QUEUES, registerQueue } from '../../infra/queue/queue.module';
 import { OrgsModule } from '../orgs/orgs.module';
 import { TripsModule } from '../trips/trips.module';
 import { QrController, QrPublicController } from './qr.controller';
@@ -10,7 +9,7 @@ import { QrRepository } from './qr.repository';
 import { QrService } from './qr.service';
 
 @Module({
-  imports: [OrgsModule, TripsModule, BullModule.registerQueue({ name: QUEUES.qr })],
+  imports: [OrgsModule, TripsModule, registerQueue(QUEUES.qr)],
   controllers: [QrController, QrPublicController],
   providers: [QrService, QrRepository, QrProcessor, QrPngRenderer],
   exports: [QrService],

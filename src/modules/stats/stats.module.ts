@@ -1,6 +1,5 @@
-import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
-import { QUEUES } from '../../infra/queue/queue.module';
+import { QUEUES, registerQueue } from '../../infra/queue/queue.module';
 import { OrgsModule } from '../orgs/orgs.module';
 import { StatsController } from './stats.controller';
 import { StatsProcessor, StatsScheduler } from './stats.processor';
@@ -8,7 +7,7 @@ import { StatsRepository } from './stats.repository';
 import { StatsService } from './stats.service';
 
 @Module({
-  imports: [OrgsModule, BullModule.registerQueue({ name: QUEUES.stats })],
+  imports: [OrgsModule, registerQueue(QUEUES.stats)],
   controllers: [StatsController],
   providers: [StatsService, StatsRepository, StatsProcessor, StatsScheduler],
   exports: [StatsService],

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
+import { UserRateLimit } from '../../common/rate-limit/user-rate-limits';
 import { ValidationError } from '../../common/errors/domain-error';
 import { enveloped } from '../../common/http/envelope';
 import { Page } from '../../common/pagination/page';
@@ -19,7 +20,8 @@ const OSMAND_DESCRIPTION =
   'altitude, accuracy. 200 with an empty body (also for a repeated point). Unknown or missing token: 404 NOT_FOUND, ' +
   'the same answer whatever was sent; past OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE unknown tokens from one client ' +
   'address a minute, 429 RATE_LIMITED with Retry-After (for any token from that address until the minute ends). ' +
-  'No active trip: 409 NO_ACTIVE_TRIP. Missing coordinates: 400.';
+  'No active trip: 409 NO_ACTIVE_TRIP. Missing coordinates: 400. A known token counts against its driver\'s ' +
+  'PING_RATE_LIMIT_PER_MINUTE (shared with POST /tracking/ping): past it, 429 RATE_LIMITED with Retry-After.';
 
 function toGeoJson(tripId: string, points: HistoryPoint[], nextCursor: string | null) {
   const coords = points.map((p) => (p.altitude === null ? [p.lng, p.lat] : [p.lng, p.lat, p.altitude]));
@@ -66,6 +68,7 @@ export class TrackingController {
   constructor(private readonly tracking: TrackingService) {}
 
   @Post('ping')
+  @UserRateLimit('ping-driver')
   @HttpCode(200)
   @RouteSchema({ response: { 200: PING_ACK } })
   @ApiBearerAuth()
@@ -79,7 +82,9 @@ export class TrackingController {
       '`rejected` lists `{index, reason}`: INVALID, OUT_OF_RANGE, NULL_ISLAND, FUTURE_TIMESTAMP, BEFORE_TRIP_START, SPEED_JUMP. ' +
       "Only the trip's driver posts: a member who sees the trip but is not its driver gets 403 NOT_TRIP_DRIVER, " +
       'anyone else 404 (also a driver who has left the org: removal ends their profile at once on every node). ' +
-      "The driver's trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE.",
+      "The driver's trip not LOADING/IN_TRANSIT/ARRIVED is 409 TRIP_NOT_ACTIVE. " +
+      'Past PING_RATE_LIMIT_PER_MINUTE requests of one driver a minute (this endpoint and /tracking/osmand together): ' +
+      '429 RATE_LIMITED with Retry-After.',
   })
   ping(@CurrentUser() me: Principal, @Body() body: PingDto) {
     return this.tracking.ping(me, body.tripId, body.locations);

@@ -4,6 +4,7 @@ import { Principal } from '../../common/auth/principal';
 import { hashTrackerToken } from '../../common/auth/tracker-token';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
+import { UserRateLimits } from '../../common/rate-limit/user-rate-limits';
 import { isStorableTime } from '../../common/validation/zod';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { pingsRejected } from '../../infra/observability/metrics';
@@ -54,6 +55,7 @@ export class TrackingService implements OnModuleInit {
     private readonly realtime: RealtimePublisher,
     private readonly unknownTokens: UnknownTokenLimiter,
     private readonly tokenTrips: TrackerTokenCache,
+    private readonly limits: UserRateLimits,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -114,10 +116,15 @@ export class TrackingService implements OnModuleInit {
     return found.tripId;
   }
 
-  /** One OsmAnd fix into the trip `osmandTrip` found. */
+  /**
+   * One OsmAnd fix into the trip `osmandTrip` found. The request counts
+   * against the driver's ping budget, the one POST /tracking/ping spends (the
+   * auth guard counts those).
+   */
   async osmand(tripId: string, fix: OsmAndFix): Promise<PingResult> {
     const state = await this.ingestState(tripId);
     if (!state) throw new DomainError(ErrorCode.NO_ACTIVE_TRIP, "This tracker's driver has no active trip");
+    await this.limits.check('ping-driver', state.driverUserId ?? state.driverId);
     return this.ingest(state, [fix]);
   }
 

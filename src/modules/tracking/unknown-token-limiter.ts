@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from '../../common/rate-limit/rate-limit-store';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { rateLimitedCounter } from '../../infra/observability/metrics';
 import { REDIS, RedisClient } from '../../infra/redis/redis.module';
 
 const WINDOW_MS = 60_000;
@@ -21,6 +22,7 @@ export class UnknownTokenLimiter {
   private readonly counter: FallbackRateLimitCounter;
   /** When each address known to be over the limit may try again (epoch ms); the map's order is its age. */
   private readonly blocked = new Map<string, number>();
+  private readonly refused = rateLimitedCounter('osmand-unknown-token');
 
   constructor(
     @Inject(REDIS) redis: RedisClient,
@@ -42,6 +44,7 @@ export class UnknownTokenLimiter {
       this.blocked.delete(address);
       return null;
     }
+    this.refused.inc();
     return Math.max(1, Math.ceil((resetAt - now) / 1000));
   }
 
@@ -55,6 +58,7 @@ export class UnknownTokenLimiter {
     this.blocked.delete(address); // re-inserted last: the map's order is its age
     if (this.blocked.size >= LOCAL_MAX_ADDRESSES) this.blocked.delete(this.blocked.keys().next().value!);
     this.blocked.set(address, Date.now() + ttl);
+    this.refused.inc();
     return Math.max(1, Math.ceil(ttl / 1000));
   }
 }
