@@ -155,6 +155,18 @@ const envSchema = z.object({
   QR_BATCH_CHUNK: int(1, 10_000).default(500),
   /** Public tag page (`GET /q/:code`) requests per client address per minute (429 with Retry-After above it). */
   QR_PUBLIC_RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600),
+  /** Seconds an object stays in the shared Redis cache (org, roles, trip detail, access code); writes drop it at once. */
+  CACHE_TTL_SECONDS: int(1, 86_400).default(300),
+  /** Spread of every cache TTL, as a fraction (0.1: each entry lives 90 %..110 % of its TTL), so entries do not expire together. */
+  CACHE_TTL_JITTER: z.coerce.number().min(0).max(0.9).default(0.1),
+  /** Milliseconds an object stays in a node's in-memory LRU in front of Redis (0: no local tier). */
+  CACHE_LOCAL_TTL_MS: int(0, 3_600_000).default(10_000),
+  /** Objects each node's in-memory LRU holds at most. */
+  CACHE_LOCAL_MAX_ENTRIES: int(1, 10_000_000).default(20_000),
+  /** Bytes (of JSON) each node's in-memory LRU holds at most. */
+  CACHE_LOCAL_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  /** How long a node that found a cold key locked by another node waits for that node's value before loading itself. */
+  CACHE_LOCK_WAIT_MS: int(0, 10_000).default(300),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -306,6 +318,16 @@ export interface AppConfig {
   qrBatchChunk: number;
   /** Public tag page requests per client address per minute. */
   qrPublicRateLimitPerMinute: number;
+  /** Seconds an object stays in the Redis tier of the Cache. */
+  cacheTtlSeconds: number;
+  /** Spread of every cache TTL (fraction, both ways). */
+  cacheTtlJitter: number;
+  /** Milliseconds an object stays in a node's in-memory tier (0: none). */
+  cacheLocalTtlMs: number;
+  cacheLocalMaxEntries: number;
+  cacheLocalMaxBytes: number;
+  /** How long a node waits for another node loading the same cold key. */
+  cacheLockWaitMs: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -458,6 +480,12 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     qrBatchMaxItems: e.QR_BATCH_MAX_ITEMS,
     qrBatchChunk: e.QR_BATCH_CHUNK,
     qrPublicRateLimitPerMinute: e.QR_PUBLIC_RATE_LIMIT_PER_MINUTE,
+    cacheTtlSeconds: e.CACHE_TTL_SECONDS,
+    cacheTtlJitter: e.CACHE_TTL_JITTER,
+    cacheLocalTtlMs: e.CACHE_LOCAL_TTL_MS,
+    cacheLocalMaxEntries: e.CACHE_LOCAL_MAX_ENTRIES,
+    cacheLocalMaxBytes: e.CACHE_LOCAL_MAX_BYTES,
+    cacheLockWaitMs: e.CACHE_LOCK_WAIT_MS,
   };
 }
 
