@@ -227,7 +227,9 @@ export class TripsService {
       return { trip, etag: strongEtag(JSON.stringify(trip)) };
     });
     if (!cached) throw new NotFoundError('Trip');
-    if (fields.length === DEFAULT_TRIP_FIELDS.length) return cached;
+    // The default answer as cached; any other selection (or order) is its own answer with its own ETag.
+    if (fields.length === DEFAULT_TRIP_FIELDS.length && fields.every((f, i) => f === DEFAULT_TRIP_FIELDS[i]))
+      return cached;
     const trip: Record<string, unknown> = {};
     for (const f of fields) trip[f] = cached.trip[f];
     return { trip, etag: strongEtag(cached.etag, fields.join(',')) };
