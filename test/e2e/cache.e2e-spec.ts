@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { Cache } from '../../src/infra/cache/cache';
+import { DEFAULT_TRIP_FIELDS } from '../../src/modules/trips/trip-fields';
 import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
 import { until } from '../support/net';
 import { Scrape } from '../support/prometheus';
@@ -211,6 +212,12 @@ describe('Cache', () => {
         const some = await apiB.get(`/trips/${trip.id}?fields=id,status`, auth(w.source.owner));
         expect(some.body.data).toEqual({ id: trip.id, status: 'PLANNED' });
         expect(some.headers.get('etag')).not.toBe(all.headers.get('etag'));
+        // Every field of the default answer, in another order: that order, and an ETag of its own.
+        const reversed = [...DEFAULT_TRIP_FIELDS].reverse();
+        const turned = await apiB.get(`/trips/${trip.id}?fields=${reversed.join(',')}`, auth(w.source.owner));
+        expect(Object.keys(turned.body.data)).toEqual(reversed);
+        expect(turned.body.data).toEqual(all.body.data);
+        expect(turned.headers.get('etag')).not.toBe(all.headers.get('etag'));
         const withOrg = `/trips/${trip.id}?fields=id,sourceOrg.name`;
         const named = await apiB.get(withOrg, auth(w.source.owner));
         expect(named.body.data.sourceOrg.name).toBe(w.source.name);
