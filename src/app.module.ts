@@ -11,6 +11,7 @@ import { DbModule } from './infra/db/db.module';
 import { ObservabilityModule } from './infra/observability/observability.module';
 import { RealtimeModule } from './infra/realtime/realtime.module';
 import { RedisModule } from './infra/redis/redis.module';
+import { CacheModule } from './infra/cache/cache.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { OrgsModule } from './modules/orgs/orgs.module';
 import { TrackingModule } from './modules/tracking/tracking.module';
@@ -32,6 +33,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         RedisModule,
+        CacheModule,
         QueueModule,
         DbModule,
         RealtimeModule,

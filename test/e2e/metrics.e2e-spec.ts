@@ -157,7 +157,13 @@ describe('GET /metrics', () => {
     expect(after.delta(before, 'waybill_cache_requests_total', { cache: 'trip_latest', result: 'hit' })).toBe(1);
     expect(after.delta(before, 'waybill_cache_requests_total', { cache: 'trip_latest', result: 'miss' })).toBe(0);
     expect(after.labelValues('waybill_cache_requests_total', 'cache')).toEqual([
+      'access_code',
+      'driver',
+      'member_roles',
+      'org',
+      'qr_public',
       'trip_access',
+      'trip_detail',
       'trip_latest',
       'trip_state',
     ]);

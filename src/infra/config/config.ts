@@ -169,6 +169,18 @@ const envSchema = z.object({
   QUEUE_FAILED_JOBS_KEPT: int(0, 10_000_000).default(1000),
   /** When set, Bull Board is served at /admin/queues to `Authorization: Bearer <ADMIN_TOKEN>` (or basic, any user); unset: 404. */
   ADMIN_TOKEN: z.string().min(16).optional(),
+  /** Seconds an object stays in the shared Redis cache (org, roles, trip detail, access code); writes drop it at once. */
+  CACHE_TTL_SECONDS: int(1, 86_400).default(300),
+  /** Spread of every cache TTL, as a fraction (0.1: each entry lives 90 %..110 % of its TTL), so entries do not expire together. */
+  CACHE_TTL_JITTER: z.coerce.number().min(0).max(0.9).default(0.1),
+  /** Milliseconds an object stays in a node's in-memory LRU in front of Redis (0: no local tier). */
+  CACHE_LOCAL_TTL_MS: int(0, 3_600_000).default(10_000),
+  /** Objects each node's in-memory LRU holds at most. */
+  CACHE_LOCAL_MAX_ENTRIES: int(1, 10_000_000).default(20_000),
+  /** Bytes (of JSON) each node's in-memory LRU holds at most. */
+  CACHE_LOCAL_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  /** How long a node that found a cold key locked by another node waits for that node's value before loading itself. */
+  CACHE_LOCK_WAIT_MS: int(0, 10_000).default(300),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -336,6 +348,16 @@ export interface AppConfig {
   queueFailedJobsKept: number;
   /** Bull Board's credential; undefined: the board is off (404). */
   adminToken: string | undefined;
+  /** Seconds an object stays in the Redis tier of the Cache. */
+  cacheTtlSeconds: number;
+  /** Spread of every cache TTL (fraction, both ways). */
+  cacheTtlJitter: number;
+  /** Milliseconds an object stays in a node's in-memory tier (0: none). */
+  cacheLocalTtlMs: number;
+  cacheLocalMaxEntries: number;
+  cacheLocalMaxBytes: number;
+  /** How long a node waits for another node loading the same cold key. */
+  cacheLockWaitMs: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -508,6 +530,12 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     queueCompletedJobsKept: e.QUEUE_COMPLETED_JOBS_KEPT,
     queueFailedJobsKept: e.QUEUE_FAILED_JOBS_KEPT,
     adminToken: e.ADMIN_TOKEN,
+    cacheTtlSeconds: e.CACHE_TTL_SECONDS,
+    cacheTtlJitter: e.CACHE_TTL_JITTER,
+    cacheLocalTtlMs: e.CACHE_LOCAL_TTL_MS,
+    cacheLocalMaxEntries: e.CACHE_LOCAL_MAX_ENTRIES,
+    cacheLocalMaxBytes: e.CACHE_LOCAL_MAX_BYTES,
+    cacheLockWaitMs: e.CACHE_LOCK_WAIT_MS,
   };
 }
 

@@ -232,7 +232,7 @@ export const cacheRequests = once(
   () =>
     new Counter({
       name: 'waybill_cache_requests_total',
-      help: 'Lookups in the caches of this process (trip_state, trip_access) and Redis (trip_latest), by cache and result (hit or miss)',
+      help: 'Lookups in the caches of this process (trip_state, trip_access), Redis (trip_latest) and the two-tier Cache (org, member_roles, trip_detail, qr_public, access_code), by cache and result: hit or miss; the Cache also counts local_hit (this node\'s LRU) and bypass (Redis down: the loader answered)',
       labelNames: ['cache', 'result'],
       registers: [metricsRegistry],
     }),
@@ -246,6 +246,21 @@ export function cacheCounters(cache: string): { hit: Counter.Internal; miss: Cou
   hit.inc(0);
   miss.inc(0);
   return { hit, miss };
+}
+
+/** The counters of one two-tier Cache (src/infra/cache), bound once. */
+export function tieredCacheCounters(cache: string): {
+  localHit: Counter.Internal;
+  hit: Counter.Internal;
+  miss: Counter.Internal;
+  bypass: Counter.Internal;
+} {
+  const { hit, miss } = cacheCounters(cache);
+  const localHit = cacheRequests.labels(cache, 'local_hit');
+  const bypass = cacheRequests.labels(cache, 'bypass');
+  localHit.inc(0);
+  bypass.inc(0);
+  return { localHit, hit, miss, bypass };
 }
 
 // ---- database pools and queues, read at scrape time ----

@@ -171,14 +171,14 @@ export class AccessCodesRepository {
     orgId: string,
     codeId: string,
     revoke: (tx: SqlTx, familyIds: string[]) => Promise<void>,
-  ): Promise<{ changed: boolean; familyIds: string[] } | null> {
+  ): Promise<{ changed: boolean; familyIds: string[]; codeHash: string } | null> {
     return this.db.sqlTransaction(async (tx) => {
-      const [code] = await tx.query<{ status: StoredCodeStatus }>(
-        `SELECT status FROM access_codes WHERE id = $1::uuid AND org_id = $2::uuid FOR NO KEY UPDATE`,
+      const [code] = await tx.query<{ status: StoredCodeStatus; code_hash: string }>(
+        `SELECT status, code_hash FROM access_codes WHERE id = $1::uuid AND org_id = $2::uuid FOR NO KEY UPDATE`,
         [codeId, orgId],
       );
       if (!code) return null;
-      if (code.status === 'DISABLED') return { changed: false, familyIds: [] };
+      if (code.status === 'DISABLED') return { changed: false, familyIds: [], codeHash: code.code_hash };
       await tx.query(`UPDATE access_codes SET status = 'DISABLED', disabled_at = now() WHERE id = $1::uuid`, [codeId]);
       const ended = await tx.query<{ family_id: string }>(
         endSessionsSql(`SELECT id FROM access_code_sessions WHERE code_id = $2::uuid AND ended_at IS NULL`),
@@ -186,7 +186,7 @@ export class AccessCodesRepository {
       );
       const familyIds = ended.map((r) => r.family_id);
       await revoke(tx, familyIds);
-      return { changed: true, familyIds };
+      return { changed: true, familyIds, codeHash: code.code_hash };
     });
   }
 

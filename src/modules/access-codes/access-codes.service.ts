@@ -3,6 +3,7 @@ import { Principal } from '../../common/auth/principal';
 import { DomainError, NotFoundError, UnauthenticatedError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
+import { Cache, NamedCache } from '../../infra/cache/cache';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import type { SqlTx } from '../../infra/db/db.service';
 import { AuthService } from '../auth/auth.service';
@@ -45,14 +46,29 @@ export function toCodeView(c: AccessCodeRecord, now = new Date()): AccessCodeVie
  * one conditional UPDATE in the transaction that creates the session, and an
  * ended session frees exactly one, once.
  */
+/** What a code login needs of a code before its transaction (no seat count: that changes with every login). */
+type CodeLookup = Pick<AccessCodeRecord, 'id' | 'orgId' | 'role' | 'maxSessions' | 'status' | 'expiresAt'>;
+
 @Injectable()
 export class AccessCodesService implements OnModuleInit {
+  /** Code hashes → the code (Cache `access_code`), dropped on every node when the code is disabled. */
+  private readonly codes: NamedCache<CodeLookup>;
+
   constructor(
     private readonly repo: AccessCodesRepository,
     private readonly orgs: OrgsService,
     private readonly auth: AuthService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    cache: Cache,
+  ) {
+    this.codes = cache.define<CodeLookup>({
+      name: 'access_code',
+      revive: (json) => {
+        const c = json as CodeLookup & { expiresAt: string | null };
+        return { ...c, expiresAt: c.expiresAt === null ? null : new Date(c.expiresAt) };
+      },
+    });
+  }
 
   onModuleInit(): void {
     // A code session's family ended by auth itself (logout, a reused refresh token) frees its seat;
@@ -102,6 +118,7 @@ export class AccessCodesService implements OnModuleInit {
     await this.orgs.requireRole(principal, orgId, MANAGE_CODES);
     const result = await this.repo.disable(orgId, codeId, (tx, ids) => this.auth.revokeFamiliesIn(tx, ids));
     if (!result) throw new NotFoundError('Access code');
+    if (result.changed) await this.codes.invalidate(result.codeHash);
     await this.auth.revokeEverywhere(result.familyIds);
     const code = await this.repo.find(orgId, codeId);
     if (!code) throw new NotFoundError('Access code');
@@ -110,10 +127,24 @@ export class AccessCodesService implements OnModuleInit {
 
   async login(input: { code: string; name: string; deviceId?: string }): Promise<CodeLoginResult> {
     if (!isWellFormedAccessCode(input.code)) throw invalidCode();
-    const code = await this.repo.findByHash(hashAccessCode(input.code));
+    const hash = hashAccessCode(input.code);
+    const code = await this.codes.get(hash, async () => {
+      const c = await this.repo.findByHash(hash);
+      return (
+        c && {
+          id: c.id,
+          orgId: c.orgId,
+          role: c.role,
+          maxSessions: c.maxSessions,
+          status: c.status,
+          expiresAt: c.expiresAt,
+        }
+      );
+    });
     if (!code) throw invalidCode();
-    // A cheap refusal first; the conditional UPDATE in the transaction is what decides.
-    const early = loginRefusal(code);
+    // A cheap refusal first (disabled, expired; the cached code has no seat count); the conditional UPDATE in the
+    // transaction is what decides.
+    const early = loginRefusal({ ...code, activeSessions: 0 });
     if (early) throw refusal(early);
     const done = await this.repo.login(code.id, { name: input.name, deviceId: input.deviceId ?? null }, async (tx) => {
       const session = await this.auth.createPhonelessSessionIn(tx, input.name);
@@ -121,7 +152,7 @@ export class AccessCodesService implements OnModuleInit {
       return session;
     });
     if (!done) {
-      const now = await this.repo.findByHash(hashAccessCode(input.code));
+      const now = await this.repo.findByHash(hash);
       throw refusal((now && loginRefusal(now)) ?? 'FULL');
     }
     const s = done.session;

@@ -3,6 +3,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, NotFoundError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
+import { etagMatches, strongEtag } from '../../common/http/etag';
 import { Page } from '../../common/pagination/page';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { ExportSlots } from './export-slots';
@@ -98,7 +99,25 @@ export class LedgerStatementsService {
     accountId: string,
     q: { asOrgId?: string; from?: Date; to?: Date },
   ): Promise<StatementHead & { entries: StatementEntryView[] }> {
+    return (await this.statementIfChanged(principal, accountId, q)).statement!;
+  }
+
+  /**
+   * The JSON statement and, for a past range (`to` not after now), its strong
+   * ETag: entries are append-only, so the range's account, side, bounds and
+   * first and last entry decide every byte. When `ifNoneMatch` names it, only
+   * the bounds are read and `statement` is null (a 304).
+   */
+  async statementIfChanged(
+    principal: Principal,
+    accountId: string,
+    q: { asOrgId?: string; from?: Date; to?: Date },
+    ifNoneMatch?: string,
+  ): Promise<{ etag: string | null; statement: (StatementHead & { entries: StatementEntryView[] }) | null }> {
     const access = await this.ledger.access(principal, accountId, q.asOrgId);
+    const past = q.to !== undefined && q.to.getTime() <= Date.now();
+    let etag: string | null = null;
+    let unchanged = false;
     let head: StatementHead | undefined;
     const entries: StatementEntryView[] = [];
     await this.repo.readStatement(
@@ -107,20 +126,35 @@ export class LedgerStatementsService {
       q,
       (b) => {
         head = this.head(access, q, b);
-        return head.entryCount <= MAX_JSON_STATEMENT_ENTRIES;
+        if (past) {
+          etag = strongEtag(
+            'statement',
+            head.accountId,
+            head.orgId,
+            head.from ?? '',
+            head.to ?? '',
+            String(b.firstSeq),
+            String(b.lastSeq),
+            String(b.openingBalance),
+            String(b.closingBalance),
+          );
+          unchanged = etagMatches(ifNoneMatch, etag);
+        }
+        return !unchanged && head.entryCount <= MAX_JSON_STATEMENT_ENTRIES;
       },
       async (rows) => {
         for (const row of rows) entries.push(this.statementEntry(row));
       },
     );
     if (!head) throw new NotFoundError('Account');
+    if (unchanged) return { etag, statement: null };
     if (head.entryCount > MAX_JSON_STATEMENT_ENTRIES) {
       throw new DomainError(
         ErrorCode.STATEMENT_TOO_LARGE,
         `This range holds ${head.entryCount} entries; a JSON statement holds at most ${MAX_JSON_STATEMENT_ENTRIES}. Use format=csv or a shorter range.`,
       );
     }
-    return { ...head, entries };
+    return { etag, statement: { ...head, entries } };
   }
 
   /**

@@ -1,10 +1,11 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentUser } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { ValidationError } from '../../common/errors/domain-error';
 import { RAW_RESPONSE } from '../../common/http/envelope';
+import { emptyBody, notModified } from '../../common/http/etag';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
 import {
   AccountIdParam,
@@ -117,9 +118,20 @@ export class LedgerController {
     @CurrentUser() me: Principal,
     @Param() p: AccountIdParam,
     @Query() q: StatementQueryDto,
+    @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    if (q.format === 'json') return this.statements.statement(me, p.accountId, q);
+    if (q.format === 'json') {
+      // A past range: strong ETag, If-None-Match → 304 after reading only the bounds.
+      const { etag, statement } = await this.statements.statementIfChanged(
+        me,
+        p.accountId,
+        q,
+        req.headers['if-none-match'],
+      );
+      if (etag !== null && notModified(req, res, etag)) return emptyBody();
+      return statement;
+    }
     const { head, stream } = await this.statements.statementCsv(me, p.accountId, q);
     void res
       .header('content-type', 'text/csv; charset=utf-8')

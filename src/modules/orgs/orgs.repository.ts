@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { GroupRunner } from '../../common/batching/group-runner';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
 import { uuidv7 } from 'uuidv7';
@@ -45,44 +44,6 @@ function toDriverView(row: DriverRow): DriverView {
 export class OrgsRepository {
   constructor(private readonly db: Db) {}
 
-  /**
-   * The user's roles in these orgs (an org they are not a member of is
-   * absent), read on the primary: access checks never lag. Lookups of
-   * concurrent requests share one query (see GroupRunner: none waits when the
-   * database is idle); each still reads the memberships of its own moment,
-   * nothing is cached.
-   */
-  async rolesOf(userId: string, orgIds: readonly string[]): Promise<Map<string, OrgRole>> {
-    if (orgIds.length === 0) return new Map();
-    const rows = await this.roles.submit({ userId, orgIds });
-    return new Map(rows.map((r) => [r.orgId, r.role]));
-  }
-
-  private readonly roles = new GroupRunner<
-    { userId: string; orgIds: readonly string[] },
-    { orgId: string; role: OrgRole }[]
-  >({
-    maxGroup: 256,
-    maxInFlight: 2,
-    run: async (asks) => {
-      const rows = await this.db.primary.$queryRawUnsafe<{ user_id: string; org_id: string; role: OrgRole }[]>(
-        `SELECT m.user_id::text, m.org_id::text, m.role::text
-         FROM memberships m JOIN unnest($1::uuid[], $2::uuid[]) AS q(user_id, org_id)
-           ON m.user_id = q.user_id AND m.org_id = q.org_id`,
-        asks.flatMap((a) => a.orgIds.map(() => a.userId)),
-        asks.flatMap((a) => a.orgIds),
-      );
-      const roleOf = new Map(rows.map((r) => [`${r.user_id} ${r.org_id}`, r.role]));
-      return asks.map((a) => ({
-        ok: true as const,
-        value: a.orgIds.flatMap((orgId) => {
-          const role = roleOf.get(`${a.userId} ${orgId}`);
-          return role ? [{ orgId, role }] : [];
-        }),
-      }));
-    },
-  });
-
   /** Every membership of the user (org, role), read from the primary like every access check. */
   membershipsOf(userId: string): Promise<{ orgId: string; role: OrgRole }[]> {
     return this.db.primary.membership.findMany({ where: { userId }, select: { orgId: true, role: true } });
@@ -101,8 +62,9 @@ export class OrgsRepository {
     });
   }
 
-  findOrg(orgId: string): Promise<OrgView | null> {
-    return this.db.read.org.findUnique({ where: { id: orgId } });
+  /** The org; `fromPrimary` for a value that will be cached (a replica may lag a write just invalidated). */
+  findOrg(orgId: string, fromPrimary = false): Promise<OrgView | null> {
+    return (fromPrimary ? this.db.primary : this.db.read).org.findUnique({ where: { id: orgId } });
   }
 
   updateOrg(orgId: string, data: { name?: string; city?: string | null }): Promise<OrgView> {

@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../../common/errors/prisma-errors';
 import { Page } from '../../common/pagination/page';
 import { newTrackerToken } from '../../common/auth/tracker-token';
 import type { DbTx, SqlTx } from '../../infra/db/db.service';
+import { Cache, NamedCache } from '../../infra/cache/cache';
 import { RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { AuthService } from '../auth/auth.service';
@@ -33,16 +34,48 @@ export interface DriverRef {
  * tables: other features ask here (roles, a truck's org, a driver) rather
  * than reading them.
  */
+type Membership = { orgId: string; role: OrgRole };
+
 @Injectable()
 export class OrgsService {
   private readonly driverAccessListeners: DriverAccessListener[] = [];
+  /**
+   * A user's memberships (every org, with the role), asked by every access
+   * check: cached, dropped on every node once a write that adds, changes or
+   * removes one of them commits.
+   */
+  private readonly memberships: NamedCache<Membership[]>;
+  /** Orgs by id (detail, and the name public pages show): dropped when the org is updated. */
+  private readonly orgs: NamedCache<OrgView>;
+  /** Driver profiles by id (DriverRef): dropped when the profile ends or resumes. */
+  private readonly drivers: NamedCache<DriverRef>;
 
   constructor(
     private readonly repo: OrgsRepository,
     private readonly auth: AuthService,
     private readonly realtime: RealtimePublisher,
     private readonly bus: ClusterBus,
-  ) {}
+    cache: Cache,
+  ) {
+    this.memberships = cache.define<Membership[]>({ name: 'member_roles' });
+    this.orgs = cache.define<OrgView>({
+      name: 'org',
+      revive: (o) => {
+        const org = o as OrgView;
+        return { ...org, createdAt: new Date(org.createdAt), updatedAt: new Date(org.updatedAt) };
+      },
+    });
+    this.drivers = cache.define<DriverRef>({ name: 'driver' });
+  }
+
+  /** The user's memberships, through the cache (loaded from the primary). */
+  private membershipsCached(userId: string): Promise<Membership[]> {
+    return this.memberships.get(userId, () => this.repo.membershipsOf(userId)).then((m) => m ?? []);
+  }
+
+  private orgCached(orgId: string): Promise<OrgView | null> {
+    return this.orgs.get(orgId, () => this.repo.findOrg(orgId, true));
+  }
 
   /**
    * The caller's role in the org, or an error: a non-member gets 404 (the org
@@ -61,27 +94,31 @@ export class OrgsService {
 
   /** The caller's role in the org, or null when not a member. */
   async roleOf(principal: Principal, orgId: string): Promise<OrgRole | null> {
-    return (await this.repo.rolesOf(principal.userId, [orgId])).get(orgId) ?? null;
+    return (await this.membershipsCached(principal.userId)).find((m) => m.orgId === orgId)?.role ?? null;
   }
 
   // ---- for other features ----
 
   /** An org's display name (null: no such org), for public pages that show it without a caller. */
   async orgName(orgId: string): Promise<string | null> {
-    return (await this.repo.findOrg(orgId))?.name ?? null;
+    return (await this.orgCached(orgId))?.name ?? null;
   }
 
   /**
-   * The user's roles in these orgs, by org id (absent: not a member), from
-   * the primary. Concurrent lookups share one query; nothing is cached.
+   * The user's roles in these orgs, by org id (absent: not a member): from
+   * the user's cached memberships (loaded from the primary, dropped on every
+   * node when a membership write commits).
    */
-  rolesOf(userId: string, orgIds: readonly string[]): Promise<Map<string, OrgRole>> {
-    return this.repo.rolesOf(userId, [...new Set(orgIds)]);
+  async rolesOf(userId: string, orgIds: readonly string[]): Promise<Map<string, OrgRole>> {
+    const roles = new Map<string, OrgRole>();
+    if (orgIds.length === 0) return roles;
+    for (const m of await this.membershipsCached(userId)) if (orgIds.includes(m.orgId)) roles.set(m.orgId, m.role);
+    return roles;
   }
 
-  /** Every org the user is a member of, with their role there, from the primary. */
-  membershipsOf(userId: string): Promise<{ orgId: string; role: OrgRole }[]> {
-    return this.repo.membershipsOf(userId);
+  /** Every org the user is a member of, with their role there (cached like rolesOf). */
+  async membershipsOf(userId: string): Promise<{ orgId: string; role: OrgRole }[]> {
+    return [...(await this.membershipsCached(userId))];
   }
 
   /** Which of these orgs exist. */
@@ -96,7 +133,7 @@ export class OrgsService {
 
   /** A driver profile of any org, ended or not, from the primary. */
   findDriver(driverId: string): Promise<DriverRef | null> {
-    return this.repo.findDriverById(driverId);
+    return this.drivers.get(driverId, () => this.repo.findDriverById(driverId));
   }
 
   /** The ids of the user's driver profiles that have not ended. */
@@ -128,8 +165,9 @@ export class OrgsService {
    * role. Access codes give each code session's user its one membership this
    * way, so every role check answers for it as for any member.
    */
-  addMemberIn(tx: SqlTx, orgId: string, userId: string, role: OrgRole): Promise<void> {
-    return this.repo.addMemberIn(tx, orgId, userId, role);
+  async addMemberIn(tx: SqlTx, orgId: string, userId: string, role: OrgRole): Promise<void> {
+    await this.repo.addMemberIn(tx, orgId, userId, role);
+    tx.afterCommit(() => void this.memberships.invalidate(userId));
   }
 
   /** Registers a listener told of driver profiles that ended or resumed (see DriverAccessListener). */
@@ -139,18 +177,21 @@ export class OrgsService {
 
   private async driverAccessChanged(driverIds: readonly string[]): Promise<void> {
     if (driverIds.length === 0) return;
+    await this.drivers.invalidate(...driverIds);
     await Promise.all(this.driverAccessListeners.map((listener) => listener(driverIds)));
   }
 
   // ---- HTTP ----
 
-  createOrg(principal: Principal, data: { name: string; city?: string }): Promise<OrgView> {
-    return this.repo.createOrgWithOwner(data, principal.userId);
+  async createOrg(principal: Principal, data: { name: string; city?: string }): Promise<OrgView> {
+    const org = await this.repo.createOrgWithOwner(data, principal.userId);
+    await this.memberships.invalidate(principal.userId);
+    return org;
   }
 
   async getOrg(principal: Principal, orgId: string): Promise<OrgView> {
     await this.requireRole(principal, orgId);
-    const org = await this.repo.findOrg(orgId);
+    const org = await this.orgCached(orgId);
     if (!org) throw new NotFoundError('Org');
     return org;
   }
@@ -161,7 +202,9 @@ export class OrgsService {
     data: { name?: string; city?: string | null },
   ): Promise<OrgView> {
     await this.requireRole(principal, orgId, ORG_ROLES.manage);
-    return this.repo.updateOrg(orgId, data);
+    const org = await this.repo.updateOrg(orgId, data);
+    await this.orgs.invalidate(orgId);
+    return org;
   }
 
   async listMembers(
@@ -180,7 +223,9 @@ export class OrgsService {
     const user = await this.auth.findUserByPhone(phone);
     if (!user) throw new DomainError(ErrorCode.USER_NOT_FOUND, 'No registered user has this phone number');
     try {
-      return await this.repo.addMember(orgId, user.id, role);
+      const member = await this.repo.addMember(orgId, user.id, role);
+      await this.memberships.invalidate(user.id);
+      return member;
     } catch (err) {
       if (isUniqueViolation(err)) throw new DomainError(ErrorCode.ALREADY_MEMBER, 'This user is already a member');
       throw err;
@@ -195,6 +240,7 @@ export class OrgsService {
       throw new ForbiddenError('Only an owner can grant or take away ownership');
     }
     const result = await this.repo.changeRole(orgId, userId, role);
+    if (result !== null && result !== 'last-owner') await this.memberships.invalidate(userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
     this.realtime.accessChanged(userId);
@@ -215,6 +261,7 @@ export class OrgsService {
     if (target.role === 'OWNER' && callerRole !== 'OWNER')
       throw new ForbiddenError('Only an owner can remove an owner');
     const result = await this.repo.removeMember(orgId, userId);
+    if (result !== null && result !== 'last-owner') await this.memberships.invalidate(userId);
     if (result === null) throw new NotFoundError('Member');
     if (result === 'last-owner') throw new DomainError(ErrorCode.CONFLICT, 'An org must keep at least one owner');
     await this.driverAccessChanged(result.endedDriverIds);
@@ -300,11 +347,13 @@ export class OrgsService {
     if (!manages && driver.userId !== principal.userId) throw new ForbiddenError();
     const { token, hash } = newTrackerToken();
     if (!(await this.repo.setTrackerTokenHash(orgId, driverId, hash))) throw new NotFoundError('Driver');
-    await this.bus.announce(TRACKER_TOKEN_ROTATED_TOPIC, driverId).catch((err: Error) =>
-      new Logger(OrgsService.name).warn(
-        `rotation of driver ${driverId}'s tracker token not announced to other nodes (they refuse the old token within their cache age): ${err.message}`,
-      ),
-    );
+    await this.bus
+      .announce(TRACKER_TOKEN_ROTATED_TOPIC, driverId)
+      .catch((err: Error) =>
+        new Logger(OrgsService.name).warn(
+          `rotation of driver ${driverId}'s tracker token not announced to other nodes (they refuse the old token within their cache age): ${err.message}`,
+        ),
+      );
     return { trackerToken: token };
   }
 }

@@ -1,10 +1,10 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { createHash } from 'node:crypto';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { RAW_RESPONSE } from '../../common/http/envelope';
+import { emptyBody, notModified, strongEtag } from '../../common/http/etag';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
 import { NotFoundError } from '../../common/errors/domain-error';
 import { escapeHtml } from './qr-rules';
@@ -22,12 +22,6 @@ import {
   TagParam,
 } from './qr.schemas';
 import { QrService } from './qr.service';
-
-/** Whether an If-None-Match header names this ETag (a list, or `*`). */
-function matches(ifNoneMatch: string | undefined, etag: string): boolean {
-  if (!ifNoneMatch) return false;
-  return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
 
 const raw = <T extends object>(body: T) => Object.assign(body, { [RAW_RESPONSE]: true as const });
 
@@ -68,16 +62,11 @@ export class QrController {
     @CurrentUser() me: Principal,
     @Param() p: TagParam,
     @Query() q: ImageQuery,
-    @Headers('if-none-match') inm: string | undefined,
+    @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
     const tag = await this.qr.readableTag(me, p.tagId);
-    const etag = this.qr.imageEtag(tag, q);
-    void res.header('etag', etag).header('cache-control', 'private, max-age=0, must-revalidate');
-    if (matches(inm, etag)) {
-      void res.status(304);
-      return raw(Buffer.alloc(0));
-    }
+    if (notModified(req, res, this.qr.imageEtag(tag, q), 'private, max-age=0, must-revalidate')) return emptyBody();
     const img = await this.qr.image(tag, q);
     void res.header('content-type', img.contentType).header('x-content-type-options', 'nosniff');
     return raw(img.body);
@@ -147,7 +136,6 @@ export class QrPublicController {
     // Read raw, not through the validation pipe: a code of any shape (even one with a NUL) is the same 404.
     @Req() req: FastifyRequest,
     @Headers('accept') accept: string | undefined,
-    @Headers('if-none-match') inm: string | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
     const summary = await this.qr.publicSummary((req.params as { code: string }).code);
@@ -163,19 +151,8 @@ export class QrPublicController {
         `<title>${escapeHtml(summary.title)}</title></head><body><main><h1>${escapeHtml(summary.title)}</h1>` +
         `<p>${escapeHtml(summary.entityType)} of ${escapeHtml(summary.orgName)}</p><p>Code: <code>${escapeHtml(summary.code)}</code></p>` +
         `<p>Status: ${escapeHtml(summary.status)}</p></main></body></html>`;
-    const etag = `"${createEtag(body)}"`;
-    void res
-      .header('etag', etag)
-      .header('cache-control', 'public, s-maxage=60, stale-while-revalidate=300')
-      .header('content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8');
-    if (matches(inm, etag)) {
-      void res.status(304);
-      return raw(Buffer.alloc(0));
-    }
+    void res.header('content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8');
+    if (notModified(req, res, strongEtag(body), 'public, s-maxage=60, stale-while-revalidate=300')) return emptyBody();
     return raw(Buffer.from(body, 'utf8'));
   }
-}
-
-function createEtag(body: string): string {
-  return createHash('sha256').update(body).digest('base64url').slice(0, 32);
 }

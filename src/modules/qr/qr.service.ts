@@ -1,7 +1,6 @@
 import { InjectQueue } from '@nestjs/bull';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
-import { createHash } from 'node:crypto';
 import QRCode from 'qrcode';
 import { Principal } from '../../common/auth/principal';
 import { DomainError, NotFoundError, ValidationError } from '../../common/errors/domain-error';
@@ -10,8 +9,8 @@ import { Page } from '../../common/pagination/page';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
 import { orgRoom, RealtimePublisher } from '../../infra/realtime/realtime-publisher';
-import { RedisBreaker } from '../../infra/redis/redis-breaker';
-import { REDIS, RedisClient } from '../../infra/redis/redis.tokens';
+import { Cache, NamedCache } from '../../infra/cache/cache';
+import { strongEtag } from '../../common/http/etag';
 import { ORG_ROLES, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { TripsService } from '../trips/trips.service';
@@ -40,7 +39,24 @@ const MANAGE_TAGS = ORG_ROLES.operate;
 
 export const QR_BATCH_JOB = 'create-batch';
 const DAY_MS = 86_400_000;
-const publicKey = (code: string) => `qr-public:${code}`;
+/**
+ * What the public page of a code shows, as cached: a public tag that was
+ * active when read (its expiry is checked at each read; the org's name is
+ * asked of OrgsService, whose org cache a rename invalidates), or `shown:
+ * false` for anything else (unknown, private, disabled), so that unknown
+ * codes cost no query either. Codes are random: none is read before it is
+ * issued, so creating a tag has no entry to drop.
+ */
+type PublicEntry =
+  | {
+      shown: true;
+      orgId: string;
+      code: string;
+      entityType: PublicTagSummary['entityType'];
+      title: string;
+      expiresAt: string | null;
+    }
+  | { shown: false };
 
 /** A rendered image and its strong ETag. */
 export interface RenderedImage {
@@ -53,19 +69,20 @@ export interface RenderedImage {
 export class QrService {
   private readonly logger = new Logger(QrService.name);
   private readonly images: ByteLruCache;
+  private readonly publicTags: NamedCache<PublicEntry>;
 
   constructor(
     private readonly repo: QrRepository,
     private readonly orgs: OrgsService,
     private readonly trips: TripsService,
     private readonly realtime: RealtimePublisher,
-    @Inject(REDIS) private readonly redis: RedisClient,
+    cache: Cache,
     @InjectQueue(QUEUES.qr) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly redisBreaker: RedisBreaker,
     private readonly png: QrPngRenderer,
   ) {
     this.images = new ByteLruCache(config.qrImageCacheBytes);
+    this.publicTags = cache.define<PublicEntry>({ name: 'qr_public', ttlSeconds: config.qrPublicCacheTtlSeconds });
     closeQuietlyAtShutdown(queue, this.logger);
   }
 
@@ -207,10 +224,7 @@ export class QrService {
 
   /** The image's strong ETag: it depends only on what the QR encodes and how it is drawn. */
   imageEtag(tag: TagView, o: ImageOptions): string {
-    const h = createHash('sha256')
-      .update(JSON.stringify([tag.url, o.format, o.size, o.margin, o.ecl]))
-      .digest('base64url');
-    return `"${h.slice(0, 32)}"`;
+    return strongEtag(JSON.stringify([tag.url, o.format, o.size, o.margin, o.ecl]));
   }
 
   async readableTag(principal: Principal, tagId: string): Promise<TagView> {
@@ -235,41 +249,34 @@ export class QrService {
 
   /**
    * The public summary of a public, active tag, or null for anything else
-   * (private, disabled, expired, unknown: all alike). Cached in Redis for
-   * QR_PUBLIC_CACHE_TTL_SECONDS, dropped on disable; a cached summary still
-   * checks its expiry. Redis down (the Redis breaker open): read the database.
+   * (private, disabled, expired, unknown: all alike). Cached (`qr_public`,
+   * QR_PUBLIC_CACHE_TTL_SECONDS in Redis, briefly per node), dropped on every
+   * node on disable; a cached summary still checks its expiry. Redis down:
+   * read the database.
    */
   async publicSummary(code: string): Promise<PublicTagSummary | null> {
     if (!isWellFormedTagCode(code)) return null;
-    // Through the Redis breaker: while Redis is away the page reads the database at once, not after a timeout.
-    const cached = await this.redisBreaker.run(() => this.redis.get(publicKey(code))).catch(() => null);
-    let entry: { summary: PublicTagSummary; expiresAt: string | null } | null;
-    if (cached !== null) {
-      entry = JSON.parse(cached) as typeof entry;
-    } else {
+    const entry = await this.publicTags.get(code, async (): Promise<PublicEntry> => {
       const tag = await this.repo.findByCode(code);
-      entry = null;
-      if (tag && tag.isPublic && tagStatus(tag.status, tag.expiresAt) === 'ACTIVE') {
-        const orgName = await this.orgs.orgName(tag.orgId);
-        if (orgName !== null)
-          entry = {
-            summary: { code: tag.code, entityType: tag.entityType, title: tag.title, orgName, status: 'ACTIVE' },
-            expiresAt: tag.expiresAt?.toISOString() ?? null,
-          };
-      }
-      await this.redisBreaker
-        .run(() => this.redis.set(publicKey(code), JSON.stringify(entry), 'EX', this.config.qrPublicCacheTtlSeconds))
-        .catch(() => undefined);
-    }
-    if (!entry) return null;
+      if (!tag || !tag.isPublic || tagStatus(tag.status, tag.expiresAt) !== 'ACTIVE') return { shown: false };
+      return {
+        shown: true,
+        orgId: tag.orgId,
+        code: tag.code,
+        entityType: tag.entityType,
+        title: tag.title,
+        expiresAt: tag.expiresAt?.toISOString() ?? null,
+      };
+    });
+    if (!entry?.shown) return null;
     if (entry.expiresAt && Date.parse(entry.expiresAt) <= Date.now()) return null;
-    return entry.summary;
+    const orgName = await this.orgs.orgName(entry.orgId);
+    if (orgName === null) return null;
+    return { code: entry.code, entityType: entry.entityType, title: entry.title, orgName, status: 'ACTIVE' };
   }
 
-  private async forgetPublic(code: string): Promise<void> {
-    await this.redis.del(publicKey(code)).catch((err: Error) => {
-      this.logger.warn(`could not drop the cached public page of a tag: ${err.message}`);
-    });
+  private forgetPublic(code: string): Promise<void> {
+    return this.publicTags.invalidate(code);
   }
 
   // ---- batches ----

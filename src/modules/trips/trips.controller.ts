@@ -1,7 +1,9 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentUser } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
+import { emptyBody, notModified } from '../../common/http/etag';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
 import {
   CreateTripDto,
@@ -46,8 +48,21 @@ export class TripsController {
   }
 
   @Get(':tripId')
-  get(@CurrentUser() me: Principal, @Param() p: TripIdParam, @Query() q: TripDetailQuery) {
-    return this.trips.get(me, p.tripId, q.fields);
+  @ApiOperation({
+    summary: 'A trip',
+    description:
+      'Strong `ETag`, `Cache-Control: private, no-cache`: the same request with `If-None-Match` is a 304 with no body ' +
+      'while the trip (status, distance, latest location) is unchanged, and a 200 with a new ETag once it changed.',
+  })
+  async get(
+    @CurrentUser() me: Principal,
+    @Param() p: TripIdParam,
+    @Query() q: TripDetailQuery,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
+    const { trip, etag } = await this.trips.detail(me, p.tripId, q.fields);
+    return notModified(req, res, etag) ? emptyBody() : trip;
   }
 
   @Post(':tripId/status')

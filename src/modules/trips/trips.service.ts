@@ -10,6 +10,8 @@ import {
 import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
 import type { SqlTx } from '../../infra/db/db.service';
+import { strongEtag } from '../../common/http/etag';
+import { Cache, NamedCache } from '../../infra/cache/cache';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { cacheCounters } from '../../infra/observability/metrics';
 import { ClusterBus } from '../../infra/redis/cluster-bus';
@@ -44,6 +46,18 @@ export const TRIP_STATE_TOPIC = 'trip-state';
 /** Cluster-bus topic: driver profiles that ended or resumed (their ids, space-separated). */
 export const DRIVER_ACCESS_TOPIC = 'driver-access';
 
+/** A trip with the default fields (its own columns, no relations) as JSON data, and its strong ETag. */
+interface CachedTripDetail {
+  trip: Record<string, unknown>;
+  etag: string;
+}
+
+/** A trip as `GET /trips/:id` answers it, and the ETag of that answer. */
+export interface TripDetail {
+  trip: Record<string, unknown>;
+  etag: string;
+}
+
 interface TrackStateEntry {
   at: number;
   state: Promise<TripTrackState | null>;
@@ -58,6 +72,12 @@ export class TripsService {
   private readonly accessCache = new Map<string, TripAccess>();
   /** Trip ids → their ingest state (see trackStateCached). Concurrent misses share one read. */
   private readonly trackStateCache = new Map<string, TrackStateEntry>();
+  /**
+   * Trip ids → the trip's own columns as `GET /trips/:id` shows them (Cache
+   * `trip_detail`), dropped on every node once a status change or an
+   * after-flush round's track update commits: nothing else writes a trip row.
+   */
+  private readonly details: NamedCache<CachedTripDetail>;
 
   constructor(
     private readonly repo: TripsRepository,
@@ -65,7 +85,9 @@ export class TripsService {
     private readonly realtime: RealtimePublisher,
     private readonly bus: ClusterBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    cache: Cache,
   ) {
+    this.details = cache.define<CachedTripDetail>({ name: 'trip_detail' });
     // Another node changed a trip's status: its cached ingest state goes at once.
     bus.on(TRIP_STATE_TOPIC, (tripId) => this.trackStateCache.delete(tripId));
     bus.on(DRIVER_ACCESS_TOPIC, (ids) => this.forgetDriverTrips(ids.split(' ')));
@@ -179,11 +201,38 @@ export class TripsService {
   }
 
   async get(principal: Principal, tripId: string, rawFields?: string): Promise<Record<string, unknown>> {
+    return (await this.detail(principal, tripId, rawFields)).trip;
+  }
+
+  /**
+   * The trip with the requested fields and the strong ETag of that answer.
+   * The trip's own columns come from the `trip_detail` cache (one read of the
+   * primary per change of the row); fields of its relations (truck, driver,
+   * orgs) are read each time. Access is checked on every call (cached
+   * memberships and driver profiles make it cheap).
+   */
+  async detail(principal: Principal, tripId: string, rawFields?: string): Promise<TripDetail> {
     const fields = parseTripFields(rawFields);
     await this.requireVisible(principal, tripId);
-    const row = await this.repo.findSelected(tripId, fields);
-    if (!row) throw new NotFoundError('Trip');
-    return projectTrip(row, fields);
+    if (fields.some((f) => f.includes('.'))) {
+      const row = await this.repo.findSelected(tripId, fields);
+      if (!row) throw new NotFoundError('Trip');
+      const trip = projectTrip(row, fields);
+      return { trip, etag: strongEtag(JSON.stringify(trip)) };
+    }
+    const cached = await this.details.get(tripId, async () => {
+      const row = await this.repo.findSelected(tripId, DEFAULT_TRIP_FIELDS, true);
+      if (!row) return null;
+      const trip = projectTrip(row, DEFAULT_TRIP_FIELDS);
+      return { trip, etag: strongEtag(JSON.stringify(trip)) };
+    });
+    if (!cached) throw new NotFoundError('Trip');
+    // The default answer as cached; any other selection (or order) is its own answer with its own ETag.
+    if (fields.length === DEFAULT_TRIP_FIELDS.length && fields.every((f, i) => f === DEFAULT_TRIP_FIELDS[i]))
+      return cached;
+    const trip: Record<string, unknown> = {};
+    for (const f of fields) trip[f] = cached.trip[f];
+    return { trip, etag: strongEtag(cached.etag, fields.join(',')) };
   }
 
   async list(principal: Principal, q: ListTripsFilter): Promise<Page<Record<string, unknown>>> {
@@ -245,6 +294,7 @@ export class TripsService {
           { path: 'truckId', message: 'has an active trip', tripId: result.otherTripId },
         ]);
       case 'ok':
+        await this.details.invalidate(tripId);
         this.trackStateChanged(tripId);
         this.publishStatus(viewer.access, to, result.at);
     }
@@ -354,6 +404,8 @@ export class TripsService {
       updates.map((u) => ({ tripId: u.state.id, update: u.update })),
     );
     tx.afterCommit(() => {
+      // The rows' distance and latest location changed: their cached details go on every node.
+      void this.details.invalidate(...[...results.keys()]);
       for (const { state } of updates) {
         const result = results.get(state.id);
         if (!result) continue;
