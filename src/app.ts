@@ -120,6 +120,13 @@ export async function createApp(
     { name: 'auth-address', perMinute: config.authRateLimitPerMinute, routes: AUTH_ROUTES, by: 'address' },
     { name: 'auth-phone', perMinute: config.authRateLimitPerPhonePerMinute, routes: PHONE_LOGIN_ROUTES, by: 'phone' },
     { name: 'qr-public', perMinute: config.qrPublicRateLimitPerMinute, routes: ['GET /q/:code'], by: 'address' },
+    {
+      name: 'webhook-test',
+      perMinute: config.webhooks.testRateLimitPerMinute,
+      routes: [`POST /${API_PREFIX}/orgs/:orgId/webhooks/:webhookId/test`],
+      by: 'param',
+      param: 'orgId',
+    },
   ]);
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [

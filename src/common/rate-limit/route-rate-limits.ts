@@ -18,8 +18,17 @@ export interface RouteRateLimit {
    * `address`: the client address, checked on `onRequest`, before the body is
    * read. `phone`: the body's `phone` whatever the address, checked on
    * `preHandler`, once the body is parsed (a body without one is left to validation).
+   * `param`: the route parameter named by `param` (e.g. one budget per org), checked on `preHandler`.
    */
-  by: 'address' | 'phone';
+  by: 'address' | 'phone' | 'param';
+  /** The route parameter of `by: 'param'`. */
+  param?: string;
+}
+
+/** The route parameter a `by: 'param'` class counts by. */
+function paramKey(request: FastifyRequest, name: string | undefined): string | undefined {
+  const value = name === undefined ? undefined : (request.params as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' && value.length <= 200 ? value : undefined;
 }
 
 export function rateLimitedError(ttlMs: number): DomainError {
@@ -48,10 +57,12 @@ export function installRouteRateLimits(fastify: FastifyInstance, classes: RouteR
     const limiter = fastify.createRateLimit({
       max: c.perMinute,
       timeWindow: MINUTE,
-      keyGenerator: (request) => `${c.name}:${c.by === 'phone' ? phoneKey(request) : normalizeIP(request.ip)}`,
+      keyGenerator: (request) =>
+        `${c.name}:${c.by === 'phone' ? phoneKey(request) : c.by === 'param' ? paramKey(request, c.param) : normalizeIP(request.ip)}`,
     });
     const hook = async (request: FastifyRequest) => {
       if (c.by === 'phone' && phoneKey(request) === undefined) return;
+      if (c.by === 'param' && paramKey(request, c.param) === undefined) return;
       const result = await limiter(request);
       if (!result.isAllowed && result.isExceeded) throw rateLimitedError(result.ttl);
     };

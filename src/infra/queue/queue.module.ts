@@ -92,4 +92,5 @@ export const QUEUES = {
   chat: 'chat',
   accessCodes: 'access-codes',
   qr: 'qr',
+  webhooks: 'webhooks',
 } as const;
