@@ -513,7 +513,9 @@ function webhookSecretKey(value: string | undefined, env: string, jwtSecret: str
   }
   const key = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
   if (key.length !== 32) {
-    throw new ConfigError('Invalid configuration:\n  WEBHOOK_SECRET_KEY: must be 32 bytes (64 hex or 44 base64 characters)');
+    throw new ConfigError(
+      'Invalid configuration:\n  WEBHOOK_SECRET_KEY: must be 32 bytes (64 hex or 44 base64 characters)',
+    );
   }
   return key;
 }

@@ -16,6 +16,8 @@ import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
+import { tripStatusEvents } from './trip-outbox-events';
+import { OutboxWriter } from '../../infra/outbox/outbox-writer';
 import { ORG_ROLES, OrgRole, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { TripScope, TripsRepository } from './trips.repository';
@@ -65,6 +67,7 @@ export class TripsService {
     private readonly realtime: RealtimePublisher,
     private readonly bus: ClusterBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly outbox: OutboxWriter,
   ) {
     // Another node changed a trip's status: its cached ingest state goes at once.
     bus.on(TRIP_STATE_TOPIC, (tripId) => this.trackStateCache.delete(tripId));
@@ -228,6 +231,9 @@ export class TripsService {
       principal.userId,
       (tx, driverId, truckId) => this.orgs.lockDriverAndTruck(tx, driverId, truckId),
       note,
+      // The webhook events, in the transaction of the change.
+      (tx, row) =>
+        this.outbox.writeInPrisma(tx, tripStatusEvents(viewer.access, to, projectTrip(row, DEFAULT_TRIP_FIELDS))),
     );
     switch (result.kind) {
       case 'missing':
@@ -245,6 +251,7 @@ export class TripsService {
           { path: 'truckId', message: 'has an active trip', tripId: result.otherTripId },
         ]);
       case 'ok':
+        this.outbox.written();
         this.trackStateChanged(tripId);
         this.publishStatus(viewer.access, to, result.at);
     }
@@ -353,6 +360,24 @@ export class TripsService {
       tx,
       updates.map((u) => ({ tripId: u.state.id, update: u.update })),
     );
+    // Arrivals' webhook events, in the round's transaction.
+    const arrived = updates.filter((u) => results.get(u.state.id)?.arrivedAt);
+    if (arrived.length > 0) {
+      const rows = await this.repo.selectDefaultIn(
+        tx,
+        arrived.map((u) => u.state.id),
+      );
+      await this.outbox.writeIn(
+        tx,
+        rows.flatMap((row) =>
+          tripStatusEvents(
+            row as unknown as { sourceOrgId: string; destinationOrgId: string },
+            'ARRIVED',
+            projectTrip(row, DEFAULT_TRIP_FIELDS),
+          ),
+        ),
+      );
+    }
     tx.afterCommit(() => {
       for (const { state } of updates) {
         const result = results.get(state.id);

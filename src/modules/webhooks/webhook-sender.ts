@@ -44,7 +44,9 @@ export function resolvesToPublic(hostname: string): Promise<{ ok: boolean; error
   return new Promise((resolve) => {
     checkedLookup(false)(hostname, { all: true }, (err) =>
       resolve(
-        err ? { ok: false, error: err instanceof RefusedAddressError ? err.message : 'host does not resolve' } : { ok: true },
+        err
+          ? { ok: false, error: err instanceof RefusedAddressError ? err.message : 'host does not resolve' }
+          : { ok: true },
       ),
     );
   });
@@ -108,7 +110,12 @@ export function sendWebhook(
       },
     );
     const timer = setTimeout(() => {
-      finish({ statusCode: null, failure: 'timeout', error: `no answer within ${timeoutMs} ms`, responseSnippet: null });
+      finish({
+        statusCode: null,
+        failure: 'timeout',
+        error: `no answer within ${timeoutMs} ms`,
+        responseSnippet: null,
+      });
       req.destroy();
     }, timeoutMs);
     req.on('error', (err) =>

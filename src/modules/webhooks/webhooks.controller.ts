@@ -5,7 +5,6 @@ import { Principal } from '../../common/auth/principal';
 import { CreateWebhookDto, WebhookOrgParam, WebhookPageQuery, WebhookParam } from './webhooks.schemas';
 import { WebhooksService } from './webhooks.service';
 
-
 @ApiTags('webhooks')
 @ApiBearerAuth()
 @Controller('orgs/:orgId/webhooks')

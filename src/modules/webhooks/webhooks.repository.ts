@@ -286,14 +286,16 @@ export class WebhooksRepository {
         [d.id, status, outcome.nextRetryAt],
       );
       if (outcome.ok) {
-        await tx.query(`UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1::uuid AND failing_since IS NOT NULL`, [
-          d.endpointId,
-        ]);
+        await tx.query(
+          `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1::uuid AND failing_since IS NOT NULL`,
+          [d.endpointId],
+        );
         return false;
       }
-      await tx.query(`UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now()) WHERE id = $1::uuid`, [
-        d.endpointId,
-      ]);
+      await tx.query(
+        `UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now()) WHERE id = $1::uuid`,
+        [d.endpointId],
+      );
       const [disabled] = await tx.query<{ id: string; org_id: string; url: string; disabled_at: Date }>(
         `UPDATE webhook_endpoints SET enabled = false, disabled_at = now()
          WHERE id = $1::uuid AND enabled AND failing_since <= now() - $2 * interval '1 millisecond'

@@ -61,7 +61,12 @@ export class WebhooksService {
     return { ...view, secret };
   }
 
-  async list(principal: Principal, orgId: string, cursor: string | undefined, limit: number): Promise<Page<WebhookView>> {
+  async list(
+    principal: Principal,
+    orgId: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<Page<WebhookView>> {
     await this.orgs.requireRole(principal, orgId, MANAGE_WEBHOOKS);
     return this.repo.list(orgId, cursor, limit);
   }
@@ -84,7 +89,11 @@ export class WebhooksService {
   }
 
   /** Sends a `webhook.test` event to this endpoint alone (whatever it subscribed to). */
-  async sendTest(principal: Principal, orgId: string, webhookId: string): Promise<{ eventId: string; deliveryId: string }> {
+  async sendTest(
+    principal: Principal,
+    orgId: string,
+    webhookId: string,
+  ): Promise<{ eventId: string; deliveryId: string }> {
     await this.orgs.requireRole(principal, orgId, MANAGE_WEBHOOKS);
     const endpoint = await this.repo.find(orgId, webhookId);
     if (!endpoint) throw new NotFoundError('Webhook');
@@ -129,7 +138,13 @@ export class WebhooksService {
     }
     const secret = openSecret(this.config.webhooks.secretKey, d.secretCiphertext);
     const ts = Math.floor(Date.now() / 1000);
-    const result = await sendWebhook(d.url, deliveryHeaders(secret, d.eventId, ts, d.body), d.body, timeoutMs, allowPrivate);
+    const result = await sendWebhook(
+      d.url,
+      deliveryHeaders(secret, d.eventId, ts, d.body),
+      d.body,
+      timeoutMs,
+      allowPrivate,
+    );
     const ok = result.failure === null && isSuccess(result.statusCode ?? undefined);
     const outcome = ok
       ? 'success'
@@ -144,7 +159,13 @@ export class WebhooksService {
     webhookDeliverySeconds.observe(result.durationMs / 1000);
     const retryAt = ok
       ? null
-      : nextRetryAt(d.attempt, d.createdAt, new Date(), { firstDelayMs: retryFirstDelayMs, windowMs: retryWindowMs }, Math.random());
+      : nextRetryAt(
+          d.attempt,
+          d.createdAt,
+          new Date(),
+          { firstDelayMs: retryFirstDelayMs, windowMs: retryWindowMs },
+          Math.random(),
+        );
     const disabled = await this.repo.recordAttempt(
       d,
       {
