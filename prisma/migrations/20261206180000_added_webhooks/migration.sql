@@ -13,7 +13,7 @@ CREATE TABLE "webhook_endpoints" (
     "org_id" UUID NOT NULL,
     "url" TEXT NOT NULL,
     "description" TEXT,
-    "events" TEXT[],
+    "events" TEXT[] NOT NULL,
     "secret_ciphertext" TEXT NOT NULL,
     "enabled" BOOLEAN NOT NULL DEFAULT true,
     "failing_since" TIMESTAMPTZ(3),
