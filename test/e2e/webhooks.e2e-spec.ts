@@ -3,6 +3,7 @@ import { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/infra/config/config';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { WebhookRelay } from '../../src/modules/webhooks/webhook-relay';
+import { WebhooksService } from '../../src/modules/webhooks/webhooks.service';
 import { verifySignature } from '../../src/modules/webhooks/webhook-signature';
 import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
@@ -328,6 +329,43 @@ describe('Webhooks', () => {
       await relay();
       expect(receiver.on(theirs.path)).toHaveLength(0);
     });
+  });
+
+  it('disables an endpoint failing for WEBHOOK_DISABLE_AFTER_MS and tells the org (webhook.disabled)', async () => {
+    const org = await newOrg(t.api);
+    const failing = await endpoint(org, ['qr.scan']);
+    const watcher = await endpoint(org, ['webhook.disabled']);
+    const previous = receiver.answer;
+    receiver.answer = (r, nth) => (r.path === failing.path ? 503 : previous(r, nth));
+    try {
+      // Failing since longer than the limit (24 h by default): the next failure disables it.
+      await t.sql.query(`UPDATE webhook_endpoints SET failing_since = now() - interval '25 hours' WHERE id = $1`, [
+        failing.id,
+      ]);
+      const res = await t.api.post(`/orgs/${org.id}/webhooks/${failing.id}/test`, undefined, auth(org.owner));
+      expect(res.status).toBe(202);
+      const told = await waitFor('the webhook.disabled event', async () => receiver.on(watcher.path)[0]);
+      expect(told.body).toMatchObject({ type: 'webhook.disabled', orgId: org.id, data: { webhookId: failing.id } });
+      const list = await t.api.get(`/orgs/${org.id}/webhooks`, auth(org.owner));
+      const row = list.body.data.find((e: { id: string }) => e.id === failing.id);
+      expect(row).toMatchObject({ enabled: false });
+      expect(row.disabledAt).not.toBeNull();
+      // Its pending delivery ended with it, and a new event for it is never sent.
+      const states = await t.sql.query(`SELECT status FROM webhook_deliveries WHERE endpoint_id = $1`, [failing.id]);
+      expect(states.rows.map((r) => r.status)).toEqual(['FAILED']);
+      const sent = receiver.on(failing.path).length;
+      const [d] = (
+        await t.sql.query(
+          `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body)
+           VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'qr.scan', '{}') RETURNING id`,
+          [failing.id],
+        )
+      ).rows;
+      expect(await t.app.get(WebhooksService).deliver(d.id)).toBe('skipped');
+      expect(receiver.on(failing.path)).toHaveLength(sent);
+    } finally {
+      receiver.answer = previous;
+    }
   });
 
   it('retries through a timeout and a 500 until the receiver recovers; every event arrives, each attempt is logged', async () => {

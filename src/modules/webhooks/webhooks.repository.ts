@@ -303,6 +303,12 @@ export class WebhooksRepository {
         [d.endpointId, disableAfterMs],
       );
       if (!disabled) return false;
+      // A disabled endpoint gets nothing more: its pending deliveries (this one included) end here.
+      await tx.query(
+        `UPDATE webhook_deliveries SET status = 'FAILED', locked_until = NULL
+         WHERE endpoint_id = $1::uuid AND status = 'PENDING'`,
+        [d.endpointId],
+      );
       await onDisabled(tx, {
         id: disabled.id,
         orgId: disabled.org_id,
