@@ -7,6 +7,7 @@ import { NotFoundError, ValidationError } from '../../common/errors/domain-error
 import { Page } from '../../common/pagination/page';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
 import { webhookDeliveries, webhookDeliverySeconds } from '../../infra/observability/metrics';
+import { withTimeout } from '../../infra/observability/with-timeout';
 import { OutboxWriter } from '../../infra/outbox/outbox-writer';
 import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
 import { orgRoom, RealtimePublisher } from '../../infra/realtime/realtime-publisher';
@@ -22,6 +23,7 @@ import { WebhooksRepository } from './webhooks.repository';
 import type { CreatedWebhookView, CreateWebhookInput, WebhookAttemptView, WebhookView } from './webhooks.schemas';
 
 export const DELIVER_JOB = 'deliver';
+const ENQUEUE_TIMEOUT_MS = 5_000;
 const MANAGE_WEBHOOKS = ORG_ROLES.manage;
 
 /** Endpoints, their delivery log, and one delivery attempt (the worker's step). */
@@ -105,21 +107,28 @@ export class WebhooksService {
       createdAt: new Date(),
       data: { webhookId, url: endpoint.url, message: 'A test event sent on request' },
     });
-    await this.enqueue([{ id: deliveryId, nextAttemptAt: new Date() }]);
+    // The delivery is committed: with Redis down the relay's sweep queues it later.
+    await this.enqueue([{ id: deliveryId, nextAttemptAt: new Date() }]).catch((err: Error) =>
+      this.logger.warn(`could not queue test delivery ${deliveryId} (the sweep will): ${err.message}`),
+    );
     return { eventId, deliveryId };
   }
 
   /** Queues one job per delivery, due at its next attempt; a job id per schedule, so queueing twice adds one job. */
   async enqueue(deliveries: readonly { id: string; nextAttemptAt: Date }[]): Promise<void> {
     const now = Date.now();
-    await Promise.all(
-      deliveries.map((d) =>
-        this.queue.add(
-          DELIVER_JOB,
-          { deliveryId: d.id },
-          { jobId: `${d.id}:${d.nextAttemptAt.getTime()}`, delay: Math.max(0, d.nextAttemptAt.getTime() - now) },
+    // Bounded: with Redis away the deliveries stay pending in the database, and the relay's sweep queues them later.
+    await withTimeout(
+      Promise.all(
+        deliveries.map((d) =>
+          this.queue.add(
+            DELIVER_JOB,
+            { deliveryId: d.id },
+            { jobId: `${d.id}:${d.nextAttemptAt.getTime()}`, delay: Math.max(0, d.nextAttemptAt.getTime() - now) },
+          ),
         ),
       ),
+      ENQUEUE_TIMEOUT_MS,
     );
   }
 
