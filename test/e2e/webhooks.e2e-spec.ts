@@ -1,12 +1,13 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { Client } from 'pg';
 import { loadConfig } from '../../src/infra/config/config';
 import { PingWriter } from '../../src/modules/tracking/ping-writer';
 import { WebhookRelay } from '../../src/modules/webhooks/webhook-relay';
 import { WebhooksService } from '../../src/modules/webhooks/webhooks.service';
 import { verifySignature } from '../../src/modules/webhooks/webhook-signature';
 import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
-import { startTestApp, TestApp } from '../support/test-app';
+import { dropTestDatabase, startTestApp, TestApp } from '../support/test-app';
 import { activeTrip, DELHI, moveTo, newTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
 /** A delivery as the receiver saw it. */
@@ -500,3 +501,48 @@ async function startSecret(t: TestApp, _org: TestOrg): Promise<string> {
   const { sealSecret } = await import('../../src/modules/webhooks/webhook-secret-box');
   return sealSecret(t.config.webhooks.secretKey, 'whsec_test');
 }
+
+describe('Webhooks: shutdown', () => {
+  it('finishes the attempt in flight before the app closes (the attempt is logged)', async () => {
+    const receiver = new Receiver();
+    await receiver.start();
+    receiver.answer = () => 'hang';
+    const t = await startTestApp({
+      webhooks: { ...loadConfig({ NODE_ENV: 'test' }).webhooks, allowPrivate: true, timeoutMs: 1500 },
+    });
+    const databaseUrl = t.config.databaseUrl;
+    const sql = new Client({ connectionString: databaseUrl });
+    await sql.connect();
+    let closed = false;
+    try {
+      const org = await newOrg(t.api);
+      const created = await t.api.post(
+        `/orgs/${org.id}/webhooks`,
+        { url: `${receiver.url}/slow`, events: ['qr.scan'] },
+        { token: org.owner.accessToken },
+      );
+      const hookId = created.body.data.id as string;
+      expect(
+        (await t.api.post(`/orgs/${org.id}/webhooks/${hookId}/test`, undefined, { token: org.owner.accessToken }))
+          .status,
+      ).toBe(202);
+      await waitFor('the attempt to start', async () => receiver.received.length > 0);
+      // Close the app (as SIGTERM does) while the attempt waits for its answer; keep the database to look at it.
+      await t.app.close();
+      closed = true;
+      const rows = await sql.query(`SELECT attempt, status_code, error FROM webhook_attempts WHERE endpoint_id = $1`, [
+        hookId,
+      ]);
+      expect(rows.rows).toEqual([{ attempt: 1, status_code: null, error: expect.stringMatching(/no answer within/) }]);
+      const d = await sql.query(`SELECT status, locked_until FROM webhook_deliveries WHERE endpoint_id = $1`, [hookId]);
+      expect(d.rows[0]).toMatchObject({ status: 'PENDING', locked_until: null });
+    } finally {
+      await sql.end();
+      if (closed) {
+        await t.sql.end();
+        await dropTestDatabase(databaseUrl);
+      } else await t.close();
+      await receiver.close();
+    }
+  });
+});
