@@ -23,6 +23,8 @@ import { QueueModule } from './infra/queue/queue.module';
 import { StorageModule } from './infra/storage/storage.module';
 import { ChatModule } from './modules/chat/chat.module';
 import { QrModule } from './modules/qr/qr.module';
+import { OutboxModule } from './infra/outbox/outbox-writer';
+import { WebhooksModule } from './modules/webhooks/webhooks.module';
 
 @Module({})
 export class AppModule {
@@ -48,6 +50,8 @@ export class AppModule {
         ChatModule,
         AccessCodesModule,
         QrModule,
+        OutboxModule,
+        WebhooksModule,
         ObservabilityModule,
       ],
       providers: [

@@ -128,6 +128,13 @@ export async function createApp(
     { name: 'auth-phone', perMinute: config.authRateLimitPerPhonePerMinute, routes: PHONE_LOGIN_ROUTES, by: 'phone' },
     { name: 'qr-public', perMinute: config.qrPublicRateLimitPerMinute, routes: ['GET /q/:code'], by: 'address' },
     { name: 'auth-code', perMinute: config.authRateLimitPerCodePerMinute, routes: CODE_LOGIN_ROUTES, by: 'code' },
+    {
+      name: 'webhook-test',
+      perMinute: config.webhooks.testRateLimitPerMinute,
+      routes: [`POST /${API_PREFIX}/orgs/:orgId/webhooks/:webhookId/test`],
+      by: 'param',
+      param: 'orgId',
+    },
   ]);
   // Per-user limits (pings per driver, reads per user) are counted by the auth guard (UserRateLimits).
   // Bull Board at /admin/queues behind ADMIN_TOKEN (not mounted without it).

@@ -19,9 +19,18 @@ export interface RouteRateLimit {
    * `address`: the client address, checked on `onRequest`, before the body is
    * read. `phone` (`code`): the body's `phone` (`code`) whatever the address,
    * checked on `preHandler`, once the body is parsed (a body without one is
-   * left to validation).
+   * left to validation). `param`: the route parameter named by `param` (e.g.
+   * one budget per org), checked on `preHandler`.
    */
-  by: 'address' | 'phone' | 'code';
+  by: 'address' | 'phone' | 'code' | 'param';
+  /** The route parameter of `by: 'param'`. */
+  param?: string;
+}
+
+/** The route parameter a `by: 'param'` class counts by. */
+function paramKey(request: FastifyRequest, name: string | undefined): string | undefined {
+  const value = name === undefined ? undefined : (request.params as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' && value.length <= 200 ? value : undefined;
 }
 
 export function rateLimitedError(ttlMs: number): DomainError {
@@ -42,6 +51,13 @@ function bodyKey(request: FastifyRequest, field: 'phone' | 'code'): string | und
   return createHash('sha256').update(normalized).digest('base64url');
 }
 
+/** The key a class counts by: the address, a body field or a route parameter (undefined: none to count). */
+function classKey(request: FastifyRequest, c: RouteRateLimit): string | undefined {
+  if (c.by === 'address') return normalizeIP(request.ip);
+  if (c.by === 'param') return paramKey(request, c.param);
+  return bodyKey(request, c.by);
+}
+
 /**
  * Attaches each class's limit to its routes as Fastify registers them (the
  * rate-limit plugin must be registered, Nest's routes not yet). A limit
@@ -53,11 +69,11 @@ export function installRouteRateLimits(fastify: FastifyInstance, classes: RouteR
     const limiter = fastify.createRateLimit({
       max: c.perMinute,
       timeWindow: MINUTE,
-      keyGenerator: (request) => `${c.name}:${c.by === 'address' ? normalizeIP(request.ip) : bodyKey(request, c.by)}`,
+      keyGenerator: (request) => `${c.name}:${classKey(request, c)}`,
     });
     const refused = rateLimitedCounter(c.name);
     const hook = async (request: FastifyRequest) => {
-      if (c.by !== 'address' && bodyKey(request, c.by) === undefined) return;
+      if (c.by !== 'address' && classKey(request, c) === undefined) return;
       const result = await limiter(request);
       if (!result.isAllowed && result.isExceeded) {
         refused.inc();

@@ -45,9 +45,22 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ JWT_SECRET: 'short' }, 'JWT_SECRET'],
     [{ NODE_ENV: 'production' }, 'JWT_SECRET'],
+    [{ NODE_ENV: 'production', JWT_SECRET: 'a-production-secret-long-enough' }, 'WEBHOOK_SECRET_KEY'],
+    [{ WEBHOOK_SECRET_KEY: 'too-short' }, 'WEBHOOK_SECRET_KEY'],
   ])('a bad value stops the boot naming the variable: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(name));
+  });
+
+  it('reads WEBHOOK_SECRET_KEY as 32 bytes of hex or base64, else derives one from JWT_SECRET', () => {
+    const hex = 'ab'.repeat(32);
+    expect(loadConfig({ WEBHOOK_SECRET_KEY: hex }).webhooks.secretKey.toString('hex')).toBe(hex);
+    const b64 = Buffer.alloc(32, 7).toString('base64');
+    expect(loadConfig({ WEBHOOK_SECRET_KEY: b64 }).webhooks.secretKey).toEqual(Buffer.alloc(32, 7));
+    const a = loadConfig({ JWT_SECRET: 'first-secret-long-enough' }).webhooks.secretKey;
+    const b = loadConfig({ JWT_SECRET: 'second-secret-long-enough' }).webhooks.secretKey;
+    expect(a).toHaveLength(32);
+    expect(a.equals(b)).toBe(false);
   });
 
   it('reads TRUST_PROXY as off, a hop count, or a list of addresses', () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -181,6 +182,22 @@ const envSchema = z.object({
   CACHE_LOCAL_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   /** How long a node that found a cold key locked by another node waits for that node's value before loading itself. */
   CACHE_LOCK_WAIT_MS: int(0, 10_000).default(300),
+  /** Key (64 hex chars or 44 base64 chars = 32 bytes) that encrypts webhook secrets at rest; required in production, derived from JWT_SECRET elsewhere. */
+  WEBHOOK_SECRET_KEY: z.string().optional(),
+  /** Allows webhook URLs whose host is (or resolves to) a private, loopback or link-local address. */
+  WEBHOOK_ALLOW_PRIVATE: z.enum(['true', 'false']).default('false'),
+  /** A webhook delivery attempt that has no full answer within this time fails (and is retried). */
+  WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  /** First retry delay; each later one doubles, with full jitter. */
+  WEBHOOK_RETRY_FIRST_DELAY_MS: int(10, 86_400_000).default(10_000),
+  /** No retry is scheduled later than this after the event. */
+  WEBHOOK_RETRY_WINDOW_MS: int(1000, 30 * 86_400_000).default(86_400_000),
+  /** An endpoint failing without a single success for this long is disabled. */
+  WEBHOOK_DISABLE_AFTER_MS: int(1000, 30 * 86_400_000).default(86_400_000),
+  /** How often the outbox relay looks for new events (it is also woken right after a commit on this node). */
+  WEBHOOK_RELAY_INTERVAL_MS: int(50, 600_000).default(1000),
+  /** `POST /orgs/:orgId/webhooks/:webhookId/test` requests per org per minute. */
+  WEBHOOK_TEST_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(10),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -358,6 +375,17 @@ export interface AppConfig {
   cacheLocalMaxBytes: number;
   /** How long a node waits for another node loading the same cold key. */
   cacheLockWaitMs: number;
+  webhooks: {
+    /** 32 bytes: the AES-256-GCM key of the endpoints' secrets. */
+    secretKey: Buffer;
+    allowPrivate: boolean;
+    timeoutMs: number;
+    retryFirstDelayMs: number;
+    retryWindowMs: number;
+    disableAfterMs: number;
+    relayIntervalMs: number;
+    testRateLimitPerMinute: number;
+  };
 }
 
 export type TrustProxy = false | number | string[];
@@ -536,7 +564,38 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     cacheLocalMaxEntries: e.CACHE_LOCAL_MAX_ENTRIES,
     cacheLocalMaxBytes: e.CACHE_LOCAL_MAX_BYTES,
     cacheLockWaitMs: e.CACHE_LOCK_WAIT_MS,
+    webhooks: {
+      secretKey: webhookSecretKey(e.WEBHOOK_SECRET_KEY, e.NODE_ENV, e.JWT_SECRET ?? DEV_JWT_SECRET),
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryFirstDelayMs: e.WEBHOOK_RETRY_FIRST_DELAY_MS,
+      retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
+      disableAfterMs: e.WEBHOOK_DISABLE_AFTER_MS,
+      relayIntervalMs: e.WEBHOOK_RELAY_INTERVAL_MS,
+      testRateLimitPerMinute: e.WEBHOOK_TEST_RATE_LIMIT_PER_MINUTE,
+    },
   };
+}
+
+/**
+ * The key of the webhook secrets: WEBHOOK_SECRET_KEY (32 bytes, hex or
+ * base64), required in production; elsewhere derived from the JWT secret so
+ * development and tests need no extra setting.
+ */
+function webhookSecretKey(value: string | undefined, env: string, jwtSecret: string): Buffer {
+  if (value === undefined) {
+    if (env === 'production') {
+      throw new ConfigError('Invalid configuration:\n  WEBHOOK_SECRET_KEY: required when NODE_ENV=production');
+    }
+    return createHash('sha256').update(`waybill-webhook-secrets:${jwtSecret}`).digest();
+  }
+  const key = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+  if (key.length !== 32) {
+    throw new ConfigError(
+      'Invalid configuration:\n  WEBHOOK_SECRET_KEY: must be 32 bytes (64 hex or 44 base64 characters)',
+    );
+  }
+  return key;
 }
 
 /** Injection token for the parsed configuration. */

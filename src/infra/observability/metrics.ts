@@ -382,6 +382,30 @@ export const queueJobs = once(
     }),
 );
 
+// ---- webhooks ----
+
+export const webhookDeliveries = once(
+  'waybill_webhook_deliveries_total',
+  () =>
+    new Counter({
+      name: 'waybill_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome (success, http_error, timeout, network_error, refused)',
+      labelNames: ['outcome'],
+      registers: [metricsRegistry],
+    }),
+);
+
+export const webhookDeliverySeconds = once(
+  'waybill_webhook_delivery_seconds',
+  () =>
+    new Histogram({
+      name: 'waybill_webhook_delivery_seconds',
+      help: 'Latency of webhook delivery attempts, from the request to the end of the answer',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [metricsRegistry],
+    }),
+);
+
 /**
  * Process metrics (event loop lag, GC, heap, CPU, handles), once per process
  * however many app instances start in it.

@@ -110,6 +110,7 @@ export const QUEUES = {
   chat: 'chat',
   accessCodes: 'access-codes',
   qr: 'qr',
+  webhooks: 'webhooks',
 } as const;
 
 /** How a queue's jobs run unless the job says otherwise. */

@@ -13,7 +13,7 @@ export const tripRoom = (tripId: string) => `trip:${tripId}`;
 export const orgRoom = (orgId: string) => `org:${orgId}`;
 export const threadRoom = (threadId: string) => `thread:${threadId}`;
 
-export type RealtimeEventName = 'trip.location' | 'trip.status' | 'trip.event' | 'chat.message' | 'qr.scan';
+export type RealtimeEventName = 'trip.location' | 'trip.status' | 'trip.event' | 'chat.message' | 'qr.scan' | 'webhook.disabled';
 
 export interface RealtimeEvent {
   room: string;

@@ -121,6 +121,7 @@ export class AccessCodesRepository {
     codeId: string,
     session: { name: string; deviceId: string | null },
     prepare: (tx: SqlTx) => Promise<T>,
+    inTransaction?: (tx: SqlTx, session: CodeSessionRecord) => Promise<void>,
   ): Promise<{ prepared: T; session: CodeSessionRecord } | null> {
     try {
       return await this.db.sqlTransaction(async (tx) => {
@@ -142,6 +143,7 @@ export class AccessCodesRepository {
           'access-code-take-seat',
         );
         if (seat.length === 0) throw NO_SEAT;
+        await inTransaction?.(tx, row);
         return { prepared, session: row };
       });
     } catch (err) {

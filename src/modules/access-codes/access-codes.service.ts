@@ -5,6 +5,7 @@ import { ErrorCode } from '../../common/errors/error-codes';
 import { Page } from '../../common/pagination/page';
 import { Cache, NamedCache } from '../../infra/cache/cache';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { OutboxWriter } from '../../infra/outbox/outbox-writer';
 import type { SqlTx } from '../../infra/db/db.service';
 import { AuthService } from '../auth/auth.service';
 import { ORG_ROLES } from '../orgs/org-roles';
@@ -59,6 +60,7 @@ export class AccessCodesService implements OnModuleInit {
     private readonly orgs: OrgsService,
     private readonly auth: AuthService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly outbox: OutboxWriter,
     cache: Cache,
   ) {
     this.codes = cache.define<CodeLookup>({
@@ -146,11 +148,34 @@ export class AccessCodesService implements OnModuleInit {
     // transaction is what decides.
     const early = loginRefusal({ ...code, activeSessions: 0 });
     if (early) throw refusal(early);
-    const done = await this.repo.login(code.id, { name: input.name, deviceId: input.deviceId ?? null }, async (tx) => {
-      const session = await this.auth.createPhonelessSessionIn(tx, input.name);
-      await this.orgs.addMemberIn(tx, code.orgId, session.userId, code.role);
-      return session;
-    });
+    const done = await this.repo.login(
+      code.id,
+      { name: input.name, deviceId: input.deviceId ?? null },
+      async (tx) => {
+        const session = await this.auth.createPhonelessSessionIn(tx, input.name);
+        await this.orgs.addMemberIn(tx, code.orgId, session.userId, code.role);
+        return session;
+      },
+      // The webhook event, in the login's transaction.
+      (tx, s) =>
+        this.outbox.writeIn(tx, [
+          {
+            type: 'access_code.login',
+            orgId: code.orgId,
+            // The session as the login answer shows it (never its tokens).
+            data: {
+              id: s.id,
+              codeId: s.codeId,
+              orgId: code.orgId,
+              role: code.role,
+              userId: s.userId,
+              name: s.name,
+              deviceId: s.deviceId,
+              createdAt: s.createdAt,
+            },
+          },
+        ]),
+    );
     if (!done) {
       const now = await this.repo.findByHash(hash);
       throw refusal((now && loginRefusal(now)) ?? 'FULL');

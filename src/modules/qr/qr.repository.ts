@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { uuidv7 } from 'uuidv7';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
-import { Db } from '../../infra/db/db.service';
+import { Db, SqlTx } from '../../infra/db/db.service';
 import type { StoredTagStatus } from './qr-rules';
 import type { AnalyticsView, BatchItem, BatchView, EntityType, ScanAction, ScanView } from './qr.schemas';
 
@@ -153,6 +153,7 @@ export class QrRepository {
       lng: number | null;
       scannedAt: Date | null;
     },
+    inTransaction?: (tx: SqlTx, done: { tag: TagRecord; scan: ScanView }) => Promise<void>,
   ): Promise<{ tag: TagRecord; scan: ScanView } | null> {
     return this.db.sqlTransaction(async (tx) => {
       const [tag] = await tx.query<TagRecord>(
@@ -172,6 +173,7 @@ export class QrRepository {
         [uuidv7(), tagId, tag.orgId, scan.action, scan.scannerUserId, scan.tripId, scan.lat, scan.lng, scan.scannedAt],
         'qr-scan-insert',
       );
+      await inTransaction?.(tx, { tag, scan: row });
       return { tag, scan: row };
     });
   }

@@ -11,6 +11,7 @@ import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
 import { orgRoom, RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { Cache, NamedCache } from '../../infra/cache/cache';
 import { strongEtag } from '../../common/http/etag';
+import { OutboxWriter } from '../../infra/outbox/outbox-writer';
 import { ORG_ROLES, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { TripsService } from '../trips/trips.service';
@@ -80,6 +81,7 @@ export class QrService {
     @InjectQueue(QUEUES.qr) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly png: QrPngRenderer,
+    private readonly outbox: OutboxWriter,
   ) {
     this.images = new ByteLruCache(config.qrImageCacheBytes);
     this.publicTags = cache.define<PublicEntry>({ name: 'qr_public', ttlSeconds: config.qrPublicCacheTtlSeconds });
@@ -173,14 +175,22 @@ export class QrService {
     const allowed = member || tripVisible || (found.isPublic && input.action === 'VIEW');
     if (!allowed) throw new NotFoundError('Tag');
 
-    const done = await this.repo.scan(found.id, {
-      action: input.action,
-      scannerUserId: principal.userId,
-      tripId: input.tripId ?? null,
-      lat: input.lat ?? null,
-      lng: input.lng ?? null,
-      scannedAt: input.scannedAt ?? null,
-    });
+    const done = await this.repo.scan(
+      found.id,
+      {
+        action: input.action,
+        scannerUserId: principal.userId,
+        tripId: input.tripId ?? null,
+        lat: input.lat ?? null,
+        lng: input.lng ?? null,
+        scannedAt: input.scannedAt ?? null,
+      },
+      // The webhook event, in the scan's transaction: {tag, scan} as this answer carries them.
+      (tx, d) =>
+        this.outbox.writeIn(tx, [
+          { type: 'qr.scan', orgId: d.tag.orgId, data: { tag: this.view(d.tag), scan: d.scan } },
+        ]),
+    );
     if (!done) {
       const now = await this.repo.findById(found.id);
       throw refusal((now && scanRefusal(now)) ?? 'FULL');

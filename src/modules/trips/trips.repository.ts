@@ -5,7 +5,7 @@ import { decodeCursor, keysetArgs, toPage } from '../../common/pagination/cursor
 import { Page } from '../../common/pagination/page';
 import { uuidv7 } from 'uuidv7';
 import { Db, DbTx, SqlTx } from '../../infra/db/db.service';
-import { tripSelect } from './trip-fields';
+import { DEFAULT_TRIP_FIELDS, tripSelect } from './trip-fields';
 import { ACTIVE_STATUSES, TripStatus } from './trip-status';
 import {
   CreateTripInput,
@@ -264,6 +264,7 @@ export class TripsRepository {
     actorUserId: string,
     lockAssignees: (tx: DbTx, driverId: string, truckId: string) => Promise<void>,
     note?: string,
+    afterChange?: (tx: DbTx, trip: SelectedTrip) => Promise<void>,
   ): Promise<TransitionResult> {
     return this.db.write.$transaction(async (tx) => {
       const [trip] = await tx.$queryRaw<{ status: TripStatus; driver_id: string; truck_id: string }[]>`
@@ -298,6 +299,13 @@ export class TripsRepository {
           actorUserId,
         },
       });
+      if (afterChange) {
+        const selected = await tx.trip.findUnique({
+          where: { id: tripId },
+          select: tripSelect(DEFAULT_TRIP_FIELDS) as Prisma.TripSelect,
+        });
+        await afterChange(tx, selected as unknown as SelectedTrip);
+      }
       return { kind: 'ok', from: trip.status, at: updated.updatedAt } as const;
     });
   }
@@ -405,6 +413,23 @@ export class TripsRepository {
    * (never backwards: guarded by recorded_at) and detector state of every trip
    * in one UPDATE, then the IN_TRANSIT → ARRIVED moves and the events.
    */
+  /** Trips with the columns of the default field selection, read inside the caller's transaction (camelCase, as Prisma returns them). */
+  async selectDefaultIn(tx: SqlTx, tripIds: readonly string[]): Promise<SelectedTrip[]> {
+    if (tripIds.length === 0) return [];
+    return tx.query<SelectedTrip>(
+      `SELECT id::text AS "id", status::text AS "status", source_org_id::text AS "sourceOrgId",
+              destination_org_id::text AS "destinationOrgId", truck_id::text AS "truckId", driver_id::text AS "driverId",
+              start_name AS "startName", start_lat AS "startLat", start_lng AS "startLng",
+              end_name AS "endName", end_lat AS "endLat", end_lng AS "endLng",
+              estimated_arrival AS "estimatedArrival", distance_km AS "distanceKm",
+              latest_lat AS "latestLat", latest_lng AS "latestLng", latest_speed AS "latestSpeed",
+              latest_heading AS "latestHeading", latest_recorded_at AS "latestRecordedAt",
+              created_at AS "createdAt", updated_at AS "updatedAt"
+       FROM trips WHERE id = ANY($1::uuid[])`,
+      [tripIds],
+    );
+  }
+
   async applyTrackUpdates(
     tx: SqlTx,
     items: { tripId: string; update: TrackUpdate }[],

@@ -18,6 +18,8 @@ import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
 import { parseTripFields, projectTrip, DEFAULT_TRIP_FIELDS } from './trip-fields';
 import { canTransition, DRIVER_MOVES, TripStatus } from './trip-status';
+import { tripStatusEvents } from './trip-outbox-events';
+import { OutboxWriter } from '../../infra/outbox/outbox-writer';
 import { ORG_ROLES, OrgRole, roleIn } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { TripScope, TripsRepository } from './trips.repository';
@@ -86,6 +88,7 @@ export class TripsService {
     private readonly bus: ClusterBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     cache: Cache,
+    private readonly outbox: OutboxWriter,
   ) {
     this.details = cache.define<CachedTripDetail>({ name: 'trip_detail' });
     // Another node changed a trip's status: its cached ingest state goes at once.
@@ -277,6 +280,9 @@ export class TripsService {
       principal.userId,
       (tx, driverId, truckId) => this.orgs.lockDriverAndTruck(tx, driverId, truckId),
       note,
+      // The webhook events, in the transaction of the change.
+      (tx, row) =>
+        this.outbox.writeInPrisma(tx, tripStatusEvents(viewer.access, to, projectTrip(row, DEFAULT_TRIP_FIELDS))),
     );
     switch (result.kind) {
       case 'missing':
@@ -295,6 +301,7 @@ export class TripsService {
         ]);
       case 'ok':
         await this.details.invalidate(tripId);
+        this.outbox.written();
         this.trackStateChanged(tripId);
         this.publishStatus(viewer.access, to, result.at);
     }
@@ -403,6 +410,24 @@ export class TripsService {
       tx,
       updates.map((u) => ({ tripId: u.state.id, update: u.update })),
     );
+    // Arrivals' webhook events, in the round's transaction.
+    const arrived = updates.filter((u) => results.get(u.state.id)?.arrivedAt);
+    if (arrived.length > 0) {
+      const rows = await this.repo.selectDefaultIn(
+        tx,
+        arrived.map((u) => u.state.id),
+      );
+      await this.outbox.writeIn(
+        tx,
+        rows.flatMap((row) =>
+          tripStatusEvents(
+            row as unknown as { sourceOrgId: string; destinationOrgId: string },
+            'ARRIVED',
+            projectTrip(row, DEFAULT_TRIP_FIELDS),
+          ),
+        ),
+      );
+    }
     tx.afterCommit(() => {
       // The rows' distance and latest location changed: their cached details go on every node.
       void this.details.invalidate(...[...results.keys()]);

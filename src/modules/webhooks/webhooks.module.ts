@@ -1,0 +1,17 @@
+import { BullModule } from '@nestjs/bull';
+import { Module } from '@nestjs/common';
+import { QUEUES } from '../../infra/queue/queue.module';
+import { OrgsModule } from '../orgs/orgs.module';
+import { WebhookRelay } from './webhook-relay';
+import { WebhooksController } from './webhooks.controller';
+import { WebhooksProcessor } from './webhooks.processor';
+import { WebhooksRepository } from './webhooks.repository';
+import { WebhooksService } from './webhooks.service';
+
+@Module({
+  imports: [OrgsModule, BullModule.registerQueue({ name: QUEUES.webhooks })],
+  controllers: [WebhooksController],
+  providers: [WebhooksService, WebhooksRepository, WebhookRelay, WebhooksProcessor],
+  exports: [WebhooksService, WebhookRelay],
+})
+export class WebhooksModule {}
