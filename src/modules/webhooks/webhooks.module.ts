@@ -1,6 +1,5 @@
-import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
-import { QUEUES } from '../../infra/queue/queue.module';
+import { QUEUES, registerQueue } from '../../infra/queue/queue.module';
 import { OrgsModule } from '../orgs/orgs.module';
 import { WebhookRelay } from './webhook-relay';
 import { WebhooksController } from './webhooks.controller';
@@ -9,7 +8,7 @@ import { WebhooksRepository } from './webhooks.repository';
 import { WebhooksService } from './webhooks.service';
 
 @Module({
-  imports: [OrgsModule, BullModule.registerQueue({ name: QUEUES.webhooks })],
+  imports: [OrgsModule, registerQueue(QUEUES.webhooks)],
   controllers: [WebhooksController],
   providers: [WebhooksService, WebhooksRepository, WebhookRelay, WebhooksProcessor],
   exports: [WebhooksService, WebhookRelay],
