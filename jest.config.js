@@ -14,6 +14,8 @@ const swc = [
 
 module.exports = {
   testTimeout: 30000,
+  // The run ends when the last file does: a handle a file failed to close must not keep CI waiting.
+  forceExit: true,
   // Most of an e2e file's time is spent waiting on PostgreSQL, Redis and sockets: three files at once keep a
   // 2-core box busy (Jest's default here would be one).
   maxWorkers: 3,

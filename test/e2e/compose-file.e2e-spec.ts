@@ -40,6 +40,7 @@ const DOT_ENV = {
   POSTGRES_PASSWORD: 'primary-password-1',
   REPLICATION_PASSWORD: 'replication-password-1',
   JWT_SECRET: 'a-long-enough-signing-secret',
+  WEBHOOK_SECRET_KEY: '8f1c0d3e5a7b9c2d4e6f8a0b1c3d5e7f9a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d',
 };
 
 function compose(env: Record<string, string> = DOT_ENV): { services: Record<string, Service> } {

@@ -252,15 +252,17 @@ describe('Redis killed under mixed load', () => {
       10_000,
     );
 
-    // Caches: the public tag page's summary is written to Redis again.
-    await direct.del(`${prefix}qr-public:${lane.tagCode}`);
+    // Caches: the public tag page's summary is written to Redis again (once this node's own copy, kept up to
+    // CACHE_LOCAL_TTL_MS, has lapsed).
+    const summaryKey = `${prefix}cache:qr_public:${lane.tagCode}`;
+    await direct.del(summaryKey);
     await until(
       'the tag page summary cached in Redis',
       async () => {
         await t.root.get(`/q/${lane.tagCode}`, { headers: { accept: 'application/json' } });
-        return (await direct.exists(`${prefix}qr-public:${lane.tagCode}`)) === 1;
+        return (await direct.exists(summaryKey)) === 1;
       },
-      10_000,
+      t.config.cacheLocalTtlMs + 10_000,
     );
 
     // Realtime: a watcher connected now gets the trip's next points.

@@ -158,10 +158,11 @@ export async function buildOrgWorld(t: TestApp): Promise<OrgWorld> {
     code: tag.code,
   };
   // Webhooks, once the app serves them: one endpoint, for `/orgs/:orgId/webhooks/:webhookId`. Subscribed to an
-  // event no sweep causes, so no delivery runs during one. If this cannot be made, the tenant sweep names :webhookId.
+  // event no sweep causes, so no delivery runs during one; a literal public address (no DNS: the box may have none). If this
+  // cannot be made, the tenant sweep names :webhookId.
   const hook = await api.post(
     `/orgs/${w.source.id}/webhooks`,
-    { url: 'https://example.com/waybill-sweep', events: ['trip.arrived'], description: 'sweep' },
+    { url: 'https://93.184.215.14/waybill-sweep', events: ['trip.arrived'], description: 'sweep' },
     as,
   );
   if (hook.status === 201) ids.webhookId = hook.body.data.id;

@@ -583,7 +583,8 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
  * development and tests need no extra setting.
  */
 function webhookSecretKey(value: string | undefined, env: string, jwtSecret: string): Buffer {
-  if (value === undefined) {
+  // An empty value (`WEBHOOK_SECRET_KEY=` as .env.example has it) counts as unset.
+  if (value === undefined || value === '') {
     if (env === 'production') {
       throw new ConfigError('Invalid configuration:\n  WEBHOOK_SECRET_KEY: required when NODE_ENV=production');
     }

@@ -2,6 +2,7 @@ import { BullModule } from '@nestjs/bull';
 import { DynamicModule, Global, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
 import type { JobOptions, Queue } from 'bull';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { withTimeout } from '../observability/with-timeout';
 
 /**
  * Bull on our Redis. Keys live under `<REDIS_KEY_PREFIX>bull:`, so test files
@@ -36,7 +37,9 @@ export class QueueModule {}
  * `onApplicationShutdown`. With Redis unreachable, Bull's pause and close
  * reject ("Connection is closed.", or the refused reconnect of its blocking
  * client), which would abort the remaining shutdown hooks (the ping writer's
- * drain, the database pools): both log the failure instead of throwing.
+ * drain, the database pools): both log the failure instead of throwing; and
+ * close never waits on a connection that is not ready (it would wait for
+ * ever), nor longer than QUEUE_CLOSE_TIMEOUT_MS.
  * Call this for each injected queue.
  */
 export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
@@ -52,9 +55,26 @@ export function closeQuietlyAtShutdown(queue: Queue, logger: Logger): void {
       .pause(true, false)
       .catch((err: Error) => logger.warn(`queue ${queue.name} did not finish its jobs: ${err.message}`));
   };
-  host.onApplicationShutdown = () =>
-    close().catch((err: Error) => logger.warn(`queue ${queue.name} closed with an error: ${err.message}`));
+  host.onApplicationShutdown = async () => {
+    // Bull's close first waits for its connections to be ready: with Redis away (or still reconnecting after a
+    // restart) that wait has no end. Then the connections are simply dropped; otherwise close gets a bounded time.
+    if (queue.client.status === 'ready') {
+      try {
+        await withTimeout(
+          close().catch((err: Error) => logger.warn(`queue ${queue.name} closed with an error: ${err.message}`)),
+          QUEUE_CLOSE_TIMEOUT_MS,
+        );
+        return;
+      } catch {
+        logger.warn(`queue ${queue.name} did not close within ${QUEUE_CLOSE_TIMEOUT_MS} ms: dropping its connections`);
+      }
+    }
+    for (const client of queue.clients) client.disconnect();
+  };
 }
+
+/** How long a queue's close may take at shutdown before its Redis connections are dropped. */
+const QUEUE_CLOSE_TIMEOUT_MS = 5000;
 
 /**
  * Puts a repeatable job on its queue (one run per interval across all

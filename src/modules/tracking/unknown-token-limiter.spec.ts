@@ -3,7 +3,8 @@ import type { RedisClient } from '../../infra/redis/redis.module';
 import { UnknownTokenLimiter } from './unknown-token-limiter';
 
 describe('UnknownTokenLimiter while Redis is unreachable', () => {
-  const redisDown = { status: 'reconnecting' } as unknown as RedisClient;
+  // A client whose connection is down: scripts can still be defined on it, nothing is sent.
+  const redisDown = { status: 'reconnecting', defineCommand: () => undefined } as unknown as RedisClient;
   const config = { osmandUnknownTokenLimitPerMinute: 2 } as AppConfig;
   const t0 = 1_000_000_000;
 
