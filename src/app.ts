@@ -128,15 +128,9 @@ export async function createApp(
     { name: 'auth-phone', perMinute: config.authRateLimitPerPhonePerMinute, routes: PHONE_LOGIN_ROUTES, by: 'phone' },
     { name: 'qr-public', perMinute: config.qrPublicRateLimitPerMinute, routes: ['GET /q/:code'], by: 'address' },
     { name: 'auth-code', perMinute: config.authRateLimitPerCodePerMinute, routes: CODE_LOGIN_ROUTES, by: 'code' },
-    {
-      name: 'webhook-test',
-      perMinute: config.webhooks.testRateLimitPerMinute,
-      routes: [`POST /${API_PREFIX}/orgs/:orgId/webhooks/:webhookId/test`],
-      by: 'param',
-      param: 'orgId',
-    },
   ]);
-  // Per-user limits (pings per driver, reads per user) are counted by the auth guard (UserRateLimits).
+  // Per-user limits (pings per driver, reads per user) are counted by the auth guard (UserRateLimits); test sends
+  // per org by the webhooks service, once the caller may manage the org's webhooks.
   // Bull Board at /admin/queues behind ADMIN_TOKEN (not mounted without it).
   await installBullBoard(fastify, app, config.adminToken);
   app.setGlobalPrefix(API_PREFIX, {

@@ -149,7 +149,17 @@ describe('QR tags', () => {
       const outsider = await newUser(t.api);
       const pub = await newTag({ isPublic: true });
       const priv = await newTag({ isPublic: false });
-      expect((await scan(outsider, { code: pub.code, action: 'VIEW' })).status).toBe(201);
+      const viewed = await scan(outsider, { code: pub.code, action: 'VIEW' });
+      expect(viewed.status).toBe(201);
+      // The outsider sees the tag as its public page shows it, nothing more.
+      expect(viewed.body.data.tag).toEqual({
+        code: pub.code,
+        entityType: 'CARGO',
+        title: 'Bag 1',
+        orgName: expect.any(String),
+        status: 'ACTIVE',
+      });
+      expect(viewed.body.data.tag.orgName.length).toBeGreaterThan(0);
       expect((await scan(outsider, { code: pub.code, action: 'LOAD' })).status).toBe(404);
       expect((await scan(outsider, { code: priv.code, action: 'VIEW' })).status).toBe(404);
 

@@ -24,12 +24,12 @@ import {
   OrgWorld,
   snapshotTables,
   sweepHints,
-  sweepOverrides,
+  startSweptApp,
   validBodyFor,
 } from '../support/org-world';
-import { fillPath, recordFastifyRoutes, RouteInfo, routeTable } from '../support/route-table';
+import { fillPath, RouteInfo } from '../support/route-table';
 import { connectWatcher } from '../support/socket-client';
-import { startTestApp, TestApp } from '../support/test-app';
+import { TestApp } from '../support/test-app';
 import { Hints, kindOf, Leaf, leaves, sample, setPath } from '../support/zod-samples';
 
 jest.setTimeout(180_000);
@@ -175,11 +175,7 @@ describe('bad-input sweep over every route', () => {
   let routes: RouteInfo[];
 
   beforeAll(async () => {
-    let served = new Set<string>();
-    t = await startTestApp(await sweepOverrides(), (app) => {
-      served = recordFastifyRoutes(app);
-    });
-    routes = routeTable(t.app, served);
+    ({ t, routes } = await startSweptApp());
     world = await buildOrgWorld(t);
   });
   afterAll(async () => {

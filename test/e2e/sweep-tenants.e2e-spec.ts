@@ -21,10 +21,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { newOrg, TestOrg } from '../support/factories';
-import { buildOrgWorld, OrgWorld, snapshotTables, sweepOverrides, validBodyFor } from '../support/org-world';
-import { fillPath, recordFastifyRoutes, RouteInfo, routeTable } from '../support/route-table';
+import { buildOrgWorld, OrgWorld, snapshotTables, startSweptApp, validBodyFor } from '../support/org-world';
+import { fillPath, RouteInfo } from '../support/route-table';
 import { connectWatcher } from '../support/socket-client';
-import { startTestApp, TestApp } from '../support/test-app';
+import { TestApp } from '../support/test-app';
 import { leaves, sample } from '../support/zod-samples';
 
 jest.setTimeout(120_000);
@@ -233,11 +233,7 @@ describe("tenant sweep: every route called by another org's OWNER with A's ids",
   let routes: RouteInfo[];
 
   beforeAll(async () => {
-    let served = new Set<string>();
-    t = await startTestApp(await sweepOverrides(), (app) => {
-      served = recordFastifyRoutes(app);
-    });
-    routes = routeTable(t.app, served);
+    ({ t, routes } = await startSweptApp());
     a = await buildOrgWorld(t);
     bw = await buildOrgWorld(t);
     const org = bw.w.source;

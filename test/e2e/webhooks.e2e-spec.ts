@@ -186,6 +186,12 @@ describe('Webhooks', () => {
     it('sends a signed webhook.test on request, rate-limited per org (429 with Retry-After)', async () => {
       const o = await newOrg(t.api);
       const hook = await endpoint(o, ['qr.scan']);
+      // An outsider's tries are 404 and spend nothing of the org's budget.
+      const outsider = await newOrg(t.api);
+      for (let i = 0; i < 5; i++) {
+        const res = await t.api.post(`/orgs/${o.id}/webhooks/${hook.id}/test`, undefined, auth(outsider.owner));
+        expect(res.status).toBe(404);
+      }
       const res = await t.api.post(`/orgs/${o.id}/webhooks/${hook.id}/test`, undefined, auth(o.owner));
       expect(res.status).toBe(202);
       const got = await waitFor('the test event', async () => receiver.on(hook.path)[0]);

@@ -6,8 +6,8 @@ import { Client } from 'pg';
 import { ZodType } from 'zod';
 import { AppConfig } from '../../src/infra/config/config';
 import { newMember, TestUser } from './factories';
-import { RouteInfo } from './route-table';
-import { Api, TestApp } from './test-app';
+import { recordFastifyRoutes, RouteInfo, routeTable } from './route-table';
+import { Api, startTestApp, TestApp } from './test-app';
 import { activeTrip, newWorld, TripWorld } from './trips-fixtures';
 import { Hints, sample } from './zod-samples';
 
@@ -32,6 +32,15 @@ export interface OrgWorld {
   ids: Record<string, string>;
   /** Request-body fields that name one of A's resources (ledger, QR, chat...): field name → id. */
   bodyIds: Record<string, string>;
+}
+
+/** An app with the sweeps' settings, and its route table (every route it serves). */
+export async function startSweptApp(): Promise<{ t: TestApp; routes: RouteInfo[] }> {
+  let served = new Set<string>();
+  const t = await startTestApp(await sweepOverrides(), (app) => {
+    served = recordFastifyRoutes(app);
+  });
+  return { t, routes: routeTable(t.app, served) };
 }
 
 /** Settings the sweeps need: attachments on a private folder and rate limits out of the way. */

@@ -19,18 +19,9 @@ export interface RouteRateLimit {
    * `address`: the client address, checked on `onRequest`, before the body is
    * read. `phone` (`code`): the body's `phone` (`code`) whatever the address,
    * checked on `preHandler`, once the body is parsed (a body without one is
-   * left to validation). `param`: the route parameter named by `param` (e.g.
-   * one budget per org), checked on `preHandler`.
+   * left to validation).
    */
-  by: 'address' | 'phone' | 'code' | 'param';
-  /** The route parameter of `by: 'param'`. */
-  param?: string;
-}
-
-/** The route parameter a `by: 'param'` class counts by. */
-function paramKey(request: FastifyRequest, name: string | undefined): string | undefined {
-  const value = name === undefined ? undefined : (request.params as Record<string, unknown> | undefined)?.[name];
-  return typeof value === 'string' && value.length <= 200 ? value : undefined;
+  by: 'address' | 'phone' | 'code';
 }
 
 export function rateLimitedError(ttlMs: number): DomainError {
@@ -51,10 +42,9 @@ function bodyKey(request: FastifyRequest, field: 'phone' | 'code'): string | und
   return createHash('sha256').update(normalized).digest('base64url');
 }
 
-/** The key a class counts by: the address, a body field or a route parameter (undefined: none to count). */
+/** The key a class counts by: the address or a body field (undefined: none to count). */
 function classKey(request: FastifyRequest, c: RouteRateLimit): string | undefined {
   if (c.by === 'address') return normalizeIP(request.ip);
-  if (c.by === 'param') return paramKey(request, c.param);
   return bodyKey(request, c.by);
 }
 

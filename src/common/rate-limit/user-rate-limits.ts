@@ -12,11 +12,14 @@ const MINUTE = 60_000;
 const BLOCKED_MAX_KEYS = 100_000;
 
 /**
- * Budgets per verified user: `ping-driver` (the driver's ping requests, both
- * ingest endpoints together) and `read-user` (authenticated GETs under
- * /api/v1). Named `<class>:<userId>` in the rate limits' Redis counters.
+ * Budgets counted once the caller is known: `ping-driver` (the driver's ping
+ * requests, both ingest endpoints together) and `read-user` (authenticated
+ * GETs under /api/v1), per user; `webhook-test` (test sends of an org's
+ * webhooks), per org, counted only once the caller is allowed to manage that
+ * org's webhooks, so an outsider cannot spend an org's budget. Named
+ * `<class>:<subject>` in the rate limits' Redis counters.
  */
-export type UserLimitClass = 'ping-driver' | 'read-user';
+export type UserLimitClass = 'ping-driver' | 'read-user' | 'webhook-test';
 
 export const USER_RATE_LIMIT = 'waybill:userRateLimit';
 
@@ -41,7 +44,7 @@ export class UserRateLimits {
   private readonly counter: FallbackRateLimitCounter;
   private readonly limits: Record<UserLimitClass, number>;
   private readonly refused: Record<UserLimitClass, Counter.Internal>;
-  /** `<class>:<userId>` → end of the spent window (epoch ms); the map's order is its age. */
+  /** `<class>:<subject>` → end of the spent window (epoch ms); the map's order is its age. */
   private readonly blocked = new Map<string, number>();
 
   constructor(@Inject(REDIS) redis: RedisClient, @Inject(APP_CONFIG) config: AppConfig, breaker: RedisBreaker) {
@@ -52,13 +55,24 @@ export class UserRateLimits {
       // Every authenticated request asks: a slow Redis must not hold them all for the client's command timeout.
       through: (call) => breaker.run(call),
     });
-    this.limits = { 'ping-driver': config.pingRateLimitPerMinute, 'read-user': config.readRateLimitPerMinute };
-    this.refused = { 'ping-driver': rateLimitedCounter('ping-driver'), 'read-user': rateLimitedCounter('read-user') };
+    this.limits = {
+      'ping-driver': config.pingRateLimitPerMinute,
+      'read-user': config.readRateLimitPerMinute,
+      'webhook-test': config.webhooks.testRateLimitPerMinute,
+    };
+    this.refused = {
+      'ping-driver': rateLimitedCounter('ping-driver'),
+      'read-user': rateLimitedCounter('read-user'),
+      'webhook-test': rateLimitedCounter('webhook-test'),
+    };
   }
 
-  /** Counts one request of this user against the class; throws 429 RATE_LIMITED (with Retry-After) past the limit. */
-  async check(limitClass: UserLimitClass, userId: string): Promise<void> {
-    const key = `${limitClass}:${userId}`;
+  /**
+   * Counts one request of this subject (the user; the org for `webhook-test`) against the class; throws 429
+   * RATE_LIMITED (with Retry-After) past the limit.
+   */
+  async check(limitClass: UserLimitClass, subject: string): Promise<void> {
+    const key = `${limitClass}:${subject}`;
     const endsAt = this.blocked.get(key);
     if (endsAt !== undefined) {
       const left = endsAt - Date.now();

@@ -11,8 +11,8 @@ import { AuthService } from '../auth/auth.service';
 import { ORG_ROLES } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
 import { codeStatus, hashAccessCode, isWellFormedAccessCode, loginRefusal, newAccessCode } from './access-code-rules';
-import { AccessCodeRecord, AccessCodesRepository } from './access-codes.repository';
-import { AccessCodeView, CodeLoginResult, CodeRole, CreatedAccessCodeView } from './access-codes.schemas';
+import { AccessCodeRecord, AccessCodesRepository, CodeSessionRecord } from './access-codes.repository';
+import { AccessCodeView, CodeLoginResult, CodeRole, CodeSessionView, CreatedAccessCodeView } from './access-codes.schemas';
 
 /** Who may manage an org's codes. */
 const MANAGE_CODES = ORG_ROLES.manage;
@@ -21,6 +21,20 @@ const MANAGE_CODES = ORG_ROLES.manage;
 export interface IdleSweepResult {
   ended: number;
   batches: number;
+}
+
+/** A code session as the login answers it and its webhook event carries it (never its tokens). */
+function sessionView(s: CodeSessionRecord, code: { orgId: string; role: CodeRole }): CodeSessionView {
+  return {
+    id: s.id,
+    codeId: s.codeId,
+    orgId: code.orgId,
+    role: code.role,
+    userId: s.userId,
+    name: s.name,
+    deviceId: s.deviceId,
+    createdAt: s.createdAt,
+  };
 }
 
 export function toCodeView(c: AccessCodeRecord, now = new Date()): AccessCodeView {
@@ -163,16 +177,7 @@ export class AccessCodesService implements OnModuleInit {
             type: 'access_code.login',
             orgId: code.orgId,
             // The session as the login answer shows it (never its tokens).
-            data: {
-              id: s.id,
-              codeId: s.codeId,
-              orgId: code.orgId,
-              role: code.role,
-              userId: s.userId,
-              name: s.name,
-              deviceId: s.deviceId,
-              createdAt: s.createdAt,
-            },
+            data: sessionView(s, code),
           },
         ]),
     );
@@ -180,18 +185,8 @@ export class AccessCodesService implements OnModuleInit {
       const now = await this.repo.findByHash(hash);
       throw refusal((now && loginRefusal(now)) ?? 'FULL');
     }
-    const s = done.session;
     return {
-      session: {
-        id: s.id,
-        codeId: s.codeId,
-        orgId: code.orgId,
-        role: code.role,
-        userId: s.userId,
-        name: s.name,
-        deviceId: s.deviceId,
-        createdAt: s.createdAt,
-      },
+      session: sessionView(done.session, code),
       ...this.auth.tokensOf(done.prepared),
     };
   }

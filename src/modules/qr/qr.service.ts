@@ -162,7 +162,7 @@ export class QrService {
    * conditional UPDATE (maxScans is exact); a refusal is explained from the
    * tag as read after it.
    */
-  async scan(principal: Principal, input: ScanInput): Promise<{ tag: TagView; scan: ScanView }> {
+  async scan(principal: Principal, input: ScanInput): Promise<{ tag: TagView | PublicTagSummary; scan: ScanView }> {
     const found = isWellFormedTagCode(input.code) ? await this.repo.findByCode(input.code) : null;
     if (!found) throw new NotFoundError('Tag');
     const member = (await this.orgs.rolesOf(principal.userId, [found.orgId])).has(found.orgId);
@@ -215,7 +215,18 @@ export class QrService {
         },
       });
     }
-    return { tag: this.view(done.tag), scan: done.scan };
+    if (member || tripVisible) return { tag: this.view(done.tag), scan: done.scan };
+    // Anyone else VIEWs a public tag: they see what its public page shows, nothing more (not its org, entity,
+    // counts or caps).
+    const orgName = (await this.orgs.orgName(done.tag.orgId)) ?? '';
+    const shown: PublicTagSummary = {
+      code: done.tag.code,
+      entityType: done.tag.entityType,
+      title: done.tag.title,
+      orgName,
+      status: 'ACTIVE',
+    };
+    return { tag: shown, scan: done.scan };
   }
 
   async scans(principal: Principal, tagId: string, cursor: string | undefined, limit: number): Promise<Page<ScanView>> {

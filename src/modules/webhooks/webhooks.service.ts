@@ -10,6 +10,7 @@ import { webhookDeliveries, webhookDeliverySeconds } from '../../infra/observabi
 import { withTimeout } from '../../infra/observability/with-timeout';
 import { OutboxWriter } from '../../infra/outbox/outbox-writer';
 import { closeQuietlyAtShutdown, QUEUES } from '../../infra/queue/queue.module';
+import { UserRateLimits } from '../../common/rate-limit/user-rate-limits';
 import { orgRoom, RealtimePublisher } from '../../infra/realtime/realtime-publisher';
 import { ORG_ROLES } from '../orgs/org-roles';
 import { OrgsService } from '../orgs/orgs.service';
@@ -38,6 +39,7 @@ export class WebhooksService {
     private readonly realtime: RealtimePublisher,
     @InjectQueue(QUEUES.webhooks) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly limits: UserRateLimits,
   ) {
     closeQuietlyAtShutdown(queue, this.logger);
   }
@@ -99,6 +101,8 @@ export class WebhooksService {
     await this.orgs.requireRole(principal, orgId, MANAGE_WEBHOOKS);
     const endpoint = await this.repo.find(orgId, webhookId);
     if (!endpoint) throw new NotFoundError('Webhook');
+    // Counted only now: nobody outside the org spends its budget.
+    await this.limits.check('webhook-test', orgId);
     const eventId = uuidv7();
     const deliveryId = await this.repo.createDirectDelivery(webhookId, {
       id: eventId,
