@@ -142,6 +142,7 @@ async function startServer(dbUrl, limits) {
     ...process.env,
     NODE_ENV: 'production',
     JWT_SECRET: process.env.JWT_SECRET || 'load-test-secret-load-test-secret',
+    WEBHOOK_SECRET_KEY: process.env.WEBHOOK_SECRET_KEY || 'a1'.repeat(32),
     DATABASE_URL: dbUrl,
     DATABASE_REPLICA_URL: '',
     REDIS_KEY_PREFIX: redisKeyPrefix,

@@ -123,6 +123,7 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
     {
       NODE_ENV: 'production',
       JWT_SECRET: 'bench-secret-bench-secret-bench',
+      WEBHOOK_SECRET_KEY: 'b2'.repeat(32),
       DATABASE_URL: databaseUrl,
       DATABASE_REPLICA_URL: '',
       REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
