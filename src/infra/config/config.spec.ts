@@ -61,6 +61,12 @@ describe('loadConfig', () => {
     const b = loadConfig({ JWT_SECRET: 'second-secret-long-enough' }).webhooks.secretKey;
     expect(a).toHaveLength(32);
     expect(a.equals(b)).toBe(false);
+    // Left empty, as `.env.example` has it: unset (derived here, required in production).
+    const fromEmpty = loadConfig({ JWT_SECRET: 'first-secret-long-enough', WEBHOOK_SECRET_KEY: '' }).webhooks.secretKey;
+    expect(fromEmpty.equals(a)).toBe(true);
+    expect(() =>
+      loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a-production-secret-long-enough', WEBHOOK_SECRET_KEY: '' }),
+    ).toThrow(/WEBHOOK_SECRET_KEY: required/);
   });
 
   it('reads TRUST_PROXY as off, a hop count, or a list of addresses', () => {
