@@ -174,6 +174,27 @@ describe('auth', () => {
       expect(Date.parse(res.body.data.user.createdAt)).toBeGreaterThan(Date.now() - 60_000);
       expect(res.body.data.memberships).toEqual([{ orgId: org.id, role: 'OWNER', orgName: 'Meena Transport' }]);
     });
+
+    it('GET /me lists memberships oldest first, with the stored creation time', async () => {
+      const u = await newUser(t.api, 'Ravi');
+      const first = await newOrg(t.api, u, 'Ravi Roadways');
+      const second = await newOrg(t.api, u, 'Ravi Cargo');
+      const res = await t.api.get('/me', { token: u.accessToken });
+      expect(res.status).toBe(200);
+      expect(res.body.data.memberships).toEqual([
+        { orgId: first.id, role: 'OWNER', orgName: 'Ravi Roadways' },
+        { orgId: second.id, role: 'OWNER', orgName: 'Ravi Cargo' },
+      ]);
+      const [row] = (await t.sql.query('SELECT created_at FROM users WHERE id = $1', [u.id])).rows;
+      expect(res.body.data.user.createdAt).toBe((row.created_at as Date).toISOString());
+    });
+
+    it('GET /me of a user that no longer exists is 404', async () => {
+      const u = await newUser(t.api, 'Gone');
+      await t.sql.query('DELETE FROM users WHERE id = $1', [u.id]);
+      const res = await t.api.get('/me', { token: u.accessToken });
+      expect(res.status).toBe(404);
+    });
   });
 
   describe('refresh tokens', () => {

@@ -19,6 +19,15 @@ export interface RefreshTokenRecord {
   familyRevokedAt: Date | null;
 }
 
+/** A user (without its password hash) and the orgs it belongs to, for GET /me. */
+export interface UserWithMemberships {
+  id: string;
+  phone: string | null;
+  name: string;
+  createdAt: Date;
+  memberships: { orgId: string; role: Role; orgName: string }[];
+}
+
 export type RotateResult = 'rotated' | 'reused';
 
 @Injectable()
@@ -42,18 +51,23 @@ export class AuthRepository {
     return res.count === 1;
   }
 
-  findUserById(id: string): Promise<UserRecord | null> {
-    return this.db.read.user.findUnique({ where: { id } });
-  }
-
-  findMemberships(userId: string): Promise<{ orgId: string; role: Role; orgName: string }[]> {
-    return this.db.read.membership
-      .findMany({
-        where: { userId },
-        orderBy: { createdAt: 'asc' },
-        select: { orgId: true, role: true, org: { select: { name: true } } },
-      })
-      .then((rows) => rows.map((r) => ({ orgId: r.orgId, role: r.role, orgName: r.org.name })));
+  /**
+   * The user and the orgs it belongs to (oldest membership first, with the
+   * org's name) in one statement, where reads go (read-your-writes holds);
+   * null for an unknown user.
+   */
+  async findUserWithMemberships(id: string): Promise<UserWithMemberships | null> {
+    const [row] = await this.db.read.$queryRaw<UserWithMemberships[]>`
+      SELECT u.id, u.phone, u.name, u.created_at AS "createdAt",
+        COALESCE((
+          SELECT json_agg(json_build_object('orgId', m.org_id, 'role', m.role, 'orgName', o.name)
+                          ORDER BY m.created_at, m.id)
+          FROM memberships m JOIN orgs o ON o.id = m.org_id
+          WHERE m.user_id = u.id
+        ), '[]'::json) AS memberships
+      FROM users u
+      WHERE u.id = ${id}::uuid`;
+    return row ?? null;
   }
 
   /** A new login: a token family and its first refresh token. */

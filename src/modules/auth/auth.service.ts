@@ -35,7 +35,7 @@ export interface PhonelessSession {
   refreshToken: string;
 }
 
-export function toUserView(u: UserRecord): UserView {
+export function toUserView(u: Omit<UserRecord, 'passwordHash'>): UserView {
   return { id: u.id, phone: u.phone, name: u.name, createdAt: u.createdAt };
 }
 
@@ -143,9 +143,9 @@ export class AuthService {
   }
 
   async me(principal: Principal) {
-    const user = await this.repo.findUserById(principal.userId);
-    if (!user) throw new NotFoundError('User');
-    const memberships = await this.repo.findMemberships(principal.userId);
+    const found = await this.repo.findUserWithMemberships(principal.userId);
+    if (!found) throw new NotFoundError('User');
+    const { memberships, ...user } = found;
     return { user: toUserView(user), memberships };
   }
 
