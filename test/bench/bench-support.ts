@@ -38,7 +38,7 @@ export async function freshDatabase(tag: string): Promise<{ url: string; drop: (
   };
 }
 
-/** The app in this process on a random port, on its own Redis prefix, without login throttling. */
+/** The app in this process on a random port, on its own Redis prefix, without rate limits in the way. */
 export async function startInProcessApp(
   databaseUrl: string,
   overrides: Partial<AppConfig> = {},
@@ -50,6 +50,11 @@ export async function startInProcessApp(
     redisKeyPrefix: `bench:${randomBytes(8).toString('hex')}:`,
     logLevel: 'silent',
     authRateLimitPerMinute: 1_000_000,
+    authRateLimitPerPhonePerMinute: 1_000_000,
+    authRateLimitPerCodePerMinute: 1_000_000,
+    pingRateLimitPerMinute: 1_000_000_000,
+    readRateLimitPerMinute: 1_000_000_000,
+    qrPublicRateLimitPerMinute: 1_000_000_000,
     ...overrides,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -128,7 +133,14 @@ export async function startAppProcess(databaseUrl: string, env: Record<string, s
       DATABASE_REPLICA_URL: '',
       REDIS_KEY_PREFIX: `bench:${randomBytes(6).toString('hex')}:`,
       LOG_LEVEL: 'error',
+      // A bench is one client hammering from one address with a few users: every limit out of its way.
       AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
+      AUTH_RATE_LIMIT_PER_PHONE_PER_MINUTE: '1000000',
+      AUTH_RATE_LIMIT_PER_CODE_PER_MINUTE: '1000000',
+      PING_RATE_LIMIT_PER_MINUTE: '1000000000',
+      READ_RATE_LIMIT_PER_MINUTE: '1000000000',
+      QR_PUBLIC_RATE_LIMIT_PER_MINUTE: '1000000000',
+      OSMAND_UNKNOWN_TOKEN_LIMIT_PER_MINUTE: '1000000',
       ...env,
     },
     '/health/live',
