@@ -3,7 +3,8 @@
  * (10 sockets per `thread:<id>` room, in a separate process): send-to-watcher
  * latency at a paced rate (default 500 messages/s, goal p99 <= 50 ms) and at
  * half the saturated rate, and the saturated messages/s, next to a bare Socket.IO server broadcasting the same
- * payloads to the same sockets at the same rate (the floor). (2) The thread
+ * payloads to the same sockets at the same rate (the floor); CPU per 1,000 messages of the app, the watchers, the
+ * benchmark, PostgreSQL and Redis (`cpuMsPer1000Messages`) for the saturated and paced windows. (2) The thread
  * list `GET /chat/threads` (first page, a middle cursor page, and a user who
  * never read anything; closed-loop connections, then the first page paced) with 1,000 threads and CHAT_BENCH_MESSAGES messages made with
  * `generate_series`, goal p99 <= 20 ms, then the statements one page runs and
@@ -27,6 +28,8 @@ import {
   freshDatabase,
   makeTrips,
   nextPhone,
+  perThousand,
+  processTree,
   round,
   runBench,
   startAppProcess,
@@ -163,6 +166,7 @@ async function sending(appUrl: string, appPid: number, dbUrl: string): Promise<R
       to: satFrom + SECONDS * 1000 + 500,
     });
     let j = 0;
+    const satCpu = cpuMeter({ app: processTree(appPid), watchers: [watchers.pid], bench: [process.pid] });
     const sat = await cannon({
       url: appUrl,
       connections: SEND_CONNECTIONS,
@@ -179,6 +183,7 @@ async function sending(appUrl: string, appPid: number, dbUrl: string): Promise<R
         },
       ],
     });
+    const satUsed = satCpu();
     const satSeen = await satWatched;
     out.saturated = {
       connections: SEND_CONNECTIONS,
@@ -189,6 +194,8 @@ async function sending(appUrl: string, appPid: number, dbUrl: string): Promise<R
       errors: sat.errors,
       sendToWatcher: fromHistogram(satSeen.latency),
       deliveriesPerSec: Math.round(satSeen.receipts / SECONDS),
+      // CPU ms per 1,000 messages sent (app: the app process; postgres, redis: all their processes).
+      cpuMsPer1000Messages: perThousand(satUsed, Math.max(1, sat.requests.total)),
     };
     /** Paced: a warm-up (not measured), then the window, watched. */
     const pacedAt = async (rate: number) => {
@@ -199,7 +206,7 @@ async function sending(appUrl: string, appPid: number, dbUrl: string): Promise<R
         from,
         to: from + SECONDS * 1000 + 500,
       });
-      const cpu = cpuMeter({ app: [appPid], watchers: [watchers.pid], bench: [process.pid] });
+      const cpu = cpuMeter({ app: processTree(appPid), watchers: [watchers.pid], bench: [process.pid] });
       const paced = await pacedLoad({ url: appUrl, rate, seconds: SECONDS, next });
       const used = cpu();
       const seen = await watched;
@@ -217,6 +224,7 @@ async function sending(appUrl: string, appPid: number, dbUrl: string): Promise<R
         coreShare: Object.fromEntries(
           Object.entries(used).map(([key, ms]) => [key.replace(/Ms$/, ''), round(ms / (SECONDS * 1000), 2)]),
         ),
+        cpuMsPer1000Messages: perThousand(used, Math.max(1, paced.ok)),
       };
     };
     await new Promise((r) => setTimeout(r, 1000));

@@ -158,6 +158,7 @@ describe('GET /metrics', () => {
     expect(after.delta(before, 'waybill_cache_requests_total', { cache: 'trip_latest', result: 'miss' })).toBe(0);
     expect(after.labelValues('waybill_cache_requests_total', 'cache')).toEqual([
       'access_code',
+      'chat_thread',
       'driver',
       'member_roles',
       'org',

@@ -20,6 +20,19 @@ const REORDER_WAIT_MS = 150;
 const CATCH_UP_WAIT_MS = 1000;
 const ROOM_STATE_MAX = 50_000;
 
+/** The metric series of each event and path, bound on first use (the label lookup is not paid per event). */
+const publishedSeries = new Map<string, { inc(): void }>();
+function countPublished(event: RealtimeEventName, path: 'redis' | 'local'): void {
+  const key = `${event} ${path}`;
+  let series = publishedSeries.get(key);
+  if (!series) publishedSeries.set(key, (series = realtimeEventsPublished.labels(event, path)));
+  series.inc();
+}
+const broadcastLatency = {
+  local: realtimeBroadcastLatency.labels('local'),
+  remote: realtimeBroadcastLatency.labels('remote'),
+};
+
 interface Pending {
   event: RealtimeEventName;
   envelope: RoomEnvelope;
@@ -144,7 +157,7 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
       seq = Math.max(state.last ?? 0, ...state.held.map((h) => h.envelope.seq)) + 1;
       shared = false;
     }
-    realtimeEventsPublished.inc({ event, path: shared ? 'redis' : 'local' });
+    countPublished(event, shared ? 'redis' : 'local');
     const envelope: RoomEnvelope = { ...payload, room, seq };
     this.deliver(room, { event, envelope, t0, origin: 'local' });
     if (shared && this.io && !this.closed) this.io.serverSideEmit(NODE_EVENT, room, event, envelope, t0);
@@ -216,7 +229,7 @@ export class RealtimeHub extends RealtimePublisher implements BeforeApplicationS
       c.buffer.push({ event: p.event, envelope: p.envelope });
       if (c.ready && s.last >= c.target) c.ready();
     }
-    realtimeBroadcastLatency.observe({ origin: p.origin }, (Date.now() - p.t0) / 1000);
+    broadcastLatency[p.origin].observe((Date.now() - p.t0) / 1000);
   }
 
   /**

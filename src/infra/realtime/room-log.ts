@@ -118,6 +118,8 @@ export class RoomLog implements OnModuleInit, OnApplicationShutdown {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       commandTimeout: 2000,
+      // The appends of the messages answered in one turn of the event loop go to Redis in one write.
+      enableAutoPipelining: true,
     });
     this.redis.on('error', () => undefined); // reported once by the breaker
     this.redis.defineCommand('appendRoomEvent', { numberOfKeys: 3, lua: APPEND });

@@ -1,10 +1,11 @@
 import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBearerAuth, ApiConsumes, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentUser } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { ValidationError } from '../../common/errors/domain-error';
-import { RAW_RESPONSE } from '../../common/http/envelope';
+import { enveloped, RAW_RESPONSE } from '../../common/http/envelope';
 import { contentDisposition } from './attachment-rules';
 import { AttachmentsService } from './attachments.service';
 import {
@@ -18,6 +19,22 @@ import {
   ThreadIdParam,
 } from './chat.schemas';
 import { ChatService, Created } from './chat.service';
+
+/** A send's answer (MessageView), 201 or 200, written by a serializer compiled from this schema. */
+const SENT_MESSAGE = enveloped({
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    threadId: { type: 'string' },
+    senderId: { type: 'string' },
+    body: { type: 'string' },
+    clientMessageId: { type: 'string' },
+    attachmentIds: { type: 'array', items: { type: 'string' } },
+    createdAt: { type: 'string' },
+  },
+  required: ['id', 'threadId', 'senderId', 'body', 'clientMessageId', 'attachmentIds', 'createdAt'],
+  additionalProperties: false,
+});
 
 /** 201 for what this request created, 200 for what was already there. */
 function created<T>(res: FastifyReply, result: Created<T>): T {
@@ -64,6 +81,7 @@ export class ChatController {
   }
 
   @Post(':threadId/messages')
+  @RouteSchema({ response: { 200: SENT_MESSAGE, 201: SENT_MESSAGE } })
   @ApiOperation({
     summary: 'Send a message: 201, or 200 with the first message when this clientMessageId was already sent',
     description:

@@ -14,6 +14,9 @@ export interface ThreadRow {
   createdAt: Date;
 }
 
+/** What never changes in a thread once created: what membership is decided by. */
+export type ThreadIdentity = Pick<ThreadRow, 'id' | 'tripId' | 'accountId' | 'orgIds' | 'driverId'>;
+
 export interface ThreadWithUnread extends ThreadRow {
   unreadCount: number;
 }
@@ -79,6 +82,40 @@ const ATTACHMENT_COLUMNS = `a.id, a.uploader_id AS "uploaderId", a.storage_key A
 
 /** The message lost to a bad attachment list: the transaction is rolled back. */
 export class AttachmentsNotSendable extends Error {}
+
+/** The message's thread does not exist (any more): nothing is stored. */
+export class ThreadGone extends Error {}
+
+/**
+ * A message without attachments in one statement (its own transaction): the
+ * insert, the thread's last_message_at / activity_at, and the message this
+ * sender already sent with this clientMessageId when the insert conflicted
+ * with a committed row. The main query cannot see the CTE's own insert, so it
+ * answers either the new row (created) or the old one, never both. A conflict
+ * with a send that committed after this statement's snapshot answers no row:
+ * the caller then reads it with a fresh statement.
+ */
+const SEND_MESSAGE = `WITH ins AS (
+    INSERT INTO chat_messages (id, thread_id, sender_id, client_message_id, body, attachment_ids)
+    VALUES ($1, $2, $3, $4, $5, '{}')
+    ON CONFLICT (thread_id, sender_id, client_message_id) DO NOTHING
+    RETURNING ${MESSAGE_COLUMNS}),
+  touched AS (
+    UPDATE chat_threads t SET last_message_at = ins."createdAt", activity_at = GREATEST(t.activity_at, ins."createdAt")
+    FROM ins WHERE t.id = $2
+    RETURNING t.id)
+  SELECT ins.*, true AS created FROM ins
+  UNION ALL
+  SELECT ${MESSAGE_COLUMNS}, false AS created FROM chat_messages
+  WHERE thread_id = $2 AND sender_id = $3 AND client_message_id = $4`;
+
+const FIND_SENT = `SELECT ${MESSAGE_COLUMNS} FROM chat_messages
+  WHERE thread_id = $1 AND sender_id = $2 AND client_message_id = $3`;
+
+/** chat_messages.thread_id names no thread (foreign key violation). */
+const isMissingThread = (err: unknown) =>
+  (err as { code?: string; constraint?: string } | null)?.code === '23503' &&
+  (err as { constraint?: string }).constraint === 'chat_messages_thread_id_fkey';
 
 /** Chat's tables (chat_threads, chat_messages, chat_read_markers, chat_attachments), all on the primary. */
 @Injectable()
@@ -157,7 +194,31 @@ export class ChatRepository {
    * The attachments named must be the sender's and not yet sent, else
    * AttachmentsNotSendable and nothing is stored.
    */
-  sendMessage(m: NewMessage): Promise<{ message: MessageRow; created: boolean }> {
+  async sendMessage(m: NewMessage): Promise<{ message: MessageRow; created: boolean }> {
+    try {
+      if (m.attachmentIds.length > 0) return await this.sendWithAttachments(m);
+      const rows = await this.db.sql<MessageRow & { created: boolean }>(
+        SEND_MESSAGE,
+        [m.id, m.threadId, m.senderId, m.clientMessageId, m.body],
+        'chat_send_message',
+      );
+      const row = rows[0];
+      if (row) {
+        const { created, ...message } = row;
+        return { message, created };
+      }
+      // The same clientMessageId, sent concurrently, committed after this statement began.
+      const existing = await this.db.sql<MessageRow>(FIND_SENT, [m.threadId, m.senderId, m.clientMessageId]);
+      if (!existing[0]) throw new Error('message insert conflicted but no message was found');
+      return { message: existing[0], created: false };
+    } catch (err) {
+      if (isMissingThread(err)) throw new ThreadGone();
+      throw err;
+    }
+  }
+
+  /** With attachments: the insert, the claim of the attachments and the thread's times in one transaction. */
+  private sendWithAttachments(m: NewMessage): Promise<{ message: MessageRow; created: boolean }> {
     return this.db.sqlTransaction(async (tx) => {
       const inserted = await tx.query<MessageRow>(
         `INSERT INTO chat_messages (id, thread_id, sender_id, client_message_id, body, attachment_ids)
@@ -168,23 +229,17 @@ export class ChatRepository {
       );
       const message = inserted[0];
       if (!message) {
-        const existing = await tx.query<MessageRow>(
-          `SELECT ${MESSAGE_COLUMNS} FROM chat_messages
-           WHERE thread_id = $1 AND sender_id = $2 AND client_message_id = $3`,
-          [m.threadId, m.senderId, m.clientMessageId],
-        );
+        const existing = await tx.query<MessageRow>(FIND_SENT, [m.threadId, m.senderId, m.clientMessageId]);
         if (!existing[0]) throw new Error('message insert conflicted but no message was found');
         return { message: existing[0], created: false };
       }
-      if (m.attachmentIds.length > 0) {
-        const claimed = await tx.query<{ id: string }>(
-          `UPDATE chat_attachments SET message_id = $1
-           WHERE id = ANY($2::uuid[]) AND uploader_id = $3 AND message_id IS NULL
-           RETURNING id`,
-          [m.id, m.attachmentIds, m.senderId],
-        );
-        if (claimed.length !== m.attachmentIds.length) throw new AttachmentsNotSendable();
-      }
+      const claimed = await tx.query<{ id: string }>(
+        `UPDATE chat_attachments SET message_id = $1
+         WHERE id = ANY($2::uuid[]) AND uploader_id = $3 AND message_id IS NULL
+         RETURNING id`,
+        [m.id, m.attachmentIds, m.senderId],
+      );
+      if (claimed.length !== m.attachmentIds.length) throw new AttachmentsNotSendable();
       await tx.query(
         `UPDATE chat_threads SET last_message_at = $2, activity_at = GREATEST(activity_at, $2) WHERE id = $1`,
         [m.threadId, message.createdAt],

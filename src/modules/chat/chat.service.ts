@@ -18,7 +18,15 @@ import {
   projectThread,
   threadScope,
 } from './chat-rules';
-import { AttachmentsNotSendable, ChatRepository, MessageRow, ThreadRow } from './chat.repository';
+import { cacheCounters } from '../../infra/observability/metrics';
+import {
+  AttachmentsNotSendable,
+  ChatRepository,
+  MessageRow,
+  ThreadGone,
+  ThreadIdentity,
+  ThreadRow,
+} from './chat.repository';
 import { CreateThreadInput, ListThreadsInput, MessageView, SendMessageInput, ThreadView } from './chat.schemas';
 
 /** What a create or a send answers, and whether it was already there (200 rather than 201). */
@@ -51,6 +59,10 @@ export function messageView(m: MessageRow): MessageView {
   };
 }
 
+/** Threads whose identity this node keeps (a bounded map, the oldest dropped first). */
+const IDENTITY_CACHE_MAX = 20_000;
+const threadIdentityCache = cacheCounters('chat_thread');
+
 const isNotFound = (err: unknown) => err instanceof DomainError && err.code === ErrorCode.NOT_FOUND;
 
 /**
@@ -61,6 +73,14 @@ const isNotFound = (err: unknown) => err instanceof DomainError && err.code === 
  */
 @Injectable()
 export class ChatService {
+  /**
+   * Thread ids → what membership is decided by (trip or account, orgs,
+   * driver): fixed when the thread is created and never updated, threads are
+   * never deleted by the app, so safe to keep (membership itself is decided
+   * afresh on every call, from the cached memberships and trip access).
+   */
+  private readonly identities = new Map<string, ThreadIdentity>();
+
   constructor(
     private readonly repo: ChatRepository,
     private readonly orgs: OrgsService,
@@ -70,7 +90,7 @@ export class ChatService {
   ) {}
 
   /** Whether the user is a member of the thread now. */
-  async isMember(principal: Principal, thread: ThreadRow): Promise<boolean> {
+  async isMember(principal: Principal, thread: ThreadIdentity): Promise<boolean> {
     if (thread.tripId) {
       try {
         await this.trips.requireVisible(principal, thread.tripId);
@@ -84,9 +104,31 @@ export class ChatService {
     return isAccountThreadMember(roles.values());
   }
 
-  /** The thread, if the caller is a member of it; 404 otherwise. */
-  async requireMember(principal: Principal, threadId: string): Promise<ThreadRow> {
+  /** The thread's identity (see `identities`), null when there is no such thread. */
+  private async identity(threadId: string): Promise<ThreadIdentity | null> {
+    const known = this.identities.get(threadId);
+    if (known) {
+      threadIdentityCache.hit.inc();
+      return known;
+    }
+    threadIdentityCache.miss.inc();
     const thread = await this.repo.findThread(threadId);
+    if (!thread) return null;
+    const identity: ThreadIdentity = {
+      id: thread.id,
+      tripId: thread.tripId,
+      accountId: thread.accountId,
+      orgIds: thread.orgIds,
+      driverId: thread.driverId,
+    };
+    if (this.identities.size >= IDENTITY_CACHE_MAX) this.identities.delete(this.identities.keys().next().value!);
+    this.identities.set(threadId, identity);
+    return identity;
+  }
+
+  /** The thread's identity, if the caller is a member of it now; 404 otherwise. No read of the thread row once known. */
+  async requireMember(principal: Principal, threadId: string): Promise<ThreadIdentity> {
+    const thread = await this.identity(threadId);
     if (!thread || !(await this.isMember(principal, thread))) throw new NotFoundError('Thread');
     return thread;
   }
@@ -121,7 +163,9 @@ export class ChatService {
 
   async getThread(principal: Principal, threadId: string, rawFields?: string): Promise<Partial<ThreadView>> {
     const fields = parseThreadFields(rawFields);
-    const thread = await this.requireMember(principal, threadId);
+    // The row itself, for its times (the cached identity has none).
+    const thread = await this.repo.findThread(threadId);
+    if (!thread || !(await this.isMember(principal, thread))) throw new NotFoundError('Thread');
     const unread = await this.repo.unreadCount(thread.id, principal.userId);
     return projectThread(threadView(thread, unread), fields);
   }
@@ -181,6 +225,10 @@ export class ChatService {
         attachmentIds: input.attachmentIds,
       });
     } catch (err) {
+      if (err instanceof ThreadGone) {
+        this.identities.delete(threadId);
+        throw new NotFoundError('Thread');
+      }
       if (err instanceof AttachmentsNotSendable)
         throw new UnprocessableFieldsError([
           { path: 'attachmentIds', message: 'each must be an attachment you uploaded that no message carries yet' },
