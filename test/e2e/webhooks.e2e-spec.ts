@@ -7,6 +7,7 @@ import { WebhookRelay } from '../../src/modules/webhooks/webhook-relay';
 import { WebhooksService } from '../../src/modules/webhooks/webhooks.service';
 import { verifySignature } from '../../src/modules/webhooks/webhook-signature';
 import { newMember, newOrg, newUser, TestOrg, TestUser } from '../support/factories';
+import { connectWatcher } from '../support/socket-client';
 import { dropTestDatabase, startTestApp, TestApp } from '../support/test-app';
 import { activeTrip, DELHI, moveTo, newTrip, newWorld, TripWorld } from '../support/trips-fixtures';
 
@@ -344,7 +345,10 @@ describe('Webhooks', () => {
     const watcher = await endpoint(org, ['webhook.disabled']);
     const previous = receiver.answer;
     receiver.answer = (r, nth) => (r.path === failing.path ? 503 : previous(r, nth));
+    // The org's room is told too, live.
+    const socket = await connectWatcher(t.url, org.owner.accessToken);
     try {
+      expect((await socket.request('subscribe', { room: `org:${org.id}` })).ok).toBe(true);
       // Failing since longer than the limit (24 h by default): the next failure disables it.
       await t.sql.query(`UPDATE webhook_endpoints SET failing_since = now() - interval '25 hours' WHERE id = $1`, [
         failing.id,
@@ -353,6 +357,12 @@ describe('Webhooks', () => {
       expect(res.status).toBe(202);
       const told = await waitFor('the webhook.disabled event', async () => receiver.on(watcher.path)[0]);
       expect(told.body).toMatchObject({ type: 'webhook.disabled', orgId: org.id, data: { webhookId: failing.id } });
+      await socket.waitFor((x) => x.inRoom(`org:${org.id}`, 'webhook.disabled').length > 0, 'webhook.disabled');
+      expect(socket.inRoom(`org:${org.id}`, 'webhook.disabled')[0]).toMatchObject({
+        webhookId: failing.id,
+        reason: 'FAILING',
+        disabledAt: told.body.data.disabledAt,
+      });
       const list = await t.api.get(`/orgs/${org.id}/webhooks`, auth(org.owner));
       const row = list.body.data.find((e: { id: string }) => e.id === failing.id);
       expect(row).toMatchObject({ enabled: false });
@@ -372,6 +382,7 @@ describe('Webhooks', () => {
       expect(receiver.on(failing.path)).toHaveLength(sent);
     } finally {
       receiver.answer = previous;
+      socket.close();
     }
   });
 
