@@ -19,6 +19,8 @@
  * second. BENCH_SECONDS (5) per rung after a 2 s warm-up, QR_BENCH_BATCH
  * (10000) items in the batch, QR_BENCH_CONNECTIONS (50). About 3.5 minutes,
  * 100 s of it the 10,000-label PDF (QR_BENCH_BATCH=2000 for a quicker run).
+ * QR_BENCH_PARTS (all) runs only some rungs, comma-separated from batch,
+ * public, scan, png (e.g. QR_BENCH_PARTS=scan; the Fastify hello always runs).
  * Prints one JSON line and a table on stderr; never fails on a number.
  */
 import autocannon from 'autocannon';
@@ -50,6 +52,8 @@ const CONNECTIONS = Number(process.env.QR_BENCH_CONNECTIONS ?? 50);
 const SCAN_TAGS = 1_000;
 const EXTRA_TAGS = 1_000;
 const PUBLIC_TTL = process.env.QR_BENCH_PUBLIC_TTL ?? '1';
+const PARTS = new Set((process.env.QR_BENCH_PARTS ?? 'batch,public,scan,png').split(',').map((p) => p.trim()));
+const part = (name: 'batch' | 'public' | 'scan' | 'png') => PARTS.has(name);
 
 interface Rung {
   reqPerSec: number;
@@ -112,51 +116,53 @@ async function main(): Promise<void> {
     const auth = { authorization: `Bearer ${token}` };
 
     // ---- the batch, end to end (first: the app's peak RSS is then the batch's own) ----
-    const treeOf = () => processTree(app.proc.pid!);
-    const rssBefore = rssOf(treeOf());
-    let rssPeak = rssBefore.rssMB;
-    const sampler = setInterval(() => {
-      rssPeak = Math.max(rssPeak, rssOf(treeOf()).rssMB);
-    }, 100);
-    const items = Array.from({ length: BATCH }, (_, i) => ({
-      entityType: 'CARGO',
-      entityId: `bench-${i}`,
-      title: `Bench cargo ${i}`,
-    }));
-    const t0 = performance.now();
-    const { batchId } = await call(app.url, 'POST', '/qr/batches', { orgId: org.id, items }, token);
-    const acceptedMs = performance.now() - t0;
-    let state: { status: string; done: number; total: number } = { status: 'PENDING', done: 0, total: BATCH };
-    while (state.status !== 'DONE' && state.status !== 'FAILED' && performance.now() - t0 < 600_000) {
-      await new Promise((r) => setTimeout(r, 50));
-      state = await call(app.url, 'GET', `/qr/batches/${batchId}`, undefined, token);
+    if (part('batch')) {
+      const treeOf = () => processTree(app.proc.pid!);
+      const rssBefore = rssOf(treeOf());
+      let rssPeak = rssBefore.rssMB;
+      const sampler = setInterval(() => {
+        rssPeak = Math.max(rssPeak, rssOf(treeOf()).rssMB);
+      }, 100);
+      const items = Array.from({ length: BATCH }, (_, i) => ({
+        entityType: 'CARGO',
+        entityId: `bench-${i}`,
+        title: `Bench cargo ${i}`,
+      }));
+      const t0 = performance.now();
+      const { batchId } = await call(app.url, 'POST', '/qr/batches', { orgId: org.id, items }, token);
+      const acceptedMs = performance.now() - t0;
+      let state: { status: string; done: number; total: number } = { status: 'PENDING', done: 0, total: BATCH };
+      while (state.status !== 'DONE' && state.status !== 'FAILED' && performance.now() - t0 < 600_000) {
+        await new Promise((r) => setTimeout(r, 50));
+        state = await call(app.url, 'GET', `/qr/batches/${batchId}`, undefined, token);
+      }
+      const doneMs = performance.now() - t0;
+      const rssAtDone = rssPeak;
+      const t1 = performance.now();
+      const pdf = await fetch(`${app.url}/api/v1/qr/batches/${batchId}/labels.pdf`, { headers: auth });
+      const firstByteMs = performance.now() - t1;
+      let pdfBytes = 0;
+      for await (const chunk of pdf.body as unknown as AsyncIterable<Uint8Array>) pdfBytes += chunk.length;
+      const pdfMs = performance.now() - t1;
+      clearInterval(sampler);
+      out.batch = {
+        items: BATCH,
+        status: state.status,
+        done: state.done,
+        acceptedMs: round(acceptedMs),
+        untilDoneMs: round(doneMs),
+        tagsPerSec: round((state.done / doneMs) * 1000),
+        pdfStatus: pdf.status,
+        pdfFirstByteMs: round(firstByteMs),
+        pdfMs: round(pdfMs),
+        pdfMB: round(pdfBytes / 1e6, 2),
+        pdfLabelsPerSec: round((BATCH / pdfMs) * 1000),
+        rssBeforeMB: rssBefore.rssMB,
+        rssPeakUntilDoneMB: rssAtDone,
+        rssPeakSampledMB: rssPeak,
+        vmHwmMB: rssOf(treeOf()).hwmMB,
+      };
     }
-    const doneMs = performance.now() - t0;
-    const rssAtDone = rssPeak;
-    const t1 = performance.now();
-    const pdf = await fetch(`${app.url}/api/v1/qr/batches/${batchId}/labels.pdf`, { headers: auth });
-    const firstByteMs = performance.now() - t1;
-    let pdfBytes = 0;
-    for await (const chunk of pdf.body as unknown as AsyncIterable<Uint8Array>) pdfBytes += chunk.length;
-    const pdfMs = performance.now() - t1;
-    clearInterval(sampler);
-    out.batch = {
-      items: BATCH,
-      status: state.status,
-      done: state.done,
-      acceptedMs: round(acceptedMs),
-      untilDoneMs: round(doneMs),
-      tagsPerSec: round((state.done / doneMs) * 1000),
-      pdfStatus: pdf.status,
-      pdfFirstByteMs: round(firstByteMs),
-      pdfMs: round(pdfMs),
-      pdfMB: round(pdfBytes / 1e6, 2),
-      pdfLabelsPerSec: round((BATCH / pdfMs) * 1000),
-      rssBeforeMB: rssBefore.rssMB,
-      rssPeakUntilDoneMB: rssAtDone,
-      rssPeakSampledMB: rssPeak,
-      vmHwmMB: rssOf(treeOf()).hwmMB,
-    };
 
     // ---- tags: the batch's, and 1,000 more made one at a time ----
     for (let i = 0; i < EXTRA_TAGS; i += 20)
@@ -231,75 +237,82 @@ async function main(): Promise<void> {
     await measure('fastify_hello', bare, { path: '/hello' });
 
     // ---- the public page ----
-    const warm = tags[tags.length - 1].code;
-    await measure('public_cached', app, { path: `/q/${warm}`, headers: { accept: 'application/json' } });
-    await measure('public_cached_html', app, { path: `/q/${warm}` });
-    await measure('public_uncached_unknown', app, {
-      requests: each('GET', () => ({ path: `/q/${code()}` }), { accept: 'application/json' }),
-      anyStatus: true,
-    });
     let rr = 0;
-    await measure('public_uncached_tags', app, {
-      requests: each('GET', () => ({ path: `/q/${tags[rr++ % tags.length].code}` }), { accept: 'application/json' }),
-    });
+    if (part('public')) {
+      const warm = tags[tags.length - 1].code;
+      await measure('public_cached', app, { path: `/q/${warm}`, headers: { accept: 'application/json' } });
+      await measure('public_cached_html', app, { path: `/q/${warm}` });
+      await measure('public_uncached_unknown', app, {
+        requests: each('GET', () => ({ path: `/q/${code()}` }), { accept: 'application/json' }),
+        anyStatus: true,
+      });
+      await measure('public_uncached_tags', app, {
+        requests: each('GET', () => ({ path: `/q/${tags[rr++ % tags.length].code}` }), { accept: 'application/json' }),
+      });
+    }
 
     // ---- scans (VIEW by the owner, a member) ----
-    const scanCount = async () => Number((await sql.query('SELECT count(*)::int AS n FROM qr_scans')).rows[0].n);
-    const one = scanTags[0].code;
-    let before = await scanCount();
-    const oneTag = await measure('scan_one_tag', app, {
-      requests: each(
-        'POST',
-        () => ({ path: '/api/v1/qr/scan', body: JSON.stringify({ code: one, action: 'VIEW' }) }),
-        auth,
-      ),
-    });
-    const stored = (await scanCount()) - before;
-    rr = 0;
-    before = await scanCount();
-    const manyTags = await measure('scan_1000_tags', app, {
-      requests: each(
-        'POST',
-        () => ({
-          path: '/api/v1/qr/scan',
-          body: JSON.stringify({ code: scanTags[rr++ % SCAN_TAGS].code, action: 'VIEW' }),
-        }),
-        auth,
-      ),
-    });
-    const stored2 = (await scanCount()) - before;
-    // Scans answered 2xx (warm-up and measured window) against the scan rows written: the rows may exceed
-    // the answers by up to the connections in flight when each window closed (autocannon drops those).
-    out.scan_rows = {
-      one_tag: { answered2xx: oneTag.all2xx, stored },
-      tags_1000: { answered2xx: manyTags.all2xx, stored: stored2 },
-    };
+    if (part('scan')) {
+      const scanCount = async () => Number((await sql.query('SELECT count(*)::int AS n FROM qr_scans')).rows[0].n);
+      const one = scanTags[0].code;
+      let before = await scanCount();
+      const oneTag = await measure('scan_one_tag', app, {
+        requests: each(
+          'POST',
+          () => ({ path: '/api/v1/qr/scan', body: JSON.stringify({ code: one, action: 'VIEW' }) }),
+          auth,
+        ),
+      });
+      const stored = (await scanCount()) - before;
+      rr = 0;
+      before = await scanCount();
+      const manyTags = await measure('scan_1000_tags', app, {
+        requests: each(
+          'POST',
+          () => ({
+            path: '/api/v1/qr/scan',
+            body: JSON.stringify({ code: scanTags[rr++ % SCAN_TAGS].code, action: 'VIEW' }),
+          }),
+          auth,
+        ),
+      });
+      const stored2 = (await scanCount()) - before;
+      // Scans answered 2xx (warm-up and measured window) against the scan rows written: the rows may exceed
+      // the answers by up to the connections in flight when each window closed (autocannon drops those).
+      out.scan_rows = {
+        one_tag: { answered2xx: oneTag.all2xx, stored },
+        tags_1000: { answered2xx: manyTags.all2xx, stored: stored2 },
+      };
+    }
 
     // ---- PNG images ----
-    const imgTag = scanTags[1].id;
-    await measure('png_cached', app, { path: `/api/v1/qr/tags/${imgTag}/image?size=300`, headers: auth });
-    let k = 0;
-    await measure('png_uncached', app, {
-      requests: each(
-        'GET',
-        () => {
-          const i = k++;
-          // 1,000 tags × 200 sizes: a (tag, size) pair comes back only after 200,000 requests.
-          const size = 200 + (Math.floor(i / SCAN_TAGS) % 200);
-          return { path: `/api/v1/qr/tags/${scanTags[i % SCAN_TAGS].id}/image?size=${size}` };
-        },
-        auth,
-      ),
-    });
+    if (part('png')) {
+      const imgTag = scanTags[1].id;
+      await measure('png_cached', app, { path: `/api/v1/qr/tags/${imgTag}/image?size=300`, headers: auth });
+      let k = 0;
+      await measure('png_uncached', app, {
+        requests: each(
+          'GET',
+          () => {
+            const i = k++;
+            // 1,000 tags × 200 sizes: a (tag, size) pair comes back only after 200,000 requests.
+            const size = 200 + (Math.floor(i / SCAN_TAGS) % 200);
+            return { path: `/api/v1/qr/tags/${scanTags[i % SCAN_TAGS].id}/image?size=${size}` };
+          },
+          auth,
+        ),
+      });
+    }
 
     const base = rungs.fastify_hello.reqPerSec;
     for (const [name, r] of Object.entries(rungs))
       if (name !== 'fastify_hello') r.overFastifyHello = round(r.reqPerSec / base, 3);
     out.rungs = rungs;
-    out.goal_public_cached = {
-      rpsAtLeast15k: rungs.public_cached.reqPerSec >= 15_000,
-      p99AtMost5ms: rungs.public_cached.p99ms <= 5,
-    };
+    if (rungs.public_cached)
+      out.goal_public_cached = {
+        rpsAtLeast15k: rungs.public_cached.reqPerSec >= 15_000,
+        p99AtMost5ms: rungs.public_cached.p99ms <= 5,
+      };
     out.vmHwmMBAtEnd = rssOf(processTree(app.proc.pid!)).hwmMB;
     process.stdout.write(`${JSON.stringify(out)}\n`);
     const row = (name: string, r: Rung) =>

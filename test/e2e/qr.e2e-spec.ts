@@ -122,6 +122,33 @@ describe('QR tags', () => {
       expect(logged.n).toBe(400);
     });
 
+    it("writes the scan's webhook event with it: {tag, scan} exactly as the answer carries them", async () => {
+      const tag = await newTag({ maxScans: 50, expiresAt: new Date(Date.now() + 86_400_000).toISOString() });
+      const answers = [
+        await scan(org.owner, {
+          code: tag.code,
+          action: 'CHECK_IN',
+          lat: 28.613939,
+          lng: 77.2090212,
+          scannedAt: new Date(Date.now() - 60_000).toISOString(),
+        }),
+        await scan(org.owner, { code: tag.code, action: 'VIEW' }),
+      ];
+      for (const res of answers) {
+        expect(res.status).toBe(201);
+        const { rows } = await t.sql.query(
+          `SELECT type, org_id::text AS "orgId", data, created_at AS "createdAt" FROM outbox_events
+           WHERE type = 'qr.scan' AND data->'scan'->>'id' = $1`,
+          [res.body.data.scan.id],
+        );
+        expect(rows).toHaveLength(1);
+        expect(rows[0]).toMatchObject({ type: 'qr.scan', orgId: org.id });
+        expect(rows[0].data).toEqual(res.body.data);
+        expect(Math.abs(rows[0].createdAt.getTime() - Date.now())).toBeLessThan(60_000);
+      }
+      expect(answers[1].body.data.tag.scanCount).toBe(2);
+    });
+
     it('answers 409 TAG_DISABLED / TAG_EXPIRED, 404 for unknown codes; a scannedAt far ahead is 400', async () => {
       const disabled = await newTag();
       await t.api.post(`/qr/tags/${disabled.id}/disable`, undefined, auth(org.owner));

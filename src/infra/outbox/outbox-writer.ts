@@ -37,6 +37,14 @@ export class OutboxWriter {
     await tx.$executeRawUnsafe(INSERT, ...params(events));
   }
 
+  /**
+   * The id and time of one event a caller inserts itself, in a statement of
+   * its own (columns as `writeIn` writes them); call `written()` once it committed.
+   */
+  newEvent(): { id: string; createdAt: string } {
+    return { id: uuidv7(), createdAt: new Date().toISOString() };
+  }
+
   /** Tells the listeners that events were committed (cheap; they coalesce). */
   written(): void {
     for (const l of this.listeners) l();

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { uuidv7 } from 'uuidv7';
 import { keysetArgs, toPage } from '../../common/pagination/cursor';
 import { Page } from '../../common/pagination/page';
-import { Db, SqlTx } from '../../infra/db/db.service';
+import { Db } from '../../infra/db/db.service';
 import type { StoredTagStatus } from './qr-rules';
 import type { AnalyticsView, BatchItem, BatchView, EntityType, ScanAction, ScanView } from './qr.schemas';
 
@@ -64,6 +64,56 @@ const batchSelect = {
   failed: true,
   createdAt: true,
 } as const;
+
+/** A timestamp as JSON.stringify writes a Date (the columns hold milliseconds). */
+const iso = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * The scan: count it, log it, and write its outbox event (the row
+ * OutboxWriter writes: id, type, org_id, data, created_at), all or nothing.
+ * $1 tag, $2 scan id, $3-$8 the scan, $9 event id, $10 the tag's url, $11 event time.
+ */
+const SCAN = `WITH t AS (
+    UPDATE qr_tags SET scan_count = scan_count + 1
+    WHERE id = $1::uuid AND status = 'ACTIVE' AND (expires_at IS NULL OR expires_at > now())
+      AND (max_scans IS NULL OR scan_count < max_scans)
+    RETURNING *
+  ), s AS (
+    INSERT INTO qr_scans (id, tag_id, org_id, action, scanner_user_id, trip_id, lat, lng, scanned_at)
+    SELECT $2::uuid, t.id, t.org_id, $3::qr_scan_action, $4::uuid, $5::uuid, $6::float8, $7::float8,
+           COALESCE($8::timestamptz, now())
+    FROM t
+    RETURNING *
+  ), o AS (
+    INSERT INTO outbox_events (id, type, org_id, data, created_at)
+    SELECT $9::uuid, 'qr.scan', t.org_id, jsonb_build_object(
+      'tag', jsonb_build_object('id', t.id, 'orgId', t.org_id, 'entityType', t.entity_type, 'entityId', t.entity_id,
+        'title', t.title, 'code', t.code, 'url', $10::text, 'isPublic', t.is_public, 'status', 'ACTIVE',
+        'expiresAt', ${iso('t.expires_at')}, 'maxScans', t.max_scans, 'scanCount', t.scan_count,
+        'createdAt', ${iso('t.created_at')}),
+      'scan', jsonb_build_object('id', s.id, 'tagId', s.tag_id, 'action', s.action, 'scannerUserId', s.scanner_user_id,
+        'tripId', s.trip_id, 'lat', s.lat, 'lng', s.lng, 'scannedAt', ${iso('s.scanned_at')},
+        'createdAt', ${iso('s.created_at')})), $11::timestamptz
+    FROM t, s
+  )
+  SELECT t.id::text, t.org_id::text AS "orgId", t.entity_type AS "entityType", t.entity_id AS "entityId", t.title, t.code,
+    t.is_public AS "isPublic", t.status, t.expires_at AS "expiresAt", t.max_scans AS "maxScans",
+    t.scan_count AS "scanCount", t.disabled_at AS "disabledAt", t.created_at AS "createdAt",
+    s.id::text AS "scanId", s.action AS "scanAction", s.scanner_user_id::text AS "scanScannerUserId",
+    s.trip_id::text AS "scanTripId", s.lat AS "scanLat", s.lng AS "scanLng", s.scanned_at AS "scanScannedAt",
+    s.created_at AS "scanCreatedAt"
+  FROM t, s`;
+
+type ScanRow = TagRecord & {
+  scanId: string;
+  scanAction: ScanAction;
+  scanScannerUserId: string;
+  scanTripId: string | null;
+  scanLat: number | null;
+  scanLng: number | null;
+  scanScannedAt: Date;
+  scanCreatedAt: Date;
+};
 
 export interface TagListFilter {
   orgIds: string[];
@@ -138,12 +188,14 @@ export class QrRepository {
   }
 
   /**
-   * One scan, in one transaction: the conditional UPDATE that counts it (only
-   * an active, unexpired tag under its `maxScans`; concurrent scans of one tag
-   * queue on its row and each re-checks the count, so the count is exact),
-   * then the log row. Null when the tag would not take it.
+   * One scan, in one statement (so in one transaction): the conditional
+   * UPDATE that counts it (only an active, unexpired tag under its
+   * `maxScans`; concurrent scans of one tag queue on its row and each
+   * re-checks the count, so the count is exact), the log row, and the `qr.scan`
+   * outbox event ({tag, scan} as the scan's answer carries them: `url` given,
+   * dates as JSON.stringify writes them). Null when the tag would not take it.
    */
-  scan(
+  async scan(
     tagId: string,
     scan: {
       action: ScanAction;
@@ -153,29 +205,54 @@ export class QrRepository {
       lng: number | null;
       scannedAt: Date | null;
     },
-    inTransaction?: (tx: SqlTx, done: { tag: TagRecord; scan: ScanView }) => Promise<void>,
+    event: { id: string; createdAt: string; url: string },
   ): Promise<{ tag: TagRecord; scan: ScanView } | null> {
-    return this.db.sqlTransaction(async (tx) => {
-      const [tag] = await tx.query<TagRecord>(
-        `UPDATE qr_tags SET scan_count = scan_count + 1
-         WHERE id = $1::uuid AND status = 'ACTIVE' AND (expires_at IS NULL OR expires_at > now())
-           AND (max_scans IS NULL OR scan_count < max_scans)
-         RETURNING ${TAG_COLUMNS}`,
-        [tagId],
-        'qr-tag-count-scan',
-      );
-      if (!tag) return null;
-      const [row] = await tx.query<ScanView>(
-        `INSERT INTO qr_scans (id, tag_id, org_id, action, scanner_user_id, trip_id, lat, lng, scanned_at)
-         VALUES ($1::uuid, $2::uuid, $3::uuid, $4::qr_scan_action, $5::uuid, $6::uuid, $7, $8, COALESCE($9::timestamptz, now()))
-         RETURNING id::text, tag_id::text AS "tagId", action, scanner_user_id::text AS "scannerUserId",
-                   trip_id::text AS "tripId", lat, lng, scanned_at AS "scannedAt", created_at AS "createdAt"`,
-        [uuidv7(), tagId, tag.orgId, scan.action, scan.scannerUserId, scan.tripId, scan.lat, scan.lng, scan.scannedAt],
-        'qr-scan-insert',
-      );
-      await inTransaction?.(tx, { tag, scan: row });
-      return { tag, scan: row };
-    });
+    const [row] = await this.db.sql<ScanRow>(
+      SCAN,
+      [
+        tagId,
+        uuidv7(),
+        scan.action,
+        scan.scannerUserId,
+        scan.tripId,
+        scan.lat,
+        scan.lng,
+        scan.scannedAt,
+        event.id,
+        event.url,
+        event.createdAt,
+      ],
+      'qr-scan',
+    );
+    if (!row) return null;
+    return {
+      tag: {
+        id: row.id,
+        orgId: row.orgId,
+        entityType: row.entityType,
+        entityId: row.entityId,
+        title: row.title,
+        code: row.code,
+        isPublic: row.isPublic,
+        status: row.status,
+        expiresAt: row.expiresAt,
+        maxScans: row.maxScans,
+        scanCount: row.scanCount,
+        disabledAt: row.disabledAt,
+        createdAt: row.createdAt,
+      },
+      scan: {
+        id: row.scanId,
+        tagId: row.id,
+        action: row.scanAction,
+        scannerUserId: row.scanScannerUserId,
+        tripId: row.scanTripId,
+        lat: row.scanLat,
+        lng: row.scanLng,
+        scannedAt: row.scanScannedAt,
+        createdAt: row.scanCreatedAt,
+      },
+    };
   }
 
   async listScans(tagId: string, cursor: string | undefined, limit: number): Promise<Page<ScanView>> {

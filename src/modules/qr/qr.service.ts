@@ -59,6 +59,19 @@ type PublicEntry =
     }
   | { shown: false };
 
+/**
+ * What a scan needs of a tag before it counts it, cached by code (`qr_tag`):
+ * what never changes after creation. Its state (disabled, expired, full) is
+ * checked by the counting statement itself; the entry is still dropped on
+ * disable. Unknown codes are not kept.
+ */
+interface ScanTarget {
+  id: string;
+  orgId: string;
+  code: string;
+  isPublic: boolean;
+}
+
 /** A rendered image and its strong ETag. */
 export interface RenderedImage {
   body: Buffer;
@@ -71,6 +84,7 @@ export class QrService {
   private readonly logger = new Logger(QrService.name);
   private readonly images: ByteLruCache;
   private readonly publicTags: NamedCache<PublicEntry>;
+  private readonly scanTargets: NamedCache<ScanTarget>;
 
   constructor(
     private readonly repo: QrRepository,
@@ -85,6 +99,7 @@ export class QrService {
   ) {
     this.images = new ByteLruCache(config.qrImageCacheBytes);
     this.publicTags = cache.define<PublicEntry>({ name: 'qr_public', ttlSeconds: config.qrPublicCacheTtlSeconds });
+    this.scanTargets = cache.define<ScanTarget>({ name: 'qr_tag' });
     closeQuietlyAtShutdown(queue, this.logger);
   }
 
@@ -151,7 +166,7 @@ export class QrService {
     await this.orgs.requireRole(principal, tag.orgId, MANAGE_TAGS);
     const done = await this.repo.disable(tagId);
     if (!done) throw new NotFoundError('Tag');
-    if (done.changed) await this.forgetPublic(tag.code);
+    if (done.changed) await Promise.all([this.forgetPublic(tag.code), this.scanTargets.invalidate(tag.code)]);
     return this.view(done.tag);
   }
 
@@ -163,7 +178,7 @@ export class QrService {
    * tag as read after it.
    */
   async scan(principal: Principal, input: ScanInput): Promise<{ tag: TagView | PublicTagSummary; scan: ScanView }> {
-    const found = isWellFormedTagCode(input.code) ? await this.repo.findByCode(input.code) : null;
+    const found = isWellFormedTagCode(input.code) ? await this.scanTarget(input.code) : null;
     if (!found) throw new NotFoundError('Tag');
     const member = (await this.orgs.rolesOf(principal.userId, [found.orgId])).has(found.orgId);
     let tripVisible = false;
@@ -175,6 +190,7 @@ export class QrService {
     const allowed = member || tripVisible || (found.isPublic && input.action === 'VIEW');
     if (!allowed) throw new NotFoundError('Tag');
 
+    const event = this.outbox.newEvent();
     const done = await this.repo.scan(
       found.id,
       {
@@ -185,16 +201,14 @@ export class QrService {
         lng: input.lng ?? null,
         scannedAt: input.scannedAt ?? null,
       },
-      // The webhook event, in the scan's transaction: {tag, scan} as this answer carries them.
-      (tx, d) =>
-        this.outbox.writeIn(tx, [
-          { type: 'qr.scan', orgId: d.tag.orgId, data: { tag: this.view(d.tag), scan: d.scan } },
-        ]),
+      // The webhook event, in the scan's statement: {tag, scan} as this answer carries them.
+      { ...event, url: tagUrl(this.config.publicBaseUrl, found.code) },
     );
     if (!done) {
       const now = await this.repo.findById(found.id);
       throw refusal((now && scanRefusal(now)) ?? 'FULL');
     }
+    this.outbox.written();
     const at = done.scan.scannedAt;
     this.realtime.publish(orgRoom(done.tag.orgId), 'qr.scan', {
       tagId: done.tag.id,
@@ -294,6 +308,13 @@ export class QrService {
     const orgName = await this.orgs.orgName(entry.orgId);
     if (orgName === null) return null;
     return { code: entry.code, entityType: entry.entityType, title: entry.title, orgName, status: 'ACTIVE' };
+  }
+
+  private scanTarget(code: string): Promise<ScanTarget | null> {
+    return this.scanTargets.get(code, async () => {
+      const tag = await this.repo.findByCode(code);
+      return tag && { id: tag.id, orgId: tag.orgId, code: tag.code, isPublic: tag.isPublic };
+    });
   }
 
   private forgetPublic(code: string): Promise<void> {
