@@ -163,6 +163,7 @@ describe('GET /metrics', () => {
       'member_roles',
       'org',
       'qr_public',
+      'qr_tag',
       'trip_access',
       'trip_detail',
       'trip_latest',
