@@ -18,7 +18,7 @@ import {
   projectThread,
   threadScope,
 } from './chat-rules';
-import { cacheCounters } from '../../infra/observability/metrics';
+import { ImmutableMemo } from '../../infra/cache/immutable-memo';
 import {
   AttachmentsNotSendable,
   ChatRepository,
@@ -61,7 +61,6 @@ export function messageView(m: MessageRow): MessageView {
 
 /** Threads whose identity this node keeps (a bounded map, the oldest dropped first). */
 const IDENTITY_CACHE_MAX = 20_000;
-const threadIdentityCache = cacheCounters('chat_thread');
 
 const isNotFound = (err: unknown) => err instanceof DomainError && err.code === ErrorCode.NOT_FOUND;
 
@@ -79,7 +78,7 @@ export class ChatService {
    * never deleted by the app, so safe to keep (membership itself is decided
    * afresh on every call, from the cached memberships and trip access).
    */
-  private readonly identities = new Map<string, ThreadIdentity>();
+  private readonly identities = new ImmutableMemo<ThreadIdentity>('chat_thread', IDENTITY_CACHE_MAX);
 
   constructor(
     private readonly repo: ChatRepository,
@@ -105,25 +104,13 @@ export class ChatService {
   }
 
   /** The thread's identity (see `identities`), null when there is no such thread. */
-  private async identity(threadId: string): Promise<ThreadIdentity | null> {
-    const known = this.identities.get(threadId);
-    if (known) {
-      threadIdentityCache.hit.inc();
-      return known;
-    }
-    threadIdentityCache.miss.inc();
-    const thread = await this.repo.findThread(threadId);
-    if (!thread) return null;
-    const identity: ThreadIdentity = {
-      id: thread.id,
-      tripId: thread.tripId,
-      accountId: thread.accountId,
-      orgIds: thread.orgIds,
-      driverId: thread.driverId,
-    };
-    if (this.identities.size >= IDENTITY_CACHE_MAX) this.identities.delete(this.identities.keys().next().value!);
-    this.identities.set(threadId, identity);
-    return identity;
+  private identity(threadId: string): Promise<ThreadIdentity | null> {
+    return this.identities.get(threadId, async () => {
+      const thread = await this.repo.findThread(threadId);
+      if (!thread) return null;
+      const { id, tripId, accountId, orgIds, driverId } = thread;
+      return { id, tripId, accountId, orgIds, driverId };
+    });
   }
 
   /** The thread's identity, if the caller is a member of it now; 404 otherwise. No read of the thread row once known. */

@@ -72,6 +72,11 @@ interface ScanTarget {
   isPublic: boolean;
 }
 
+/** A tag as its public page shows it (the page is served for active tags only). */
+function publicView(tag: Pick<PublicTagSummary, 'code' | 'entityType' | 'title'>, orgName: string): PublicTagSummary {
+  return { code: tag.code, entityType: tag.entityType, title: tag.title, orgName, status: 'ACTIVE' };
+}
+
 /** A rendered image and its strong ETag. */
 export interface RenderedImage {
   body: Buffer;
@@ -232,15 +237,7 @@ export class QrService {
     if (member || tripVisible) return { tag: this.view(done.tag), scan: done.scan };
     // Anyone else VIEWs a public tag: they see what its public page shows, nothing more (not its org, entity,
     // counts or caps).
-    const orgName = (await this.orgs.orgName(done.tag.orgId)) ?? '';
-    const shown: PublicTagSummary = {
-      code: done.tag.code,
-      entityType: done.tag.entityType,
-      title: done.tag.title,
-      orgName,
-      status: 'ACTIVE',
-    };
-    return { tag: shown, scan: done.scan };
+    return { tag: publicView(done.tag, (await this.orgs.orgName(done.tag.orgId)) ?? ''), scan: done.scan };
   }
 
   async scans(principal: Principal, tagId: string, cursor: string | undefined, limit: number): Promise<Page<ScanView>> {
@@ -307,7 +304,7 @@ export class QrService {
     if (entry.expiresAt && Date.parse(entry.expiresAt) <= Date.now()) return null;
     const orgName = await this.orgs.orgName(entry.orgId);
     if (orgName === null) return null;
-    return { code: entry.code, entityType: entry.entityType, title: entry.title, orgName, status: 'ACTIVE' };
+    return publicView(entry, orgName);
   }
 
   private scanTarget(code: string): Promise<ScanTarget | null> {

@@ -13,6 +13,7 @@ import type { SqlTx } from '../../infra/db/db.service';
 import { strongEtag } from '../../common/http/etag';
 import { Cache, NamedCache } from '../../infra/cache/cache';
 import { APP_CONFIG, AppConfig } from '../../infra/config/config';
+import { ImmutableMemo } from '../../infra/cache/immutable-memo';
 import { cacheCounters } from '../../infra/observability/metrics';
 import { ClusterBus } from '../../infra/redis/cluster-bus';
 import { orgRoom, RealtimePublisher, tripRoom } from '../../infra/realtime/realtime-publisher';
@@ -34,7 +35,6 @@ import {
 
 const ACCESS_CACHE_MAX = 10_000;
 const tripStateCache = cacheCounters('trip_state');
-const tripAccessCache = cacheCounters('trip_access');
 
 export interface TripViewer {
   access: TripAccess;
@@ -71,7 +71,7 @@ interface TrackStateEntry {
 export class TripsService {
   private readonly logger = new Logger(TripsService.name);
   /** Trip ids → their orgs and driver: immutable after creation, so safe to keep (whether the driver's profile still grants access is asked fresh). */
-  private readonly accessCache = new Map<string, TripAccess>();
+  private readonly accessCache = new ImmutableMemo<TripAccess>('trip_access', ACCESS_CACHE_MAX);
   /** Trip ids → their ingest state (see trackStateCached). Concurrent misses share one read. */
   private readonly trackStateCache = new Map<string, TrackStateEntry>();
   /**
@@ -466,21 +466,14 @@ export class TripsService {
       this.realtime.publish(orgRoom(orgId), 'trip.status', payload);
   }
 
-  private async access(tripId: string): Promise<TripAccess | null> {
-    const cached = this.accessCache.get(tripId);
-    if (cached) {
-      tripAccessCache.hit.inc();
-      return cached;
-    }
-    tripAccessCache.miss.inc();
-    const trip = await this.repo.findAccess(tripId);
-    if (!trip) return null;
-    // The assigned profile's row is never deleted (trips name it): its user is known for good.
-    const driver = await this.orgs.findDriver(trip.driverId);
-    if (!driver) throw new Error(`trip ${tripId} names driver profile ${trip.driverId}, which does not exist`);
-    const access: TripAccess = { ...trip, driverUserId: driver.userId };
-    if (this.accessCache.size >= ACCESS_CACHE_MAX) this.accessCache.delete(this.accessCache.keys().next().value!);
-    this.accessCache.set(tripId, access);
-    return access;
+  private access(tripId: string): Promise<TripAccess | null> {
+    return this.accessCache.get(tripId, async () => {
+      const trip = await this.repo.findAccess(tripId);
+      if (!trip) return null;
+      // The assigned profile's row is never deleted (trips name it): its user is known for good.
+      const driver = await this.orgs.findDriver(trip.driverId);
+      if (!driver) throw new Error(`trip ${tripId} names driver profile ${trip.driverId}, which does not exist`);
+      return { ...trip, driverUserId: driver.userId };
+    });
   }
 }
