@@ -23,7 +23,7 @@ import { helmetDefaultHeaders } from './common/http/security-headers';
 import { registerLivePage } from './common/http/live-page';
 import { installRouteRateLimits } from './common/rate-limit/route-rate-limits';
 import { FallbackRateLimitCounter, RATE_LIMIT_REDIS_RETRY_MS } from './common/rate-limit/rate-limit-store';
-import { createPino, PinoLoggerService } from './infra/observability/logger';
+import { createPino, lazyRequestLogger, PinoLoggerService } from './infra/observability/logger';
 import { logSafeUrl } from './infra/observability/log-safe-url';
 import { installBullBoard } from './infra/queue/bull-board';
 
@@ -35,6 +35,8 @@ const AUTH_ROUTES = ['register', 'login', 'code-login'].map((r) => `POST /${API_
 const PHONE_LOGIN_ROUTES = [`POST /${API_PREFIX}/auth/login`];
 /** Routes whose attempts are also limited per access code of the body. */
 const CODE_LOGIN_ROUTES = [`POST /${API_PREFIX}/auth/code-login`];
+/** Methods whose request body Fastify never reads (nothing for the request decompression to do). */
+const BODILESS_METHODS = new Set(['GET', 'HEAD']);
 /** A client-sent X-Request-Id is echoed when it looks like an id; anything else gets a fresh one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -53,6 +55,10 @@ export async function createApp(
     loggerInstance: pino,
     // No log line per request: the ping hot path would drown the logs.
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's child logger is made only if the request logs (see lazyRequestLogger).
+    childLoggerFactory: lazyRequestLogger,
+    // No Nest middleware is used (hooks and guards do that work): no middie pass on every request.
+    skipMiddie: true,
     bodyLimit: config.bodyLimitBytes,
     // Fastify's default (100) answers a longer path parameter with its own 414: a long `/q/<code>`
     // must be the public tag page's 404 like any other unknown code.
@@ -101,6 +107,12 @@ export async function createApp(
     done();
   });
 
+  // A request without a body has nothing to decompress: routes of those methods get no decompression hooks
+  // (an onRoute hook added before the plugin's own runs first).
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.every((m) => BODILESS_METHODS.has(m.toUpperCase()))) route.decompress = false;
+  });
   await app.register(compress, { threshold: 1024, encodings: ['br', 'gzip', 'deflate'] });
   // Helmet's defaults: its CSP (scripts from 'self' only) fits /docs, whose Swagger UI loads every script from a file.
   // Worked out once (see helmetDefaultHeaders) and set on every reply as it starts.
