@@ -4,10 +4,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentUser, Public } from '../../common/auth/decorators';
 import { Principal } from '../../common/auth/principal';
 import { RAW_RESPONSE } from '../../common/http/envelope';
-import { emptyBody, notModified, strongEtag } from '../../common/http/etag';
+import { emptyBody, notModified } from '../../common/http/etag';
 import { Idempotent } from '../../common/idempotency/idempotency.interceptor';
 import { NotFoundError } from '../../common/errors/domain-error';
-import { escapeHtml } from './qr-rules';
+import { wantsJson } from './qr-public-page';
 import { labelSheet } from './qr-labels';
 import {
   AnalyticsQuery,
@@ -138,21 +138,15 @@ export class QrPublicController {
     @Headers('accept') accept: string | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const summary = await this.qr.publicSummary((req.params as { code: string }).code);
-    const json = (accept ?? '').includes('application/json');
+    const page = await this.qr.publicPage((req.params as { code: string }).code);
     void res.header('vary', 'Accept');
-    if (!summary) {
+    if (!page) {
       void res.header('cache-control', 'no-store');
       throw new NotFoundError('Tag');
     }
-    const body = json
-      ? JSON.stringify({ success: true, data: summary })
-      : `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">` +
-        `<title>${escapeHtml(summary.title)}</title></head><body><main><h1>${escapeHtml(summary.title)}</h1>` +
-        `<p>${escapeHtml(summary.entityType)} of ${escapeHtml(summary.orgName)}</p><p>Code: <code>${escapeHtml(summary.code)}</code></p>` +
-        `<p>Status: ${escapeHtml(summary.status)}</p></main></body></html>`;
-    void res.header('content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8');
-    if (notModified(req, res, strongEtag(body), 'public, s-maxage=60, stale-while-revalidate=300')) return emptyBody();
-    return raw(Buffer.from(body, 'utf8'));
+    const answer = wantsJson(accept) ? page.json : page.html;
+    void res.header('content-type', answer.contentType);
+    if (notModified(req, res, answer.etag, 'public, s-maxage=60, stale-while-revalidate=300')) return emptyBody();
+    return raw(answer.body);
   }
 }

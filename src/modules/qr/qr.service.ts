@@ -17,6 +17,7 @@ import { OrgsService } from '../orgs/orgs.service';
 import { TripsService } from '../trips/trips.service';
 import { ByteLruCache } from './image-cache';
 import { QrPngRenderer } from './qr-png-renderer';
+import { PublicPage, renderPublicPage } from './qr-public-page';
 import { isWellFormedTagCode, newTagCode, scanRefusal, tagStatus, tagUrl, TRIP_EVENT_ACTIONS } from './qr-rules';
 import { QrRepository, TagRecord } from './qr.repository';
 import {
@@ -89,6 +90,8 @@ export class QrService {
   private readonly logger = new Logger(QrService.name);
   private readonly images: ByteLruCache;
   private readonly publicTags: NamedCache<PublicEntry>;
+  /** Finished answers by the cached entry they were made from (the per-node cache tier hands out the same object). */
+  private readonly publicPages = new WeakMap<PublicEntry, PublicPage>();
   private readonly scanTargets: NamedCache<ScanTarget>;
 
   constructor(
@@ -280,13 +283,14 @@ export class QrService {
   // ---- public page ----
 
   /**
-   * The public summary of a public, active tag, or null for anything else
-   * (private, disabled, expired, unknown: all alike). Cached (`qr_public`,
-   * QR_PUBLIC_CACHE_TTL_SECONDS in Redis, briefly per node), dropped on every
-   * node on disable; a cached summary still checks its expiry. Redis down:
-   * read the database.
+   * The public page of a public, active tag (its summary and both finished
+   * answers), or null for anything else (private, disabled, expired, unknown:
+   * all alike). The summary is cached (`qr_public`, QR_PUBLIC_CACHE_TTL_SECONDS
+   * in Redis, briefly per node), dropped on every node on disable; a cached
+   * summary still checks its expiry. The answers are made once per cached entry
+   * and org name (`renderPublicPage`). Redis down: read the database.
    */
-  async publicSummary(code: string): Promise<PublicTagSummary | null> {
+  async publicPage(code: string): Promise<PublicPage | null> {
     if (!isWellFormedTagCode(code)) return null;
     const entry = await this.publicTags.get(code, async (): Promise<PublicEntry> => {
       const tag = await this.repo.findByCode(code);
@@ -304,7 +308,11 @@ export class QrService {
     if (entry.expiresAt && Date.parse(entry.expiresAt) <= Date.now()) return null;
     const orgName = await this.orgs.orgName(entry.orgId);
     if (orgName === null) return null;
-    return publicView(entry, orgName);
+    const made = this.publicPages.get(entry);
+    if (made && made.summary.orgName === orgName) return made;
+    const page = renderPublicPage(publicView(entry, orgName));
+    this.publicPages.set(entry, page);
+    return page;
   }
 
   private scanTarget(code: string): Promise<ScanTarget | null> {
