@@ -7,9 +7,11 @@
  * `size` changing each request, so the per-node LRU never holds one), and a
  * batch of 10,000 tags end to end: POST to DONE, then labels.pdf (time, bytes),
  * with the app's peak RSS from /proc. Each HTTP rung: req/s, p50/p99, non-2xx,
- * CPU per 1,000 requests of the app, PostgreSQL and Redis, and its ratio to a
- * bare Fastify hello measured in the same run (on a shared box only those
- * ratios compare between runs).
+ * CPU per 1,000 requests of the app, PostgreSQL, Redis and the load generator
+ * (this process), bytes per answer, the box's ceiling at that CPU per request
+ * (cores × 1 s / the CPU all of them spend on one), and its ratio to a bare
+ * Fastify hello measured in the same run (on a shared box only those ratios
+ * compare between runs).
  *
  * The app runs as `npm start` runs it (dist/main.js, NODE_ENV=production,
  * WEB_CONCURRENCY as set, default 1), with QR_PUBLIC_RATE_LIMIT_PER_MINUTE
@@ -26,7 +28,7 @@
 import autocannon from 'autocannon';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import {
@@ -61,8 +63,16 @@ interface Rung {
   p99ms: number;
   non2xx: number;
   errors: number;
-  /** CPU ms per 1,000 answered requests: app (all its processes), postgres, redis. */
+  /** CPU ms per 1,000 answered requests: app (all its processes), postgres, redis, and the load generator (this process). */
   cpuPer1kReq: Record<string, number>;
+  /** Bytes of one answer on the wire, headers included. */
+  bytesPerAnswer: number;
+  /**
+   * The most this box could answer a second at that CPU per request, every
+   * core busy (cores × 1 s / the CPU all four spend on one request): the load
+   * generator runs on the same cores and pays for every byte it reads.
+   */
+  boxCeilingReqPerSec: number;
   overFastifyHello?: number;
 }
 
@@ -201,17 +211,21 @@ async function main(): Promise<void> {
           requests: opts.requests,
         });
       const w = await run(WARMUP_SECONDS);
-      const cpu = cpuMeter({ app: processTree(server.proc.pid!) });
+      const cpu = cpuMeter({ app: processTree(server.proc.pid!), loadgen: [process.pid] });
       const r = await run(SECONDS);
       const { stealMs: _steal, ...used } = cpu();
       const ok = opts.anyStatus ? r.requests.total : r.requests.total - r.non2xx;
+      const perRequest = perThousand(used, Math.max(1, ok));
+      const boxUs = Object.values(perRequest).reduce((a, b) => a + b, 0);
       rungs[name] = {
         reqPerSec: round(r.requests.average),
         p50ms: r.latency.p50,
         p99ms: r.latency.p99,
         non2xx: r.non2xx,
         errors: r.errors,
-        cpuPer1kReq: perThousand(used, Math.max(1, ok)),
+        cpuPer1kReq: perRequest,
+        bytesPerAnswer: Math.round(r.throughput.total / Math.max(1, r.requests.total)),
+        boxCeilingReqPerSec: Math.round((cpus().length * 1e6) / Math.max(1, boxUs)),
       };
       return { ...r, all2xx: (w['2xx'] ?? 0) + (r['2xx'] ?? 0) };
     };
@@ -317,7 +331,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(out)}\n`);
     const row = (name: string, r: Rung) =>
       `${name.padEnd(24)} ${String(r.reqPerSec).padStart(7)} req/s  ×hello ${String(r.overFastifyHello ?? 1).padStart(5)}  ` +
-      `p50 ${String(r.p50ms).padStart(4)} p99 ${String(r.p99ms).padStart(4)} ms  cpu/1k app ${r.cpuPer1kReq.appMs} pg ${r.cpuPer1kReq.postgresMs} redis ${r.cpuPer1kReq.redisMs}` +
+      `p50 ${String(r.p50ms).padStart(4)} p99 ${String(r.p99ms).padStart(4)} ms  cpu/1k app ${r.cpuPer1kReq.appMs} pg ${r.cpuPer1kReq.postgresMs} redis ${r.cpuPer1kReq.redisMs} loadgen ${r.cpuPer1kReq.loadgenMs}` +
+      `  ${r.bytesPerAnswer} B/answer  box ceiling ${r.boxCeilingReqPerSec} req/s` +
       (r.non2xx ? `  non2xx ${r.non2xx}` : '') +
       (r.errors ? `  errors ${r.errors}` : '');
     process.stderr.write(

@@ -1,5 +1,3 @@
-import Redis from 'ioredis';
-import { FallbackRateLimitCounter, leaseSize } from '../../src/common/rate-limit/rate-limit-store';
 import { newOrg, newUser } from '../support/factories';
 import { Scrape } from '../support/prometheus';
 import { AppNode, PrivateRedis, startAnotherNode } from '../support/socket-client';
@@ -165,85 +163,5 @@ describe('rate limits with Redis down', () => {
     expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
     expect(statuses.slice(0, READ_LIMIT)).toEqual(Array(READ_LIMIT).fill(200));
     expect(statuses.slice(READ_LIMIT)).toEqual([429, 429]);
-  });
-});
-
-describe('rate limit leases (a limit of 100 or more), on the real Redis', () => {
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const clients: Redis[] = [];
-  /** A node's counter, with the number of script calls it made to Redis. */
-  async function node(): Promise<{ counter: FallbackRateLimitCounter; calls: () => number }> {
-    const redis = new Redis(redisUrl, { keyPrefix: `lease-test:${process.pid}:` });
-    clients.push(redis);
-    await new Promise((resolve) => redis.once('ready', resolve));
-    const counter = new FallbackRateLimitCounter(redis as never, { namespace: 'rl:', localMaxKeys: 1000, retryMs: 1000 });
-    let calls = 0;
-    const send = (redis as unknown as { rateLimitHits: (...a: unknown[]) => Promise<number[]> }).rateLimitHits;
-    (redis as unknown as { rateLimitHits: unknown }).rateLimitHits = (...a: unknown[]) => {
-      calls += 1;
-      return send.apply(redis, a);
-    };
-    return { counter, calls: () => calls };
-  }
-  beforeAll(async () => {
-    const admin = new Redis(redisUrl);
-    const keys = await admin.keys(`lease-test:${process.pid}:*`);
-    if (keys.length > 0) await admin.del(...keys);
-    await admin.quit();
-  });
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.quit()));
-  });
-  const allowed = async (nodes: FallbackRateLimitCounter[], key: string, hits: number, max: number, windowMs = 60_000) => {
-    const results = await Promise.all(
-      Array.from({ length: hits }, (_, i) => nodes[i % nodes.length].hit(key, windowMs, max)),
-    );
-    return results.filter((h) => h.current <= max).length;
-  };
-
-  it('sizes: 2 % of the limit, at most 100; under 100 one hit at a time', () => {
-    expect(leaseSize(10)).toBe(1);
-    expect(leaseSize(99)).toBe(1);
-    expect(leaseSize(600)).toBe(12);
-    expect(leaseSize(10_000_000)).toBe(100);
-  });
-
-  it('two nodes never let more than the limit through, lose at most a lease each, and ask Redis once a lease', async () => {
-    const a = await node();
-    const b = await node();
-    const max = 1000; // leases of 20
-    const through = await allowed([a.counter, b.counter], 'many', 3000, max);
-    expect(through).toBeLessThanOrEqual(max);
-    expect(through).toBeGreaterThanOrEqual(max - 2 * leaseSize(max));
-    // 3,000 hits, 1,000 through: about 50 leases and the refusals that find a spent window, far from one call a hit.
-    expect(a.calls() + b.calls()).toBeLessThan(200);
-    // Once a node has seen the window spent (at most one more call to learn it), it refuses without asking Redis.
-    expect(await allowed([a.counter], 'many', 1, max)).toBe(0);
-    const before = a.calls();
-    expect(await allowed([a.counter], 'many', 100, max)).toBe(0);
-    expect(a.calls()).toBe(before);
-  });
-
-  it('hits spread over time in small groups still stop at the limit', async () => {
-    const a = await node();
-    const b = await node();
-    const max = 300; // leases of 6
-    let through = 0;
-    for (let round = 0; round < 100; round++) through += await allowed([a.counter, b.counter], 'spread', 5, max);
-    expect(through).toBeLessThanOrEqual(max);
-    expect(through).toBeGreaterThanOrEqual(max - 2 * leaseSize(max));
-  });
-
-  it('a limit under 100 counts exactly over both nodes', async () => {
-    const a = await node();
-    const b = await node();
-    expect(await allowed([a.counter, b.counter], 'exact', 200, 60)).toBe(60);
-  });
-
-  it('a new window starts with new leases', async () => {
-    const a = await node();
-    expect(await allowed([a.counter], 'windowed', 300, 200, 300)).toBe(200);
-    await new Promise((r) => setTimeout(r, 400));
-    expect(await allowed([a.counter], 'windowed', 300, 200, 300)).toBe(200);
   });
 });

@@ -82,7 +82,7 @@ export class UserRateLimits {
       }
       this.blocked.delete(key);
     }
-    const { current, ttl } = await this.counter.hit(key, MINUTE, this.limits[limitClass]);
+    const { current, ttl } = await this.counter.hit(key, MINUTE);
     if (current <= this.limits[limitClass]) return;
     if (this.blocked.size >= BLOCKED_MAX_KEYS) this.blocked.delete(this.blocked.keys().next().value!);
     this.blocked.set(key, Date.now() + ttl);

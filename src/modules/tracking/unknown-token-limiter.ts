@@ -53,7 +53,7 @@ export class UnknownTokenLimiter {
    * when that puts it over the limit (answer 429), else null (answer 404).
    */
   async countUnknown(address: string): Promise<number | null> {
-    const { current, ttl } = await this.counter.hit(address, WINDOW_MS, this.config.osmandUnknownTokenLimitPerMinute);
+    const { current, ttl } = await this.counter.hit(address, WINDOW_MS);
     if (current <= this.config.osmandUnknownTokenLimitPerMinute) return null;
     this.blocked.delete(address); // re-inserted last: the map's order is its age
     if (this.blocked.size >= LOCAL_MAX_ADDRESSES) this.blocked.delete(this.blocked.keys().next().value!);
