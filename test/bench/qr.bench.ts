@@ -1,7 +1,9 @@
 /*
  * QR tags (docs/qr.md): the public page `GET /q/:code` cached (one code, warm)
  * and uncached (a fresh unknown code each request; or cycling over the 11,000
- * tags made here, each read again only after its summary left Redis), scans a
+ * tags made here, each read again only after its summary left Redis), the
+ * cached page paced open-loop at QR_BENCH_PACED_RPS (2,000) a second (latency
+ * from when each request was due, paced-load.ts), scans a
  * second on one tag (no maxScans: every scan queues on its row) and spread
  * over 1,000 tags, PNG renders cached (one tag, one size) and uncached (tag and
  * `size` changing each request, so the per-node LRU never holds one), and a
@@ -46,6 +48,7 @@ import {
   startAppProcess,
   startServerProcess,
 } from './bench-support';
+import { pacedLoad } from './paced-load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP_SECONDS = 2;
@@ -54,6 +57,8 @@ const CONNECTIONS = Number(process.env.QR_BENCH_CONNECTIONS ?? 50);
 const SCAN_TAGS = 1_000;
 const EXTRA_TAGS = 1_000;
 const PUBLIC_TTL = process.env.QR_BENCH_PUBLIC_TTL ?? '1';
+/** Requests a second of the paced public-page rung. */
+const PACED_RPS = Number(process.env.QR_BENCH_PACED_RPS ?? 2000);
 const PARTS = new Set((process.env.QR_BENCH_PARTS ?? 'batch,public,scan,png').split(',').map((p) => p.trim()));
 const part = (name: 'batch' | 'public' | 'scan' | 'png') => PARTS.has(name);
 
@@ -263,6 +268,31 @@ async function main(): Promise<void> {
       await measure('public_uncached_tags', app, {
         requests: each('GET', () => ({ path: `/q/${tags[rr++ % tags.length].code}` }), { accept: 'application/json' }),
       });
+      // The latency a scanning phone sees at a steady rate (open loop, see paced-load.ts), after a warm-up at it.
+      const paced = (seconds: number) =>
+        pacedLoad({
+          url: app.url,
+          rate: PACED_RPS,
+          seconds,
+          next: () => ({ method: 'GET', path: `/q/${warm}`, headers: { accept: 'application/json' } }),
+          check: (_status, body) => body.includes(warm),
+        });
+      await paced(WARMUP_SECONDS);
+      const cpu = cpuMeter({ app: processTree(app.proc.pid!), loadgen: [process.pid] });
+      const steady = await paced(SECONDS * 2);
+      const { stealMs: _steal, ...used } = cpu();
+      out.public_cached_paced = {
+        rate: PACED_RPS,
+        achievedPerSec: round(steady.achievedPerSec),
+        p50ms: steady.p50ms,
+        p99ms: steady.p99ms,
+        p999ms: steady.p999ms,
+        maxms: steady.maxms,
+        maxSendLagMs: steady.maxSendLagMs,
+        non2xx: steady.non2xx,
+        errors: steady.errors,
+        cpuPer1kReq: perThousand(used, Math.max(1, steady.ok)),
+      };
     }
 
     // ---- scans (VIEW by the owner, a member) ----
@@ -338,6 +368,7 @@ async function main(): Promise<void> {
     process.stderr.write(
       [
         ...Object.entries(rungs).map(([n, r]) => row(n, r)),
+        `public_cached_paced ${JSON.stringify(out.public_cached_paced)}`,
         `batch ${JSON.stringify(out.batch)}`,
         `scan rows ${JSON.stringify(out.scan_rows)}`,
       ].join('\n') + '\n',
