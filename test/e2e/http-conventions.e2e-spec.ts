@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { newOrg, newPhone, newUser } from '../support/factories';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -67,6 +68,18 @@ describe('HTTP conventions', () => {
     expect(((await res.json()) as any).data).toHaveLength(12);
     const small = await fetch(`${t.url}/health/live`, { headers: { 'accept-encoding': 'gzip' } });
     expect(small.headers.get('content-encoding')).toBeNull();
+  });
+
+  it('reads a gzip-encoded request body (a phone may compress a backlog of pings)', async () => {
+    const phone = newPhone();
+    const res = await fetch(`${t.url}/api/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(JSON.stringify({ phone, name: 'Zipped Driver', password: 'longenough' })),
+    });
+    expect(res.status).toBe(201);
+    const n = await t.sql.query('SELECT count(*)::int AS n FROM users WHERE phone = $1', [phone]);
+    expect(n.rows[0].n).toBe(1);
   });
 
   it('list responses carry meta.nextCursor; single objects do not', async () => {
