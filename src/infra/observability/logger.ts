@@ -77,8 +77,8 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as
 /**
  * Fastify's per-request logger (`request.log`), made when the request first
  * logs. By default Fastify builds a pino child for every request (its bindings
- * serialized, the redaction set up), about a quarter of the CPU of a small
- * request on its own, though almost no request logs (request logging is off).
+ * serialized, the redaction set up), about a third of the CPU of a small
+ * request on bare Fastify, though almost no request logs (request logging is off).
  * The child made on first use writes exactly what the eager one would.
  */
 class LazyRequestLogger {

@@ -1,10 +1,11 @@
+import { RAW_RESPONSE } from '../../common/http/envelope';
 import { strongEtag } from '../../common/http/etag';
 import { escapeHtml } from './qr-rules';
 import type { PublicTagSummary } from './qr.schemas';
 
-/** One finished answer of the public page: its bytes, content type and strong ETag. */
+/** One finished answer of the public page: its bytes (sent as they are, outside the envelope), content type and strong ETag. */
 export interface PublicPageBody {
-  body: Buffer;
+  body: Buffer & { [RAW_RESPONSE]: true };
   contentType: string;
   etag: string;
 }
@@ -17,7 +18,7 @@ export interface PublicPage {
 }
 
 function answer(text: string, contentType: string): PublicPageBody {
-  const body = Buffer.from(text, 'utf8');
+  const body = Object.assign(Buffer.from(text, 'utf8'), { [RAW_RESPONSE]: true as const });
   return { body, contentType, etag: strongEtag(body) };
 }
 

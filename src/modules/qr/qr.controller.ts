@@ -147,6 +147,6 @@ export class QrPublicController {
     const answer = wantsJson(accept) ? page.json : page.html;
     void res.header('content-type', answer.contentType);
     if (notModified(req, res, answer.etag, 'public, s-maxage=60, stale-while-revalidate=300')) return emptyBody();
-    return raw(answer.body);
+    return answer.body;
   }
 }
