@@ -79,6 +79,11 @@ export class NginxFront {
     }
   }
 
+  /** The nginx master's process id (its workers are its children). */
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
   async stop(removeDir = true): Promise<void> {
     if (!this.exited) {
       const gone = new Promise((resolve) => this.proc.once('exit', resolve));
