@@ -3,7 +3,8 @@ import { newOrg, newUser, TestOrg } from '../support/factories';
 import { until } from '../support/net';
 import { Scrape } from '../support/prometheus';
 import { ReplicaCluster } from '../support/replica-cluster';
-import { startTestApp, TestApp } from '../support/test-app';
+import { startAnotherNode } from '../support/socket-client';
+import { Api, startTestApp, TestApp } from '../support/test-app';
 
 jest.setTimeout(120_000);
 
@@ -122,6 +123,29 @@ describe('reads survive the replica', () => {
     }
     await cluster.waitForReplay();
     await expectReadsOnReplica();
+  });
+
+  it('a user who has just registered reads their own account at once, the replica behind', async () => {
+    // A node with the default read-your-writes window (this file's first node has none).
+    const node = await startAnotherNode(t, { readYourWritesMs: 5000 });
+    const pinning = new Api(`${node.url}/api/v1`);
+    await cluster.waitForReplay();
+    await expectReadsOnReplica();
+    await cluster.pauseReplay();
+    try {
+      const user = await newUser(pinning, 'Fresh Driver');
+      const me = await pinning.get('/me', { token: user.accessToken });
+      expect(me.status).toBe(200);
+      expect(me.body.data.user.id).toBe(user.id);
+      // The replica has not replayed the registration: the read was the primary's.
+      expect(await cluster.replica.query(cluster.database, 'SELECT 1 FROM users WHERE id = $1', [user.id])).toHaveLength(
+        0,
+      );
+    } finally {
+      await cluster.resumeReplay();
+      await node.close();
+    }
+    await cluster.waitForReplay();
   });
 
   it('waitForReplay covers a commit acknowledged before the primary wrote its WAL (synchronous_commit off)', async () => {

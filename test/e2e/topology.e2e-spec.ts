@@ -105,6 +105,13 @@ describe('topology: PgBouncer (transaction mode), primary + replica, two app nod
     } finally {
       await c.end().catch(() => undefined);
     }
+    // PgBouncer dropped that server connection, but its backend sleeps on until PostgreSQL next writes to the
+    // client: ended here, so that the connection budget below counts only connections PgBouncer holds.
+    await cluster.primary.query(
+      'postgres',
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'SELECT pg_sleep(%'`,
+      [cluster.database],
+    );
   });
 
   let owner: TestOrg;
@@ -115,6 +122,8 @@ describe('topology: PgBouncer (transaction mode), primary + replica, two app nod
     const user = await newUser(api1);
     const login = await api2.post('/auth/login', { phone: user.phone, password: user.password });
     expect(login.status).toBe(200);
+    // This file's nodes have no read-your-writes window: /me reads the replica once it has the new account.
+    await cluster.waitForReplay();
     const me = await api1.get('/me', { token: login.body.data.accessToken });
     expect(me.status).toBe(200);
     expect(me.body.data.user.id).toBe(user.id);

@@ -19,6 +19,17 @@ export const requestContext = {
   current(): RequestContext | undefined {
     return storage.getStore();
   },
+  /**
+   * The request acts for this user from now on (a public route that signed
+   * them in: register, login, code login, refresh), so the read routing pins
+   * the user's next reads to the primary after its writes, as it does for a
+   * signed-in request: a new account is readable at once, whatever the
+   * replica's lag. A request already acting for a user keeps that user.
+   */
+  actFor(userId: string): void {
+    const ctx = storage.getStore();
+    if (ctx && ctx.userId === undefined) ctx.userId = userId;
+  },
   /** Runs work shared by many requests (a group commit) outside whichever request happened to start it. */
   outside<T>(fn: () => T): T {
     return storage.exit(fn);

@@ -4,6 +4,7 @@ import { uuidv7 } from 'uuidv7';
 import { AccessTokenService } from '../../common/auth/access-token.service';
 import { Principal } from '../../common/auth/principal';
 import { SessionRevocations } from '../../common/auth/session-revocations';
+import { requestContext } from '../../common/context/request-context';
 import { DomainError, NotFoundError, UnauthenticatedError } from '../../common/errors/domain-error';
 import { ErrorCode } from '../../common/errors/error-codes';
 import { isUniqueViolation } from '../../common/errors/prisma-errors';
@@ -183,6 +184,7 @@ export class AuthService {
   }
 
   private tokenPair(principal: Principal, refreshToken: string): TokenPair {
+    requestContext.actFor(principal.userId);
     return {
       accessToken: this.accessTokens.sign(principal),
       refreshToken,
