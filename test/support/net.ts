@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
 /**
@@ -22,4 +23,14 @@ export async function until(what: string, check: () => Promise<boolean>, limitMs
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Stops a child process with `signal`, then SIGKILL if it has not exited after `graceMs`. */
+export async function stopChild(proc: ChildProcess, signal: NodeJS.Signals, graceMs = 5000): Promise<void> {
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  if (!running()) return;
+  const gone = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill(signal);
+  await Promise.race([gone, new Promise((r) => setTimeout(r, graceMs))]);
+  if (running()) proc.kill('SIGKILL');
 }

@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, until } from './net';
+import { freePort, stopChild, until } from './net';
 
 /** Debian's nginx (override with NGINX_BIN). */
 export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
@@ -85,12 +85,8 @@ export class NginxFront {
   }
 
   async stop(removeDir = true): Promise<void> {
-    if (!this.exited) {
-      const gone = new Promise((resolve) => this.proc.once('exit', resolve));
-      this.proc.kill('SIGQUIT');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-      if (!this.exited) this.proc.kill('SIGKILL');
-    }
+    // SIGQUIT: nginx's graceful stop.
+    await stopChild(this.proc, 'SIGQUIT');
     if (removeDir) await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './net';
+import { freePort, stopChild } from './net';
 
 /** Debian's PgBouncer (override with PGBOUNCER_BIN). */
 const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? '/usr/sbin/pgbouncer';
@@ -125,12 +125,7 @@ export class PgBouncer {
 
   /** Stops PgBouncer (SIGTERM: immediate shutdown) and, unless told otherwise, deletes its directory. */
   async stop(removeDir = true): Promise<void> {
-    if (!this.exited) {
-      const gone = new Promise((r) => this.proc.once('exit', r));
-      this.proc.kill('SIGTERM');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-      if (!this.exited) this.proc.kill('SIGKILL');
-    }
+    await stopChild(this.proc, 'SIGTERM');
     if (removeDir) await rm(this.dir, { recursive: true, force: true });
   }
 }
