@@ -16,7 +16,6 @@ const CONF = join(__dirname, '..', '..', 'deploy', 'nginx', 'nginx.conf');
  */
 export class NginxFront {
   private output = '';
-  private exited = false;
 
   private constructor(
     private readonly dir: string,
@@ -25,7 +24,10 @@ export class NginxFront {
   ) {
     proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
-    proc.once('exit', () => (this.exited = true));
+  }
+
+  private get exited(): boolean {
+    return this.proc.exitCode !== null || this.proc.signalCode !== null;
   }
 
   /** The production config with `app-N:port` replaced by `nodes[N-1]` (host:port) and its paths under `dir`. */
